@@ -1,0 +1,215 @@
+r"""The deterministic autoencoder and the VAE: frozen dataclasses of hyperparameters plus pure functions.
+
+A model object holds only its sizes; its parameters are a plain nest of dicts, lists and tuples of arrays
+that the caller owns, so ``autograd.grad(lambda p: ...)(params)`` works directly (the stax/Haiku split of
+"model = config + pure functions"). Rows are examples: ``x`` is ``(N, x_dim)``, ``z`` is ``(N, z_dim)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import autograd.numpy as anp
+import numpy
+
+from minivae import distributions as dist
+from minivae.nn import activation_fn, dense, hidden_features, init_linear, init_mlp, mlp
+from minivae.objectives import elbo, importance_sampled_log_likelihood, iwae_bound
+
+LIKELIHOODS = ("bernoulli", "gaussian")
+
+
+def _check_sizes(x_dim: int, hidden: Sequence[int], z_dim: int) -> tuple[int, ...]:
+    for name, value in (("x_dim", x_dim), ("z_dim", z_dim)):
+        if int(value) != value or value <= 0:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+    hidden = tuple(int(h) for h in hidden)
+    if any(h <= 0 for h in hidden):
+        raise ValueError(f"hidden must list positive layer widths, got {hidden}.")
+    return hidden
+
+
+def _check_rows(name: str, x: Any, width: int, what: str) -> None:
+    if anp.ndim(x) != 2 or anp.shape(x)[1] != width:
+        raise ValueError(f"{name} has shape {anp.shape(x)}, but this model expects (N, {width}): "
+                         f"one {what} of {width} values per row.")
+
+
+def _init_trunk(sizes: Sequence[int], rng: numpy.random.Generator, dtype: Any) -> list:
+    return init_mlp(sizes, rng, dtype) if len(sizes) > 1 else []
+
+
+def _heads(trunk: list, x: Any, heads: dict, names: Sequence[str], activation: str) -> tuple:
+    # shared hidden layers h = a(... a(x W_1 + b_1) ...), then one linear head per output
+    h = hidden_features(trunk, x, activation)
+    return tuple(dense(heads[name], h) for name in names)
+
+
+@dataclass(frozen=True)
+class VAE:
+    r"""A VAE: q_φ(z|x) = N(μ_φ(x), diag σ²_φ(x)), p(z) = N(0, I), and p_θ(x|z) Bernoulli or Gaussian.
+
+    Shan, Variational Autoencoder (after Doersch), and the 784-400-20 PyTorch example it quotes:
+    ``VAE(784, [400], 20)``. The encoder is an MLP trunk ``[x_dim, *hidden]`` with two linear heads, the
+    mean μ and log σ² (``log_var``). The decoder is the trunk ``[z_dim, *reversed(hidden)]`` with a
+    ``logits`` head (``likelihood="bernoulli"``) or ``mean`` and ``log_var`` heads
+    (``likelihood="gaussian"``, a learned diagonal variance that depends on z).
+    """
+
+    x_dim: int
+    hidden: Sequence[int]
+    z_dim: int
+    likelihood: str = "bernoulli"
+    activation: str = "relu"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "hidden", _check_sizes(self.x_dim, self.hidden, self.z_dim))
+        if self.likelihood not in LIKELIHOODS:
+            raise ValueError(f"likelihood must be 'bernoulli' or 'gaussian', got {self.likelihood!r}.")
+        activation_fn(self.activation)
+
+    @property
+    def decoder_heads(self) -> tuple[str, ...]:
+        """Names of the decoder's output heads: ``("logits",)`` or ``("mean", "log_var")``."""
+        return ("logits",) if self.likelihood == "bernoulli" else ("mean", "log_var")
+
+    def init(self, rng: numpy.random.Generator, dtype: Any = numpy.float32) -> dict:
+        r"""Fresh parameters ``{"encoder": {...}, "decoder": {...}}`` drawn with ``rng`` (see ``init_mlp``)."""
+        enc_sizes = [self.x_dim, *self.hidden]
+        dec_sizes = [self.z_dim, *reversed(self.hidden)]
+        encoder = {"hidden": _init_trunk(enc_sizes, rng, dtype)}
+        for name in ("mean", "log_var"):
+            encoder[name] = init_linear(enc_sizes[-1], self.z_dim, rng, dtype)
+        decoder = {"hidden": _init_trunk(dec_sizes, rng, dtype)}
+        for name in self.decoder_heads:
+            decoder[name] = init_linear(dec_sizes[-1], self.x_dim, rng, dtype)
+        return {"encoder": encoder, "decoder": decoder}
+
+    def encode(self, params: dict, x: Any) -> tuple[Any, Any]:
+        r"""q_φ(z|x) = N(μ_φ(x), diag exp(log σ²_φ(x))): returns ``(mean, log_var)``, each ``(N, z_dim)``."""
+        _check_rows("x", x, self.x_dim, "example")
+        enc = params["encoder"]
+        return _heads(enc["hidden"], x, enc, ("mean", "log_var"), self.activation)
+
+    def decode(self, params: dict, z: Any) -> Any:
+        r"""p_θ(x|z): Bernoulli logits ``(..., x_dim)``, or the Gaussian ``(mean, log_var)``.
+
+        ``z`` is ``(N, z_dim)`` or ``(k, N, z_dim)``; the leading axes are kept.
+        """
+        if anp.ndim(z) not in (2, 3) or anp.shape(z)[-1] != self.z_dim:
+            raise ValueError(f"z has shape {anp.shape(z)}, but this model expects (N, {self.z_dim}) or "
+                             f"(k, N, {self.z_dim}).")
+        lead = anp.shape(z)[:-1]
+        flat = anp.reshape(z, (-1, self.z_dim))
+        dec = params["decoder"]
+        outs = _heads(dec["hidden"], flat, dec, self.decoder_heads, self.activation)
+        outs = tuple(anp.reshape(o, lead + (self.x_dim,)) for o in outs)
+        return outs[0] if self.likelihood == "bernoulli" else outs
+
+    def log_px_given_z(self, params: dict, x: Any, z: Any) -> Any:
+        r"""log p_θ(x|z), summed over pixels: ``(N,)`` for z ``(N, z_dim)``, ``(k, N)`` for ``(k, N, z_dim)``."""
+        if self.likelihood == "bernoulli":
+            return dist.bernoulli_log_prob(x, self.decode(params, z))
+        mean, log_var = self.decode(params, z)
+        return dist.gaussian_log_prob(x, mean, log_var)
+
+    def elbo(self, params: dict, x: Any, eps: Any, beta: float = 1.0) -> Any:
+        r"""ELBO = log p_θ(x|z) − β KL(q_φ(z|x) ‖ N(0, I)) with z = μ + σ ε, per example in nats, ``(N,)``.
+
+        Zhu, Deep Generative Models II: one reparameterized sample per row for the reconstruction term
+        and the KL in closed form. ``eps`` is ``(N, z_dim)`` standard-normal noise drawn by the caller.
+        """
+        mean, log_var = self.encode(params, x)
+        if anp.shape(eps) != anp.shape(mean):
+            raise ValueError(f"eps has shape {anp.shape(eps)} but must be (N, z_dim) = {anp.shape(mean)}, "
+                             "one standard-normal draw per example.")
+        # z = μ + σ ε
+        z = dist.reparameterize(mean, log_var, eps)
+        # log p(x|z) − β KL(q ‖ p)
+        return elbo(self.log_px_given_z(params, x, z), dist.kl_standard_normal(mean, log_var), beta)
+
+    def log_weights(self, params: dict, x: Any, eps: Any) -> Any:
+        r"""log w_i = log p(x|z_i) + log p(z_i) − log q(z_i|x), z_i = μ + σ ε_i, shape ``(k, N)``."""
+        mean, log_var = self.encode(params, x)
+        if anp.ndim(eps) != 3 or anp.shape(eps)[1:] != anp.shape(mean):
+            raise ValueError(f"eps has shape {anp.shape(eps)} but must be (k, N, z_dim) with (N, z_dim) = "
+                             f"{anp.shape(mean)}: k standard-normal draws per example.")
+        # z_i = μ + σ ε_i
+        z = dist.reparameterize(mean, log_var, eps)
+        # log p(x|z_i) + log p(z_i) − log q(z_i|x)
+        return (self.log_px_given_z(params, x, z) + dist.standard_normal_log_prob(z)
+                - dist.gaussian_log_prob(z, mean, log_var))
+
+    def iwae_bound(self, params: dict, x: Any, eps: Any) -> Any:
+        r"""L_k = log (1/k) Σ_i p(x, z_i) / q(z_i|x), per example, ``(N,)``, with ``eps`` of shape ``(k, N, z_dim)``.
+
+        Zhu, Deep Generative Models II: the IWAE bound. At k = 1 its expectation equals that of ``elbo``.
+        """
+        return iwae_bound(self.log_weights(params, x, eps))
+
+    def log_likelihood(self, params: dict, x: Any, k: int, rng: numpy.random.Generator,
+                       batch_size: int = 100) -> numpy.ndarray:
+        r"""log p(x) ≈ log (1/k) Σ_{i=1..k} p(x, z_i)/q(z_i|x), z_i ~ q(z|x): host ``(N,)`` in nats.
+
+        The importance-sampled estimate of Burda et al. (L_k with fresh noise), taken ``batch_size`` rows
+        and at most 100 samples at a time so memory stays bounded whatever k is.
+        """
+        _check_rows("x", x, self.x_dim, "example")
+        like = params["encoder"]["mean"][0]
+        out = []
+        for start in range(0, anp.shape(x)[0], batch_size):
+            xb = x[start:start + batch_size]
+            rows = anp.shape(xb)[0]
+            out.append(importance_sampled_log_likelihood(
+                lambda eps, xb=xb: self.log_weights(params, xb, eps),
+                lambda m, rows=rows: dist.standard_normal_noise((m, rows, self.z_dim), rng, like), k))
+        return numpy.concatenate(out)
+
+    def sample(self, params: dict, n: int, rng: numpy.random.Generator) -> Any:
+        r"""x ~ p_θ(x|z), z ~ N(0, I), returned as decoder means: probabilities σ(l) for Bernoulli, μ for Gaussian."""
+        z = dist.standard_normal_noise((int(n), self.z_dim), rng, params["encoder"]["mean"][0])
+        out = self.decode(params, z)
+        return dist.sigmoid(out) if self.likelihood == "bernoulli" else out[0]
+
+
+@dataclass(frozen=True)
+class AE:
+    r"""The deterministic autoencoder: z = f_φ(x), x̂ = g_θ(z), trained on the squared error ‖x − x̂‖².
+
+    Klushyn, "A brief introduction to (variational) autoencoders": the deterministic AE, whose loss is the
+    Gaussian case ½‖x − μ_θ(z)‖² up to the factor ½. Encoder MLP ``[x_dim, *hidden, z_dim]``, decoder MLP
+    ``[z_dim, *reversed(hidden), x_dim]``, both linear at the output.
+    """
+
+    x_dim: int
+    hidden: Sequence[int]
+    z_dim: int
+    activation: str = "relu"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "hidden", _check_sizes(self.x_dim, self.hidden, self.z_dim))
+        activation_fn(self.activation)
+
+    def init(self, rng: numpy.random.Generator, dtype: Any = numpy.float32) -> dict:
+        r"""Fresh parameters ``{"encoder": [...], "decoder": [...]}`` drawn with ``rng``."""
+        return {"encoder": init_mlp([self.x_dim, *self.hidden, self.z_dim], rng, dtype),
+                "decoder": init_mlp([self.z_dim, *reversed(self.hidden), self.x_dim], rng, dtype)}
+
+    def encode(self, params: dict, x: Any) -> Any:
+        r"""z = f_φ(x), ``(N, z_dim)``."""
+        _check_rows("x", x, self.x_dim, "example")
+        return mlp(params["encoder"], x, self.activation)
+
+    def decode(self, params: dict, z: Any) -> Any:
+        r"""x̂ = g_θ(z), ``(N, x_dim)``."""
+        _check_rows("z", z, self.z_dim, "code")
+        return mlp(params["decoder"], z, self.activation)
+
+    def loss(self, params: dict, x: Any) -> Any:
+        r"""‖x − g_θ(f_φ(x))‖² summed over the features, one value per example, ``(N,)``."""
+        # reconstruction x̂ = g(f(x))
+        diff = x - self.decode(params, self.encode(params, x))
+        # squared error Σ_d (x_d − x̂_d)²
+        return dist.vsum(diff * diff, axis=-1)

@@ -1,0 +1,60 @@
+r"""Figures saved to files: image grids, scatter plots, curves (matplotlib's Agg backend, never a window)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy  # noqa: E402
+
+
+def save_figure(fig: Any, path: Path, dpi: int = 80) -> Path:
+    """Save ``fig`` as a PNG at ``path`` (parents created) and close it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def tile_images(images: numpy.ndarray, ncols: int, shape: tuple[int, int] = (28, 28), pad: int = 1) -> numpy.ndarray:
+    """Tile ``(n, H*W)`` images row by row into one 2-D array, ``ncols`` per row, with ``pad`` pixels between."""
+    images = numpy.asarray(images).reshape(-1, *shape)
+    n = len(images)
+    nrows = -(-n // ncols)
+    h, w = shape
+    canvas = numpy.ones((nrows * (h + pad) + pad, ncols * (w + pad) + pad), dtype=numpy.float32)
+    for i, image in enumerate(images):
+        r, c = divmod(i, ncols)
+        canvas[pad + r * (h + pad):pad + r * (h + pad) + h, pad + c * (w + pad):pad + c * (w + pad) + w] = image
+    return canvas
+
+
+def save_image_grid(images: numpy.ndarray, path: Path, ncols: int = 8, title: str = "",
+                    shape: tuple[int, int] = (28, 28)) -> Path:
+    """Save ``(n, H*W)`` images in [0, 1] as one grayscale grid PNG at ``path``."""
+    canvas = tile_images(images, ncols, shape)
+    fig, ax = plt.subplots(figsize=(canvas.shape[1] / 40, canvas.shape[0] / 40 + (0.3 if title else 0)))
+    ax.imshow(canvas, cmap="gray_r", vmin=0.0, vmax=1.0, interpolation="nearest")
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title, fontsize=9)
+    return save_figure(fig, path)
+
+
+def save_curves(curves: dict, path: Path, xlabel: str = "epoch", ylabel: str = "", title: str = "") -> Path:
+    """Save line plots of ``{label: (xs, ys)}`` in one axes at ``path``."""
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    for label, (xs, ys) in curves.items():
+        ax.plot(xs, ys, marker="o", ms=3, label=label)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    ax.legend()
+    ax.grid(alpha=0.3)
+    return save_figure(fig, path)

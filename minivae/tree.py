@@ -1,0 +1,75 @@
+r"""Parameter nests: lists, tuples and dicts of arrays, walked without flattening into one vector."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, Callable
+
+
+def _describe(tree: Any) -> str:
+    if isinstance(tree, dict):
+        return f"dict with keys {sorted(tree)}"
+    if isinstance(tree, (list, tuple)):
+        return f"{type(tree).__name__} of length {len(tree)}"
+    return "array"
+
+
+def tree_map(f: Callable[..., Any], tree: Any, *others: Any, name: str = "trees") -> Any:
+    """Apply ``f`` leaf by leaf to ``tree`` and the ``others``, which must share its structure.
+
+    Lists stay lists, tuples stay tuples, dicts keep their keys. A structure mismatch raises one
+    ``ValueError`` naming ``name`` and the first place where the nests differ.
+    """
+    return _map(f, tree, others, name, "")
+
+
+def _map(f: Callable[..., Any], tree: Any, others: tuple, name: str, path: str) -> Any:
+    for other in others:
+        same = (type(other) is type(tree) if isinstance(tree, (list, tuple, dict))
+                else not isinstance(other, (list, tuple, dict)))
+        if isinstance(tree, dict) and same:
+            same = set(other) == set(tree)
+        elif isinstance(tree, (list, tuple)) and same:
+            same = len(other) == len(tree)
+        if not same:
+            where = path or "the top level"
+            raise ValueError(f"{name} have different structures at {where}: {_describe(tree)} "
+                             f"vs {_describe(other)}; pass nests built the same way.")
+    if isinstance(tree, dict):
+        return {k: _map(f, tree[k], tuple(o[k] for o in others), name, f"{path}[{k!r}]") for k in tree}
+    if isinstance(tree, (list, tuple)):
+        mapped = [_map(f, t, tuple(o[i] for o in others), name, f"{path}[{i}]") for i, t in enumerate(tree)]
+        return type(tree)(mapped)
+    return f(tree, *others)
+
+
+def tree_leaves(tree: Any) -> list[Any]:
+    """The arrays of a nest in a fixed order (dict keys sorted), as a flat list."""
+    return [leaf for _, leaf in tree_items(tree)]
+
+
+def tree_items(tree: Any, path: str = "") -> Iterator[tuple[str, Any]]:
+    """``(path, leaf)`` pairs of a nest, with paths such as ``['encoder'][0][1]``; dict keys sorted."""
+    if isinstance(tree, dict):
+        for key in sorted(tree):
+            yield from tree_items(tree[key], f"{path}[{key!r}]")
+    elif isinstance(tree, (list, tuple)):
+        for i, sub in enumerate(tree):
+            yield from tree_items(sub, f"{path}[{i}]")
+    else:
+        yield path, tree
+
+
+def tree_unflatten(template: Any, leaves: list[Any]) -> Any:
+    """The nest shaped like ``template`` holding ``leaves`` in :func:`tree_leaves` order."""
+    it = iter(leaves)
+    ordered = {path: next(it) for path, _ in tree_items(template)}
+
+    def rebuild(tree: Any, path: str) -> Any:
+        if isinstance(tree, dict):
+            return {k: rebuild(tree[k], f"{path}[{k!r}]") for k in tree}
+        if isinstance(tree, (list, tuple)):
+            return type(tree)(rebuild(t, f"{path}[{i}]") for i, t in enumerate(tree))
+        return ordered[path]
+
+    return rebuild(template, "")
