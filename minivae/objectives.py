@@ -24,7 +24,7 @@ def log_mean_exp(a: Any, axis: int = 0) -> Any:
     """
     # m = max_i a_i, a constant shift (rows that are all −inf shift by 0 and stay −inf)
     m = getval(a).max(axis=axis, keepdims=True)
-    m = m * anp.isfinite(m)
+    m = numpy.where(numpy.isfinite(m), m, 0.0).astype(m.dtype)
     # log mean exp(a − m) + m
     return anp.log(vmean(anp.exp(a - m), axis=axis)) + anp.squeeze(m, axis=axis)
 
