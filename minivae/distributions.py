@@ -34,6 +34,16 @@ def check_broadcasts(name: str, a: Any, target: tuple[int, ...], target_name: st
                          f"{target} of {target_name}.")
 
 
+def check_broadcast_together(*named: tuple[str, Any]) -> tuple[int, ...]:
+    """Raise a ``ValueError`` unless the ``(name, array)`` pairs broadcast together; return the joint shape."""
+    try:
+        return tuple(numpy.broadcast_shapes(*(_shape(a) for _, a in named)))
+    except ValueError:
+        shapes = ", ".join(f"{name} {_shape(a)}" for name, a in named)
+        raise ValueError(f"the shapes {shapes} do not broadcast together; they must share the last "
+                         "axis D and broadcast over the leading ones.") from None
+
+
 def check_same_shape(name: str, a: Any, other_name: str, other: Any) -> None:
     """Raise a ``ValueError`` unless ``a`` and ``other`` have the same shape."""
     if _shape(a) != _shape(other):
@@ -54,11 +64,11 @@ def check_unit_interval(name: str, x: Any) -> None:
 def gaussian_log_prob(x: Any, mean: Any, log_var: Any) -> Any:
     r"""log N(x; μ, diag(σ²)) = −½ Σ_d [log 2π + log σ²_d + (x_d − μ_d)² / σ²_d].
 
-    Zhu, Deep Generative Models II: the Gaussian −log p(x|z). ``x`` is ``(..., D)``; ``mean`` and
-    ``log_var`` (log σ²) broadcast to it. Returns ``(...)``: one value per row.
+    Zhu, Deep Generative Models II: the Gaussian −log p(x|z). ``x``, ``mean`` and ``log_var``
+    (log σ²) are ``(..., D)`` and broadcast together (x ``(N, D)`` against a decoder's ``(k, N, D)``, or
+    z ``(k, N, D)`` against an encoder's ``(N, D)``). Returns the broadcast ``(...)``: one value per row.
     """
-    check_broadcasts("mean", mean, _shape(x), "x")
-    check_broadcasts("log_var", log_var, _shape(x), "x")
+    check_broadcast_together(("x", x), ("mean", mean), ("log_var", log_var))
     # squared error (x − μ)², scaled by the precision 1/σ² = exp(−log σ²)
     diff = x - mean
     scaled = diff * diff * anp.exp(-log_var)
