@@ -102,10 +102,10 @@ class VAE:
             raise ValueError(f"z has shape {anp.shape(z)}, but this model expects (N, {self.z_dim}) or "
                              f"(k, N, {self.z_dim}).")
         lead = anp.shape(z)[:-1]
-        flat = anp.reshape(z, (-1, self.z_dim))
+        flat = anp.reshape(z, (-1, self.z_dim), order="C")
         dec = params["decoder"]
         outs = _heads(dec["hidden"], flat, dec, self.decoder_heads, self.activation)
-        outs = tuple(anp.reshape(o, lead + (self.x_dim,)) for o in outs)
+        outs = tuple(anp.reshape(o, lead + (self.x_dim,), order="C") for o in outs)
         return outs[0] if self.likelihood == "bernoulli" else outs
 
     def log_px_given_z(self, params: dict, x: Any, z: Any) -> Any:
