@@ -1,0 +1,167 @@
+"""Log-densities against reference formulas, closed-form KLs against Monte Carlo, gradients, samplers."""
+
+from __future__ import annotations
+
+import math
+
+import autograd
+import numpy as np
+import pytest
+
+from minivae import distributions as dist
+from minivae.gradcheck import check_grad
+
+RNG = np.random.default_rng(0)
+X = RNG.standard_normal((4, 3))
+MEAN = RNG.standard_normal((4, 3))
+LOG_VAR = RNG.uniform(-3.0, 2.0, (4, 3))  # negative log σ² too: a log|σ| or σ-for-log σ² mix-up shows
+
+
+def ref_gaussian(x, mean, log_var):
+    """Elementwise log N written out with math, summed over the last axis."""
+    out = np.zeros(np.broadcast_shapes(x.shape, mean.shape)[:-1])
+    for idx in np.ndindex(*out.shape):
+        total = 0.0
+        for d in range(x.shape[-1]):
+            var = math.exp(log_var[idx][d])
+            total += -0.5 * math.log(2 * math.pi * var) - (x[idx][d] - mean[idx][d]) ** 2 / (2 * var)
+        out[idx] = total
+    return out
+
+
+def test_gaussian_log_prob_matches_reference():
+    np.testing.assert_allclose(dist.gaussian_log_prob(X, MEAN, LOG_VAR), ref_gaussian(X, MEAN, LOG_VAR),
+                               rtol=1e-13)
+    zeros = np.zeros_like(X)
+    np.testing.assert_allclose(dist.standard_normal_log_prob(X), ref_gaussian(X, zeros, zeros), rtol=1e-13)
+
+
+def test_gaussian_log_prob_broadcasts_samples_against_rows():
+    z = RNG.standard_normal((5, 4, 3))
+    got = dist.gaussian_log_prob(z, MEAN, LOG_VAR)
+    assert got.shape == (5, 4)
+    for i in range(5):
+        np.testing.assert_allclose(got[i], ref_gaussian(z[i], MEAN, LOG_VAR), rtol=1e-13)
+    np.testing.assert_allclose(dist.gaussian_log_prob(X, z, LOG_VAR)[2], ref_gaussian(X, z[2], LOG_VAR),
+                               rtol=1e-13)
+
+
+def test_bernoulli_log_prob_matches_reference():
+    logits = RNG.uniform(-6, 6, (4, 3))
+    x = RNG.random((4, 3))  # soft targets in [0, 1] are allowed (the BCE of the PyTorch example)
+    p = 1.0 / (1.0 + np.exp(-logits))
+    want = (x * np.log(p) + (1 - x) * np.log(1 - p)).sum(-1)
+    np.testing.assert_allclose(dist.bernoulli_log_prob(x, logits), want, rtol=1e-12)
+
+
+def test_bernoulli_log_prob_is_exact_at_extreme_logits():
+    logits = np.array([[1e4, -1e4, 1e4, -1e4]])
+    x = np.array([[1.0, 0.0, 0.0, 1.0]])
+    # log σ(1e4) = log(1 − σ(−1e4)) = −log1p(e^{−1e4}) = 0 to float64; the wrong guesses cost 1e4 nats each
+    got = dist.bernoulli_log_prob(x, logits)
+    np.testing.assert_array_equal(got, [-2e4])
+    for d in range(4):
+        np.testing.assert_array_equal(dist.bernoulli_log_prob(x[:, d:d + 1], logits[:, d:d + 1]),
+                                      [[0.0], [0.0], [-1e4], [-1e4]][d])
+    g = autograd.grad(lambda lg: dist.bernoulli_log_prob(x, lg).sum())(logits)
+    # ∂/∂l = x − σ(l): 0 for the right guesses, ∓1 for the wrong ones
+    np.testing.assert_array_equal(g, [[0.0, 0.0, -1.0, 1.0]])
+
+
+def test_gradients():
+    check_grad(dist.gaussian_log_prob, X, MEAN, LOG_VAR)
+    check_grad(dist.standard_normal_log_prob, X)
+    x01 = RNG.uniform(0.1, 0.9, (4, 3))  # away from 0 and 1 so x ± h stays a valid target
+    check_grad(dist.bernoulli_log_prob, x01, 3 * MEAN)
+    check_grad(dist.kl_standard_normal, MEAN, LOG_VAR)
+    check_grad(dist.kl_diag_gaussians, MEAN, LOG_VAR, X, -LOG_VAR)
+    check_grad(dist.reparameterize, MEAN, LOG_VAR, X)
+    check_grad(dist.reparameterize, MEAN, LOG_VAR, RNG.standard_normal((2, 4, 3)))
+    check_grad(dist.sigmoid, X)
+
+
+def test_kl_diag_gaussians_with_standard_prior_is_kl_standard_normal():
+    zeros = np.zeros_like(MEAN)
+    np.testing.assert_allclose(dist.kl_diag_gaussians(MEAN, LOG_VAR, zeros, zeros),
+                               dist.kl_standard_normal(MEAN, LOG_VAR), rtol=1e-14)
+    np.testing.assert_allclose(dist.kl_diag_gaussians(MEAN, LOG_VAR, 0.0, 0.0),
+                               dist.kl_standard_normal(MEAN, LOG_VAR), rtol=1e-14)
+    # KL(q ‖ q) = 0 up to the rounding of σ² · (1/σ²)
+    np.testing.assert_allclose(dist.kl_diag_gaussians(MEAN, LOG_VAR, MEAN, LOG_VAR), 0.0, atol=1e-15)
+
+
+# (mean_q, log_var_q, mean_p, log_var_p), one row of D = 3 each; the last cases are extreme
+KL_CASES = [
+    ([0.3, -0.5, 1.0], [0.1, -0.4, 0.5], [0.0, 0.2, -0.3], [0.0, 0.5, -0.2]),
+    ([5.0, -4.0, 0.0], [-6.0, 3.0, 0.0], [0.0, 1.0, 0.0], [2.0, -1.0, 0.0]),
+    ([0.0, 0.0, 0.0], [-9.0, 4.0, -3.0], [3.0, -3.0, 0.5], [-4.0, 3.0, 1.0]),
+    ([12.0, -8.0, 0.1], [2.0, -2.0, 1.0], [-5.0, 2.0, 0.0], [1.0, 0.0, -5.0]),
+]
+
+
+@pytest.mark.parametrize("case", range(len(KL_CASES)))
+def test_closed_form_kls_against_monte_carlo(case):
+    mq, lq, mp, lp = (np.array([c]) for c in KL_CASES[case])
+    z = dist.reparameterize(mq, lq, np.random.default_rng(case).standard_normal((100_000, 1, 3)))
+    log_q = dist.gaussian_log_prob(z, mq, lq)[:, 0]
+    for closed, log_p in ((dist.kl_diag_gaussians(mq, lq, mp, lp), dist.gaussian_log_prob(z, mp, lp)[:, 0]),
+                          (dist.kl_standard_normal(mq, lq), dist.standard_normal_log_prob(z)[:, 0])):
+        diff = log_q - log_p
+        se = diff.std(ddof=1) / np.sqrt(diff.size)
+        assert abs(diff.mean() - closed[0]) < 4 * se, (diff.mean(), closed[0], se)
+        assert se > 0
+
+
+def test_sample_gaussian_moments():
+    mean = np.array([[0.5, -3.0, 10.0]])
+    log_var = np.array([[0.0, -4.0, 3.0]])
+    z = dist.sample_gaussian(np.repeat(mean, 100_000, 0), np.repeat(log_var, 100_000, 0),
+                             np.random.default_rng(11))
+    n = z.shape[0]
+    assert z.dtype == np.float64
+    assert np.all(np.abs(z.mean(0) - mean[0]) < 4 * z.std(0, ddof=1) / np.sqrt(n))
+    sq = (z - mean) ** 2
+    assert np.all(np.abs(sq.mean(0) - np.exp(log_var[0])) < 4 * sq.std(0, ddof=1) / np.sqrt(n))
+    z32 = dist.sample_gaussian(mean.astype(np.float32), log_var.astype(np.float32), np.random.default_rng(0))
+    assert z32.dtype == np.float32
+
+
+def test_sample_bernoulli_moments():
+    probs = np.array([[0.0, 0.02, 0.5, 0.9, 1.0]], dtype=np.float32)
+    x = dist.sample_bernoulli(np.repeat(probs, 100_000, 0), np.random.default_rng(12))
+    assert x.dtype == np.float32
+    assert set(np.unique(x)) <= {0.0, 1.0}
+    p = probs[0].astype(np.float64)
+    se = np.sqrt(p * (1 - p) / x.shape[0])
+    np.testing.assert_array_equal(x.mean(0)[[0, 4]], [0.0, 1.0])
+    assert np.all(np.abs(x.mean(0, dtype=np.float64) - p)[1:4] < 4 * se[1:4])
+
+
+def test_seeded_samplers_are_reproducible():
+    a = dist.sample_gaussian(MEAN, LOG_VAR, np.random.default_rng(3))
+    b = dist.sample_gaussian(MEAN, LOG_VAR, np.random.default_rng(3))
+    np.testing.assert_array_equal(a, b)
+
+
+def test_bad_input():
+    with pytest.raises(ValueError, match="x has shape"):
+        dist.bernoulli_log_prob(np.zeros((4, 2)), np.zeros((4, 3)))
+    with pytest.raises(ValueError, match=r"must hold Bernoulli targets in \[0, 1\]"):
+        dist.bernoulli_log_prob(np.full((2, 3), 255.0), np.zeros((2, 3)))
+    with pytest.raises(ValueError, match="x"):
+        dist.bernoulli_log_prob(np.full((2, 3), -0.5), np.zeros((2, 3)))
+    with pytest.raises(ValueError, match="do not broadcast"):
+        dist.gaussian_log_prob(np.zeros((4, 3)), np.zeros((4, 2)), np.zeros((4, 3)))
+    with pytest.raises(ValueError, match="log_var"):
+        dist.gaussian_log_prob(np.zeros((4, 3)), np.zeros((4, 3)), np.zeros((4, 2)))
+    with pytest.raises(ValueError, match="log_var has shape"):
+        dist.kl_standard_normal(np.zeros((4, 3)), np.zeros((4, 2)))
+    with pytest.raises(ValueError, match="log_var_q"):
+        dist.kl_diag_gaussians(np.zeros((4, 3)), np.zeros((3,)), 0.0, 0.0)
+    with pytest.raises(ValueError, match="mean_p"):
+        dist.kl_diag_gaussians(np.zeros((4, 3)), np.zeros((4, 3)), np.zeros((4, 2)), 0.0)
+    with pytest.raises(ValueError, match="log_var has shape"):
+        dist.reparameterize(np.zeros((4, 3)), np.zeros((4, 2)), np.zeros((4, 3)))
+    for eps_shape in [(4, 2), (3, 3), (2, 2, 4, 3), (5, 4, 2)]:
+        with pytest.raises(ValueError, match="eps has shape"):
+            dist.reparameterize(np.zeros((4, 3)), np.zeros((4, 3)), np.zeros(eps_shape))
