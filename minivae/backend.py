@@ -8,7 +8,6 @@ the value, which CuPy forbids, so :func:`register_array_type` installs :class:`F
 
 from __future__ import annotations
 
-import types
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -109,7 +108,7 @@ class Backend:
     """An array backend: its ``name``, its array module ``xp``, and transfers to and from the host."""
 
     name: str
-    xp: types.ModuleType
+    xp: Any  # a module (numpy, cupy) or any namespace with the same creation functions
 
     def asarray(self, x: Any, dtype: Any = None) -> Any:
         """Copy ``x`` (host or device) onto this backend's device, optionally casting to ``dtype``."""
@@ -125,12 +124,14 @@ _ALIASES = {"auto": "auto", "numpy": "numpy", "cpu": "numpy", "cupy": "cupy", "g
 
 
 def _cupy_backend(strict: bool) -> Backend | None:
+    # import and probe CuPy; any failure means "no usable GPU": None for auto, one clear sentence otherwise
     try:
         import cupy
-    except ImportError:
+    except Exception as error:  # ImportError, or a CUDA library that fails to load at import
         if strict:
-            raise RuntimeError("CuPy is not installed, so the GPU backend is unavailable: install it with "
-                               "pip install 'minivae[gpu]', or use NumPy with --device cpu.") from None
+            raise RuntimeError(f"CuPy could not be imported ({type(error).__name__}), so the GPU backend is "
+                               "unavailable: install it with pip install 'minivae[gpu]', or use NumPy with "
+                               "--device cpu.") from None
         return None
     try:
         usable = bool(cupy.is_available())
@@ -145,12 +146,15 @@ def _cupy_backend(strict: bool) -> Backend | None:
     return Backend("cupy", cupy)
 
 
-def get_backend(name: str = "auto") -> Backend:
+def get_backend(name: str | Backend = "auto") -> Backend:
     r"""The array backend called ``name``: ``"numpy"``/``"cpu"``, ``"cupy"``/``"gpu"``, or ``"auto"``.
 
     ``"auto"`` picks CuPy only when ``cupy.is_available()`` is true and never raises; ``"cupy"`` without a
-    usable GPU raises a ``RuntimeError`` saying so. CuPy is imported only when asked for.
+    usable GPU raises a ``RuntimeError`` saying so. CuPy is imported only when asked for. A
+    :class:`Backend` is returned as it is (tests pass one built on a stand-in array type).
     """
+    if isinstance(name, Backend):
+        return name
     key = _ALIASES.get(str(name).lower())
     if key is None:
         raise ValueError(f"device must be one of 'auto', 'cpu' (numpy) or 'gpu' (cupy), got {name!r}.")
