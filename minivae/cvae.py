@@ -1,0 +1,269 @@
+r"""The conditional VAE: a latent z makes P(Y|X) able to give many plausible outputs for one input.
+
+Shan, Variational Autoencoder, "Conditional VAE [Sohn et al., 2015]": given an input X and an output Y,
+model P(Y|X) with a latent z, and maximise
+
+    log P(Y|X) ≥ E_{z~Q(z|Y,X)}[log P(Y|z,X)] − D[Q(z|Y,X) ‖ P(z|X)].
+
+The slides' example is hole filling (also in Zhu, Deep Generative Models II, missing-value imputation):
+X is the visible part of an image, Y the hidden part. A plain regression network X → Y can give only one
+answer, the blurry mean of all plausible completions; the CVAE draws z and gives a sharp one per draw.
+
+Networks that take two inputs (x and y, or x and z) start with one affine layer ``a W_a + b W_b + c``,
+which equals a layer on the concatenation ``[a, b]`` but never concatenates traced arrays (the stock vjp of
+``concatenate`` allocates on the host, so it is not device-safe). Rows are examples: ``x`` is
+``(N, x_dim)``, ``y`` is ``(N, y_dim)``, ``z`` is ``(N, z_dim)`` or ``(k, N, z_dim)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import autograd.numpy as anp
+import numpy
+from autograd.tracer import getval
+
+from minivae import distributions as dist
+from minivae.backend import array_module
+from minivae.models import LIKELIHOODS, _check_rows, _check_sizes, _heads, _init_trunk
+from minivae.nn import activation_fn, dense, hidden_features, init_linear
+from minivae.objectives import elbo, importance_sampled_log_likelihood, iwae_bound
+from minivae.ops import mean as vmean
+from minivae.train import Objective
+
+PRIORS = ("learned", "standard")
+
+
+def init_joint_linear(a_dim: int, b_dim: int, width: int, rng: numpy.random.Generator,
+                      dtype: Any = numpy.float32) -> dict:
+    r"""A first layer on two inputs, ``{"W_a": (a_dim, width), "W_b": (b_dim, width), "b": (width,)}``.
+
+    Drawn exactly as one ``init_linear(a_dim + b_dim, width)`` whose weight rows are split in two, so it
+    is the layer a concatenated input [a, b] would get.
+    """
+    W, b = init_linear(a_dim + b_dim, width, rng, dtype)
+    return {"W_a": W[:a_dim], "W_b": W[a_dim:], "b": b}
+
+
+def joint_dense(layer: dict, a: Any, b: Any) -> Any:
+    r"""[a, b] W + c = a W_a + b W_b + c, without concatenating a and b.
+
+    ``a`` is ``(..., a_dim)`` and ``b`` is ``(..., b_dim)``; their leading axes broadcast (an ``(N, ·)``
+    input with a ``(k, N, ·)`` one gives ``(k, N, width)``).
+    """
+    return a @ layer["W_a"] + b @ layer["W_b"] + layer["b"]
+
+
+def _init_two_input_net(a_dim: int, b_dim: int, hidden: Sequence[int], heads: Sequence[str], out_dim: int,
+                        rng: numpy.random.Generator, dtype: Any) -> dict:
+    net = {"input": init_joint_linear(a_dim, b_dim, hidden[0], rng, dtype),
+           "hidden": _init_trunk(list(hidden), rng, dtype)}
+    for name in heads:
+        net[name] = init_linear(hidden[-1], out_dim, rng, dtype)
+    return net
+
+
+def _two_input_net(net: dict, a: Any, b: Any, heads: Sequence[str], activation: str) -> tuple:
+    # h_1 = a(x W_x + y W_y + c), the layer on both inputs
+    h = activation_fn(activation)(joint_dense(net["input"], a, b))
+    # further hidden layers, then one linear head per output
+    h = hidden_features(net["hidden"], h, activation)
+    return tuple(dense(net[name], h) for name in heads)
+
+
+@dataclass(frozen=True)
+class CVAE:
+    r"""Conditional VAE: q_φ(z|x,y), a prior p_ψ(z|x), and a decoder p_θ(y|x,z), Bernoulli or Gaussian.
+
+    Shan, Variational Autoencoder, conditional VAE (Sohn et al., 2015). Three networks, each an MLP with
+    the widths ``hidden`` (at least one hidden layer, since the first one takes two inputs):
+
+    - recognition q_φ(z|x, y) = N(μ_φ(x, y), diag σ²_φ(x, y)), used for training;
+    - prior p_ψ(z|x): with ``prior="learned"`` (the default) N(μ_ψ(x), diag σ²_ψ(x)), with
+      ``prior="standard"`` the slides' N(0, I);
+    - generation p_θ(y|x, z): Bernoulli logits, or a Gaussian mean and log σ².
+
+    Why a learned prior by default: at test time z must come from the prior, since y is unknown. With
+    N(0, I) the KL term pulls q(z|x, y) towards one fixed Gaussian for every x, so whatever z encodes must
+    look the same for every input; a learned p(z|x) lets the spread of plausible completions depend on
+    what is visible (a clear stroke leaves little to choose, an ambiguous one much), and it makes the
+    training-time and test-time distributions of z match. Sohn et al. use it for the same reason. The KL
+    between the two diagonal Gaussians is in closed form (``kl_diag_gaussians``).
+    """
+
+    x_dim: int
+    y_dim: int
+    hidden: Sequence[int]
+    z_dim: int
+    likelihood: str = "bernoulli"
+    prior: str = "learned"
+    activation: str = "relu"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "hidden", _check_sizes(self.x_dim, self.hidden, self.z_dim))
+        if int(self.y_dim) != self.y_dim or self.y_dim <= 0:
+            raise ValueError(f"y_dim must be a positive integer, got {self.y_dim!r}.")
+        if not self.hidden:
+            raise ValueError("hidden must list at least one layer width: the first layer takes two inputs.")
+        if self.likelihood not in LIKELIHOODS:
+            raise ValueError(f"likelihood must be 'bernoulli' or 'gaussian', got {self.likelihood!r}.")
+        if self.prior not in PRIORS:
+            raise ValueError(f"prior must be 'learned' (p(z|x)) or 'standard' (N(0, I)), got {self.prior!r}.")
+        activation_fn(self.activation)
+
+    @property
+    def decoder_heads(self) -> tuple[str, ...]:
+        """Names of the decoder's output heads: ``("logits",)`` or ``("mean", "log_var")``."""
+        return ("logits",) if self.likelihood == "bernoulli" else ("mean", "log_var")
+
+    def init(self, rng: numpy.random.Generator, dtype: Any = numpy.float32) -> dict:
+        r"""Fresh parameters ``{"encoder", "decoder"[, "prior"]}`` drawn with ``rng``."""
+        heads = ("mean", "log_var")
+        params = {
+            "encoder": _init_two_input_net(self.x_dim, self.y_dim, self.hidden, heads, self.z_dim, rng, dtype),
+            "decoder": _init_two_input_net(self.x_dim, self.z_dim, self.hidden[::-1], self.decoder_heads,
+                                           self.y_dim, rng, dtype),
+        }
+        if self.prior == "learned":
+            sizes = [self.x_dim, *self.hidden]
+            params["prior"] = {"hidden": _init_trunk(sizes, rng, dtype)}
+            for name in heads:
+                params["prior"][name] = init_linear(sizes[-1], self.z_dim, rng, dtype)
+        return params
+
+    def encode(self, params: dict, x: Any, y: Any) -> tuple[Any, Any]:
+        r"""q_φ(z|x, y) = N(μ_φ(x, y), diag exp(log σ²_φ(x, y))): ``(mean, log_var)``, each ``(N, z_dim)``."""
+        _check_rows("x", x, self.x_dim, "input")
+        _check_rows("y", y, self.y_dim, "output")
+        if anp.shape(x)[0] != anp.shape(y)[0]:
+            raise ValueError(f"x has {anp.shape(x)[0]} rows but y has {anp.shape(y)[0]}; pass one y per x.")
+        return _two_input_net(params["encoder"], x, y, ("mean", "log_var"), self.activation)
+
+    def prior_params(self, params: dict, x: Any) -> tuple[Any, Any]:
+        r"""p_ψ(z|x) = N(μ_ψ(x), diag exp(log σ²_ψ(x))): ``(mean, log_var)``, each ``(N, z_dim)``.
+
+        For ``prior="standard"`` these are zeros: N(0, I) whatever x is.
+        """
+        _check_rows("x", x, self.x_dim, "input")
+        if self.prior == "standard":
+            like = getval(params["encoder"]["mean"][1])
+            zeros = array_module(like).zeros((anp.shape(x)[0], self.z_dim), dtype=like.dtype)
+            return zeros, zeros
+        net = params["prior"]
+        return _heads(net["hidden"], x, net, ("mean", "log_var"), self.activation)
+
+    def decode(self, params: dict, x: Any, z: Any) -> Any:
+        r"""p_θ(y|x, z): Bernoulli logits ``(..., y_dim)``, or the Gaussian ``(mean, log_var)``.
+
+        ``x`` is ``(N, x_dim)``; ``z`` is ``(N, z_dim)`` or ``(k, N, z_dim)``, and the leading axes are kept.
+        """
+        _check_rows("x", x, self.x_dim, "input")
+        if anp.ndim(z) not in (2, 3) or anp.shape(z)[-2:] != (anp.shape(x)[0], self.z_dim):
+            raise ValueError(f"z has shape {anp.shape(z)}, but this model expects (N, {self.z_dim}) or "
+                             f"(k, N, {self.z_dim}) with N = {anp.shape(x)[0]} rows of x.")
+        outs = _two_input_net(params["decoder"], x, z, self.decoder_heads, self.activation)
+        return outs[0] if self.likelihood == "bernoulli" else outs
+
+    def log_py_given_xz(self, params: dict, x: Any, y: Any, z: Any) -> Any:
+        r"""log p_θ(y|x, z), summed over the outputs: ``(N,)``, or ``(k, N)`` for z of shape ``(k, N, z_dim)``."""
+        if self.likelihood == "bernoulli":
+            return dist.bernoulli_log_prob(y, self.decode(params, x, z))
+        mean, log_var = self.decode(params, x, z)
+        return dist.gaussian_log_prob(y, mean, log_var)
+
+    def elbo(self, params: dict, x: Any, y: Any, eps: Any) -> Any:
+        r"""log p(y|x) ≥ E_{q(z|x,y)}[log p_θ(y|x, z)] − KL(q_φ(z|x, y) ‖ p_ψ(z|x)), per example, ``(N,)``.
+
+        Shan, Variational Autoencoder, conditional VAE. One reparameterized sample z = μ + σ ε per row
+        (``eps`` is ``(N, z_dim)``) for the first term; the KL between two diagonal Gaussians in closed form.
+        """
+        mean, log_var = self.encode(params, x, y)
+        if anp.shape(eps) != anp.shape(mean):
+            raise ValueError(f"eps has shape {anp.shape(eps)} but must be (N, z_dim) = {anp.shape(mean)}, "
+                             "one standard-normal draw per example.")
+        # z = μ_φ(x, y) + σ_φ(x, y) ε
+        z = dist.reparameterize(mean, log_var, eps)
+        # KL(q(z|x,y) ‖ p(z|x)) in closed form
+        if self.prior == "learned":
+            kl = dist.kl_diag_gaussians(mean, log_var, *self.prior_params(params, x))
+        else:
+            kl = dist.kl_standard_normal(mean, log_var)
+        # log p(y|x,z) − KL
+        return elbo(self.log_py_given_xz(params, x, y, z), kl)
+
+    def log_weights(self, params: dict, x: Any, y: Any, eps: Any) -> Any:
+        r"""log w_i = log p(y|x, z_i) + log p(z_i|x) − log q(z_i|x, y), z_i = μ + σ ε_i, shape ``(k, N)``."""
+        mean, log_var = self.encode(params, x, y)
+        if anp.ndim(eps) != 3 or anp.shape(eps)[1:] != anp.shape(mean):
+            raise ValueError(f"eps has shape {anp.shape(eps)} but must be (k, N, z_dim) with (N, z_dim) = "
+                             f"{anp.shape(mean)}: k standard-normal draws per example.")
+        # z_i = μ + σ ε_i from q(z|x,y)
+        z = dist.reparameterize(mean, log_var, eps)
+        # log p(z_i|x): the learned prior, or N(0, I)
+        if self.prior == "learned":
+            log_prior = dist.gaussian_log_prob(z, *self.prior_params(params, x))
+        else:
+            log_prior = dist.standard_normal_log_prob(z)
+        # log p(y|x,z_i) + log p(z_i|x) − log q(z_i|x,y)
+        return self.log_py_given_xz(params, x, y, z) + log_prior - dist.gaussian_log_prob(z, mean, log_var)
+
+    def iwae_bound(self, params: dict, x: Any, y: Any, eps: Any) -> Any:
+        r"""L_k = log (1/k) Σ_i p(y, z_i|x) / q(z_i|x, y) per example, ``(N,)``; ``eps`` is ``(k, N, z_dim)``.
+
+        Zhu, Deep Generative Models II: the IWAE bound, here on the conditional log p(y|x).
+        """
+        return iwae_bound(self.log_weights(params, x, y, eps))
+
+    def log_likelihood(self, params: dict, x: Any, y: Any, k: int, rng: numpy.random.Generator,
+                       batch_size: int = 100) -> numpy.ndarray:
+        r"""log p(y|x) ≈ log (1/k) Σ_{i=1..k} p(y|x, z_i) p(z_i|x) / q(z_i|x, y), z_i ~ q(z|x, y): host ``(N,)``.
+
+        The importance-sampled conditional log-likelihood in nats (Burda et al.'s estimator with fresh
+        noise), taken ``batch_size`` rows and at most 100 samples at a time so memory stays bounded.
+        """
+        _check_rows("x", x, self.x_dim, "input")
+        _check_rows("y", y, self.y_dim, "output")
+        like = params["encoder"]["mean"][0]
+        out = []
+        for start in range(0, anp.shape(x)[0], batch_size):
+            xb, yb = x[start:start + batch_size], y[start:start + batch_size]
+            rows = anp.shape(xb)[0]
+            out.append(importance_sampled_log_likelihood(
+                lambda eps, xb=xb, yb=yb: self.log_weights(params, xb, yb, eps),
+                lambda m, rows=rows: dist.standard_normal_noise((m, rows, self.z_dim), rng, like), k))
+        return numpy.concatenate(out)
+
+    def sample(self, params: dict, x: Any, n: int, rng: numpy.random.Generator) -> Any:
+        r"""n completions per input: y ~ p_θ(y|x, z), z ~ p(z|x), as decoder means, shape ``(n, N, y_dim)``.
+
+        Probabilities σ(l) for Bernoulli, the mean μ for Gaussian; y itself is never needed.
+        """
+        mean, log_var = self.prior_params(params, x)
+        # z = μ_ψ(x) + σ_ψ(x) ε, n draws per row
+        eps = dist.standard_normal_noise((int(n),) + tuple(anp.shape(mean)), rng, params["encoder"]["mean"][0])
+        z = dist.reparameterize(mean, log_var, eps)
+        out = self.decode(params, x, z)
+        return dist.sigmoid(out) if self.likelihood == "bernoulli" else out[0]
+
+
+def pack_pairs(x: numpy.ndarray, y: numpy.ndarray) -> numpy.ndarray:
+    r"""Host rows [x, y], ``(N, x_dim + y_dim)``, so :func:`minivae.train.fit` can shuffle pairs together."""
+    if len(x) != len(y):
+        raise ValueError(f"x has {len(x)} rows but y has {len(y)}; pass one y per x.")
+    return numpy.concatenate([numpy.asarray(x), numpy.asarray(y)], axis=1)
+
+
+def cvae_objective(cvae: CVAE) -> Objective:
+    r"""Minimise −(1/N) Σ_n ELBO(y_n|x_n) over rows packed by :func:`pack_pairs`; one z sample per row.
+
+    The packed rows are data, not traced values, so slicing them apart inside the loss is device-safe.
+    """
+    def loss(params: dict, xy: Any, eps: Any) -> Any:
+        if anp.shape(xy)[-1] != cvae.x_dim + cvae.y_dim:
+            raise ValueError(f"rows have {anp.shape(xy)[-1]} columns but the CVAE expects x_dim + y_dim = "
+                             f"{cvae.x_dim + cvae.y_dim}; pack them with pack_pairs(x, y).")
+        return -vmean(cvae.elbo(params, xy[:, :cvae.x_dim], xy[:, cvae.x_dim:], eps))
+
+    return Objective(loss, lambda n: (n, cvae.z_dim), "elbo")

@@ -1,0 +1,105 @@
+"""Tests of minivae.m2: the unlabelled bound's identity, Gibbs' inequality, gradients, and bad input."""
+
+from __future__ import annotations
+
+import numpy
+import pytest
+
+from minivae.gradcheck import check_grad
+from minivae.m2 import M2, log_softmax, m2_objective, one_hot
+
+X_DIM, Z_DIM, C, N = 5, 2, 3, 4
+
+
+def _setup(seed: int = 0, **kwargs):
+    rng = numpy.random.default_rng(seed)
+    m2 = M2(X_DIM, [6], Z_DIM, n_classes=C, **kwargs)
+    params = m2.init(rng, numpy.float64)
+    # Bernoulli targets strictly inside (0, 1), so the ±1e-6 steps of the finite differences stay valid
+    x = rng.uniform(0.2, 0.8, size=(N, X_DIM))
+    labels = numpy.array([0, 2, 1, 2])
+    return m2, params, x, labels, rng
+
+
+def test_unlabelled_bound_is_expected_labelled_bound_plus_entropy() -> None:
+    m2, params, x, _, rng = _setup()
+    eps_u = rng.standard_normal((C, N, Z_DIM))
+    q = numpy.exp(m2.classify(params, x))
+    # L(x, y) for each class, computed one class at a time through the labelled bound, with the same noise
+    per_class = numpy.stack([m2.labelled_bound(params, x, numpy.full(N, c), eps_u[c]) for c in range(C)], axis=1)
+    entropy = -numpy.sum(q * numpy.log(q), axis=1)
+    numpy.testing.assert_allclose(m2.unlabelled_bound(params, x, eps_u), numpy.sum(q * per_class, axis=1) + entropy,
+                                  rtol=1e-13)
+
+
+def test_unlabelled_bound_obeys_gibbs_inequality() -> None:
+    # Σ_y q(y)(L_y − log q(y)) ≤ log Σ_y exp(L_y), with equality only at q = softmax(L)
+    m2, params, x, _, rng = _setup(1)
+    eps_u = rng.standard_normal((C, N, Z_DIM))
+    per_class = m2.bounds_for_every_class(params, x, eps_u)
+    upper = numpy.logaddexp.reduce(per_class, axis=0)
+    assert numpy.all(m2.unlabelled_bound(params, x, eps_u) < upper)
+
+
+@pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian"])
+def test_bounds_gradients_match_finite_differences(likelihood: str) -> None:
+    m2, params, x, labels, rng = _setup(2, likelihood=likelihood)
+    eps_l, eps_u = rng.standard_normal((N, Z_DIM)), rng.standard_normal((C, N, Z_DIM))
+    check_grad(lambda p, x, e: m2.labelled_bound(p, x, labels, e), params, x, eps_l)
+    check_grad(lambda p, x, e: m2.unlabelled_bound(p, x, e), params, x, eps_u)
+
+
+def test_objective_gradient_and_alpha_weighting() -> None:
+    m2, params, x, labels, rng = _setup(3)
+    x_u = rng.uniform(0.2, 0.8, size=(2, X_DIM))
+    eps_l, eps_u = rng.standard_normal((N, Z_DIM)), rng.standard_normal((C, 2, Z_DIM))
+    check_grad(lambda p: m2.objective(p, x, labels, x_u, eps_l, eps_u, 0.7), params)
+    # α multiplies the mean cross-entropy −log q(y|x) of the labelled batch, and nothing else
+    cross_entropy = -numpy.mean(m2.classify(params, x)[numpy.arange(N), labels])
+    difference = (m2.objective(params, x, labels, x_u, eps_l, eps_u, 2.5)
+                  - m2.objective(params, x, labels, x_u, eps_l, eps_u, 0.0))
+    numpy.testing.assert_allclose(difference, 2.5 * cross_entropy, rtol=1e-12)
+
+
+def test_m2_objective_splits_its_noise() -> None:
+    m2, params, x, labels, rng = _setup(4)
+    x_u = rng.uniform(0.2, 0.8, size=(2, X_DIM))
+    objective = m2_objective(m2, x, labels, alpha=1.5)
+    eps = rng.standard_normal(objective.noise_shape(2))
+    assert eps.shape == (C * 2 + N, Z_DIM)
+    expected = m2.objective(params, x, labels, x_u, eps[C * 2:], eps[:C * 2].reshape(C, 2, Z_DIM), 1.5)
+    numpy.testing.assert_allclose(objective.loss(params, x_u, eps), expected, rtol=1e-13)
+
+
+def test_log_softmax_is_normalised_and_stable() -> None:
+    logits = numpy.array([[1.0, 2.0, 3.0], [1e4, -1e4, 0.0]])
+    log_p = log_softmax(logits)
+    numpy.testing.assert_allclose(numpy.exp(log_p).sum(axis=1), 1.0, rtol=1e-15)
+    numpy.testing.assert_allclose(log_p[0], logits[0] - numpy.log(numpy.exp(logits[0]).sum()), rtol=1e-14)
+    numpy.testing.assert_array_equal(log_p[1], [0.0, -2e4, -1e4])
+
+
+def test_generate_gives_probabilities_per_class() -> None:
+    m2, params, _, labels, rng = _setup(5)
+    images = m2.generate(params, labels, rng.standard_normal((N, Z_DIM)))
+    assert images.shape == (N, X_DIM) and numpy.all((images > 0) & (images < 1))
+    numpy.testing.assert_array_equal(one_hot(numpy.array([2, 0]), 3, images), [[0, 0, 1], [1, 0, 0]])
+
+
+def test_bad_input_raises_value_error() -> None:
+    m2, params, x, labels, rng = _setup(6)
+    eps_l = rng.standard_normal((N, Z_DIM))
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 3\)"):
+        m2.labelled_bound(params, x, numpy.array([0, 1, 2, 3]), eps_l)
+    with pytest.raises(ValueError, match="integer class indices"):
+        m2.labelled_bound(params, x, labels.astype(float), eps_l)
+    with pytest.raises(ValueError, match="labels has 2 entries"):
+        m2.labelled_bound(params, x, labels[:2], eps_l)
+    with pytest.raises(ValueError, match="eps has shape"):
+        m2.unlabelled_bound(params, x, eps_l)
+    with pytest.raises(ValueError, match="x has shape"):
+        m2.classify(params, x[:, :2])
+    with pytest.raises(ValueError, match="alpha"):
+        m2.objective(params, x, labels, x, eps_l, rng.standard_normal((C, N, Z_DIM)), -1.0)
+    with pytest.raises(ValueError, match="n_classes"):
+        M2(X_DIM, [6], Z_DIM, n_classes=1)
