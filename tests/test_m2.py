@@ -103,3 +103,21 @@ def test_bad_input_raises_value_error() -> None:
         m2.objective(params, x, labels, x, eps_l, rng.standard_normal((C, N, Z_DIM)), -1.0)
     with pytest.raises(ValueError, match="n_classes"):
         M2(X_DIM, [6], Z_DIM, n_classes=1)
+
+
+def test_gradient_is_device_safe_on_a_strict_stand_in_array() -> None:
+    # the strict stand-in refuses host arrays like CuPy does: J^α and its gradient stay on its "device"
+    from autograd import grad
+    from strict_array import StrictArray, to_numpy, xp
+
+    from minivae.backend import register_array_type
+    from minivae.tree import tree_map
+
+    register_array_type(StrictArray, xp, to_numpy)
+    m2, params, x, labels, rng = _setup(7)
+    eps_l, eps_u = rng.standard_normal((N, Z_DIM)), rng.standard_normal((C, N, Z_DIM))
+    host_grad = grad(lambda p: m2.objective(p, x, labels, x, eps_l, eps_u, 1.0))(params)
+    dev = [tree_map(xp.asarray, a) for a in (params, x, eps_l, eps_u)]
+    device_grad = grad(lambda p: m2.objective(p, dev[1], labels, dev[1], dev[2], dev[3], 1.0))(dev[0])
+    tree_map(lambda d, h: numpy.testing.assert_allclose(to_numpy(d), h, rtol=1e-13), device_grad, host_grad)
+    assert isinstance(m2.generate(dev[0], labels, dev[2]), StrictArray)
