@@ -1,27 +1,35 @@
-r"""Minibatch training of any loss built from the engine: shuffling, progress, evaluation, NaN guard.
+r"""Minibatch training of any loss built from the engine: shuffling, progress, evaluation, NaN guard, checkpoints.
 
 An :class:`Objective` says what to minimise and which noise it needs: ``loss(params, x, eps)`` returns a
 scalar (the mean over the batch of a negative bound) and ``noise_shape(n)`` the shape of ``eps`` for a
 batch of n rows (or None for a deterministic loss). Noise is drawn on the host by the trainer's seeded
-``Generator`` and moved to the device with the batch, so the same seed gives the same numbers.
+``Generator`` and moved to the device with the batch, so the same seed gives the same numbers, and a run
+resumed from a checkpoint continues bit for bit as if it had never stopped.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy
 from autograd import value_and_grad
 
-from minivae.backend import get_backend
+from minivae.backend import get_backend, to_numpy
+from minivae.data import binarize_pixels, check_data
 from minivae.ops import mean as vmean
 from minivae.optim import Adam
 from minivae.tree import tree_map
+
+CHECKPOINT_FORMAT = "minivae-checkpoint-1"
 
 
 @dataclass(frozen=True)
@@ -29,27 +37,32 @@ class Objective:
     r"""A training objective: ``loss(params, x, eps)`` → scalar to minimise, and the noise it needs.
 
     ``bound`` names what ``−loss`` is (for example ``"elbo"``), so the trainer can report it in nats.
+    ``likelihood`` (``"bernoulli"`` or ``"gaussian"``) and ``x_dim``, when given, let :func:`fit` refuse
+    data the model cannot score (values outside [0, 1] for a Bernoulli decoder, rows of the wrong width).
     """
 
     loss: Callable[[Any, Any, Any], Any]
     noise_shape: Callable[[int], tuple] | None
     bound: str
+    likelihood: str | None = None
+    x_dim: int | None = None
 
 
 def vae_objective(vae: Any, beta: float = 1.0) -> Objective:
     r"""Minimise −(1/N) Σ_n ELBO_β(x_n): one reparameterized sample per example."""
-    return Objective(lambda p, x, eps: -vmean(vae.elbo(p, x, eps, beta)),
-                     lambda n: (n, vae.z_dim), "elbo" if beta == 1.0 else f"elbo_beta{beta:g}")
+    return Objective(lambda p, x, eps: -vmean(vae.elbo(p, x, eps, beta)), lambda n: (n, vae.z_dim),
+                     "elbo" if beta == 1.0 else f"elbo_beta{beta:g}", vae.likelihood, vae.x_dim)
 
 
 def iwae_objective(vae: Any, k: int) -> Objective:
     r"""Minimise −(1/N) Σ_n L_k(x_n): k importance samples per example (Burda et al.)."""
-    return Objective(lambda p, x, eps: -vmean(vae.iwae_bound(p, x, eps)), lambda n: (k, n, vae.z_dim), f"iwae_{k}")
+    return Objective(lambda p, x, eps: -vmean(vae.iwae_bound(p, x, eps)), lambda n: (k, n, vae.z_dim),
+                     f"iwae_{k}", vae.likelihood, vae.x_dim)
 
 
 def ae_objective(ae: Any) -> Objective:
     r"""Minimise (1/N) Σ_n ‖x_n − x̂_n‖²: the deterministic autoencoder needs no noise."""
-    return Objective(lambda p, x, eps: vmean(ae.loss(p, x)), None, "neg_squared_error")
+    return Objective(lambda p, x, eps: vmean(ae.loss(p, x)), None, "neg_squared_error", None, ae.x_dim)
 
 
 @dataclass
@@ -62,7 +75,11 @@ class FitResult:
 
 
 class NonFiniteLossError(FloatingPointError):
-    """The loss became NaN or inf during training."""
+    """The loss or a gradient became NaN or inf; ``params`` holds the last good parameters (host arrays)."""
+
+    def __init__(self, message: str, epoch: int, step: int, params: Any) -> None:
+        super().__init__(message)
+        self.epoch, self.step, self.params = epoch, step, params
 
 
 def _noise(objective: Objective, n: int, rng: numpy.random.Generator, backend: Any, dtype: Any) -> Any:
@@ -73,62 +90,128 @@ def _noise(objective: Objective, n: int, rng: numpy.random.Generator, backend: A
 
 def evaluate(objective: Objective, params: Any, x: numpy.ndarray, rng: numpy.random.Generator,
              batch_size: int = 500, backend: Any = None) -> float:
-    r"""The mean of −loss over ``x`` with fresh sampled noise: for a VAE, the test ELBO in nats per example."""
+    r"""(1/N) Σ_n −loss(x_n) with fresh *sampled* noise: for a VAE, the test ELBO in nats per example.
+
+    Never z = μ: each row gets its own reparameterized draw, so the number is an unbiased ELBO estimate.
+    """
     backend = backend or get_backend("numpy")
     dtype = x.dtype
     total = 0.0
     for start in range(0, len(x), batch_size):
         xb = x[start:start + batch_size]
         eps = _noise(objective, len(xb), rng, backend, dtype)
+        # batch mean of the bound, weighted by the batch size
         total += float(objective.loss(params, backend.asarray(xb), eps)) * len(xb)
     return -total / len(x)
 
 
 def fit(objective: Objective, params: Any, x_train: numpy.ndarray, *, x_test: numpy.ndarray | None = None,
         optimizer: Any = None, epochs: int = 10, batch_size: int = 100, seed: int = 0,
-        progress: bool | None = None, device: str = "cpu",
-        on_epoch: Callable[[int, dict], None] | None = None) -> FitResult:
+        progress: bool | None = None, device: Any = "cpu",
+        on_epoch: Callable[[int, dict], None] | None = None, checkpoint: str | os.PathLike | None = None,
+        resume: str | os.PathLike | None = None, metrics_path: str | os.PathLike | None = None,
+        binarize: str | None = None) -> FitResult:
     r"""Minimise ``objective.loss`` over ``x_train`` by minibatch gradient steps (Adam(1e-3) by default).
 
     Each epoch shuffles the rows with a ``Generator`` seeded by ``seed``, takes ``batch_size`` rows per step,
     draws fresh noise per step, and then evaluates −loss on ``x_test`` (the test ELBO with *sampled* z for
-    a VAE). Stops with :class:`NonFiniteLossError`, naming the epoch and step, if the loss becomes NaN or
-    inf. ``device`` is ``"cpu"``, ``"gpu"`` or ``"auto"``. Returns a :class:`FitResult`.
+    a VAE, in nats per example). ``epochs`` counts all epochs, including those of a resumed run.
+
+    - ``progress``: a tqdm bar with the running loss; None (default) shows it only when stderr is a TTY.
+    - NaN guard: a NaN or inf loss or gradient raises :class:`NonFiniteLossError` naming the epoch and step;
+      its ``params`` are the last good parameters.
+    - ``checkpoint=path``: after every epoch, write params, optimizer state, epoch and RNG state to an
+      ``.npz`` file (atomically). ``resume=path`` continues from one, bit-identically.
+    - ``metrics_path``: write ``metrics.json`` after every epoch (train/test bound, seconds, examples/s).
+    - ``binarize``: ``"stochastic"`` redraws x ~ Bernoulli(intensity) every epoch from the trainer's
+      ``Generator``, ``"threshold"`` uses 1[x > ½]; ``x_test`` is binarized once (stochastic: one fixed draw).
+    - ``device``: ``"cpu"``, ``"gpu"`` or ``"auto"`` (see :func:`minivae.backend.get_backend`).
     """
+    _check_fit_args(objective, x_train, x_test, epochs, batch_size, binarize)
     backend = get_backend(device)
     rng = numpy.random.default_rng(seed)
     optimizer = optimizer or Adam(1e-3)
-    params = tree_map(backend.asarray, params)
-    show = sys.stderr.isatty() if progress is None else progress
+    # a private copy: the caller's arrays are never updated in place
+    params = tree_map(lambda a: backend.asarray(a).copy(), params)
+    history: list = []
+    first = 1
+    if resume is not None:
+        params, history, first = _resume(resume, params, optimizer, rng, backend)
+    if binarize is not None and x_test is not None:
+        x_test = binarize_pixels(x_test, binarize, numpy.random.default_rng([seed, 1]))
+    show = sys.stderr.isatty() if progress is None else bool(progress)
     grad_fn = value_and_grad(objective.loss)
-    history = []
-    for epoch in range(1, epochs + 1):
+    for epoch in range(first, epochs + 1):
         started = time.perf_counter()
-        order = rng.permutation(len(x_train))
-        steps = range(0, len(x_train), batch_size)
-        bar = _progress(steps, epoch, epochs, show)
-        losses = []
-        for step, start in enumerate(bar, 1):
-            xb = backend.asarray(x_train[order[start:start + batch_size]])
-            eps = _noise(objective, len(xb), rng, backend, x_train.dtype)
-            loss, grads = grad_fn(params, xb, eps)
-            loss = float(loss)
-            if not math.isfinite(loss):
-                raise NonFiniteLossError(f"the loss became {loss} at epoch {epoch}, step {step}; lower the "
-                                         "learning rate or check the data for NaN or out-of-range values.")
-            params = optimizer.step(params, grads)
-            losses.append(loss)
-            if show and step % 10 == 0:
-                bar.set_postfix(loss=f"{numpy.mean(losses[-10:]):.2f}")
+        x_epoch = binarize_pixels(x_train, binarize, rng)
+        params, losses = _train_epoch(grad_fn, objective, optimizer, params, x_epoch, rng, backend,
+                                      epoch, epochs, batch_size, show)
         seconds = time.perf_counter() - started
         record = {"epoch": epoch, f"train_{objective.bound}": -float(numpy.mean(losses)), "seconds": seconds,
                   "examples_per_second": len(x_train) / seconds}
         if x_test is not None:
+            started = time.perf_counter()
             record[f"test_{objective.bound}"] = evaluate(objective, params, x_test, rng, backend=backend)
+            record["eval_seconds"] = time.perf_counter() - started
         history.append(record)
+        if checkpoint is not None:
+            save_checkpoint(checkpoint, params, optimizer, epoch, rng, history)
+        if metrics_path is not None:
+            _write_metrics(metrics_path, objective, history, seed=seed, batch_size=batch_size, epochs=epochs,
+                           n_train=len(x_train), n_test=None if x_test is None else len(x_test),
+                           device=backend.name, binarize=binarize)
         if on_epoch is not None:
             on_epoch(epoch, record)
     return FitResult(tree_map(backend.to_numpy, params), optimizer, history)
+
+
+def _check_fit_args(objective: Objective, x_train: Any, x_test: Any, epochs: int, batch_size: int,
+                    binarize: str | None) -> None:
+    for name, value in (("epochs", epochs), ("batch_size", batch_size)):
+        if int(value) != value or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+    # binarized pixels are Bernoulli draws, so their source intensities must lie in [0, 1] too
+    likelihood = "bernoulli" if binarize is not None else objective.likelihood
+    check_data(x_train, likelihood, objective.x_dim, "x_train")
+    if x_test is not None:
+        check_data(x_test, likelihood, objective.x_dim, "x_test")
+
+
+def _train_epoch(grad_fn: Callable, objective: Objective, optimizer: Any, params: Any, x: numpy.ndarray,
+                 rng: numpy.random.Generator, backend: Any, epoch: int, epochs: int, batch_size: int,
+                 show: bool) -> tuple[Any, list]:
+    """One pass over ``x`` in a fresh random order; returns the new params and the per-step losses."""
+    order = rng.permutation(len(x))
+    bar = _progress(range(0, len(x), batch_size), epoch, epochs, show)
+    losses: list = []
+    for step, start in enumerate(bar, 1):
+        xb = backend.asarray(x[order[start:start + batch_size]])
+        eps = _noise(objective, len(xb), rng, backend, x.dtype)
+        loss, grads = grad_fn(params, xb, eps)
+        loss = float(loss)
+        # NaN guard: stop before a non-finite gradient reaches the parameters
+        if not (math.isfinite(loss) and _all_finite(grads, backend)):
+            bad = "loss" if not math.isfinite(loss) else "gradient"
+            raise NonFiniteLossError(
+                f"the {bad} became non-finite (loss {loss}) at epoch {epoch}, step {step}; lower the learning "
+                "rate or check the data. The last good parameters are in this error's .params.",
+                epoch, step, tree_map(lambda a: numpy.array(backend.to_numpy(a)), params))
+        params = optimizer.step(params, grads)
+        losses.append(loss)
+        if show:
+            bar.set_postfix(loss=f"{sum(losses) / len(losses):.3f}", refresh=False)
+    return params, losses
+
+
+def _all_finite(tree: Any, backend: Any) -> bool:
+    xp = backend.xp
+    return all(bool(xp.all(xp.isfinite(leaf))) for leaf in _leaves(tree))
+
+
+def _leaves(tree: Any) -> list:
+    leaves: list = []
+    tree_map(leaves.append, tree)
+    return leaves
 
 
 def _progress(steps: range, epoch: int, epochs: int, show: bool) -> Any:
@@ -137,3 +220,110 @@ def _progress(steps: range, epoch: int, epochs: int, show: bool) -> Any:
     from tqdm.auto import tqdm
 
     return tqdm(steps, desc=f"epoch {epoch}/{epochs}", unit="batch", leave=False)
+
+
+# ----------------------------------------------------------------------------------------------- checkpoints
+
+def save_checkpoint(path: str | os.PathLike, params: Any, optimizer: Any, epoch: int,
+                    rng: numpy.random.Generator, history: list | None = None) -> None:
+    r"""Write params, optimizer state, epoch, RNG state and history to ``path`` (.npz, no pickles), atomically.
+
+    The file is written under a temporary name in the same folder and renamed when complete, so a crash
+    mid-write leaves the previous checkpoint intact. The nests' structure travels as JSON next to the arrays.
+    """
+    arrays: dict = {}
+    meta = {"format": CHECKPOINT_FORMAT, "epoch": int(epoch), "rng": rng.bit_generator.state,
+            "optimizer_class": type(optimizer).__name__, "history": history or [],
+            "params": _pack(params, arrays), "optimizer": _pack(optimizer.state(), arrays)}
+    arrays["meta"] = numpy.array(json.dumps(meta))
+    _atomic_write(path, lambda f: _write_npz(f, arrays))
+
+
+def load_checkpoint(path: str | os.PathLike, to_device: Callable[[Any], Any] = numpy.asarray) -> dict:
+    r"""Read a checkpoint written by :func:`save_checkpoint`: ``{"params", "optimizer", "epoch", "rng", ...}``.
+
+    Arrays are passed through ``to_device`` (host numpy arrays by default). A file that is not a minivae
+    checkpoint is a ``ValueError`` naming it.
+    """
+    try:
+        with numpy.load(path, allow_pickle=False) as npz:
+            arrays = {key: npz[key] for key in npz.files}
+    except (OSError, ValueError, EOFError) as err:
+        raise ValueError(f"{path} is not a readable .npz checkpoint ({err}).") from None
+    meta = json.loads(str(arrays.pop("meta"))) if "meta" in arrays else {}
+    if meta.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path} is not a minivae checkpoint (format {meta.get('format')!r}, expected "
+                         f"{CHECKPOINT_FORMAT!r}).")
+    meta["params"] = _unpack(meta["params"], arrays, to_device)
+    meta["optimizer"] = _unpack(meta["optimizer"], arrays, to_device)
+    return meta
+
+
+def _resume(path: Any, params: Any, optimizer: Any, rng: numpy.random.Generator, backend: Any) -> tuple:
+    state = load_checkpoint(path, backend.asarray)
+    if state["optimizer_class"] != type(optimizer).__name__:
+        raise ValueError(f"resume={path} was saved with {state['optimizer_class']}, but fit got "
+                         f"{type(optimizer).__name__}; pass the same optimizer to continue.")
+
+    def same_shape(p: Any, q: Any) -> None:
+        if p.shape != q.shape:
+            raise ValueError(f"resume={path} holds an array of shape {q.shape} where params has {p.shape}; "
+                             "it was saved for a different model.")
+
+    tree_map(same_shape, params, state["params"], name=f"params and the parameters in resume={path}")
+    optimizer.load_state(state["optimizer"])
+    rng.bit_generator.state = state["rng"]
+    return state["params"], list(state["history"]), state["epoch"] + 1
+
+
+def _pack(tree: Any, arrays: dict) -> Any:
+    """A JSON description of ``tree``; its arrays go into ``arrays`` under keys ``a0``, ``a1``, ..."""
+    if isinstance(tree, dict):
+        if not all(isinstance(k, str) for k in tree):
+            raise ValueError(f"checkpoints need string dict keys, got {list(tree)}.")
+        return {"dict": {k: _pack(v, arrays) for k, v in tree.items()}}
+    if isinstance(tree, (list, tuple)):
+        return {type(tree).__name__: [_pack(v, arrays) for v in tree]}
+    if tree is None or isinstance(tree, (bool, int, float, str)):
+        return {"value": tree}
+    key = f"a{len(arrays)}"
+    arrays[key] = to_numpy(tree)
+    return {"array": key}
+
+
+def _unpack(spec: dict, arrays: dict, to_device: Callable[[Any], Any]) -> Any:
+    (kind, body), = spec.items()
+    if kind == "dict":
+        return {k: _unpack(v, arrays, to_device) for k, v in body.items()}
+    if kind in ("list", "tuple"):
+        items = [_unpack(v, arrays, to_device) for v in body]
+        return items if kind == "list" else tuple(items)
+    if kind == "array":
+        return to_device(arrays[body])
+    return body
+
+
+def _write_npz(f: Any, arrays: dict) -> None:
+    numpy.savez(f, **arrays)
+
+
+def _atomic_write(path: str | os.PathLike, write: Callable[[Any], None]) -> None:
+    """Call ``write(file)`` on a temporary file next to ``path``, then rename it to ``path`` in one step."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _write_metrics(path: Any, objective: Objective, history: list, **run: Any) -> None:
+    body = {"objective": objective.bound, "units": "nats per example", **run, "history": history}
+    text = json.dumps(body, indent=2) + "\n"
+    _atomic_write(path, lambda f: f.write(text.encode()))
