@@ -254,13 +254,15 @@ def _download(name: str, root: Path, urls: tuple, md5: str, failures: list) -> P
     """Fetch ``name + ".gz"`` from the first mirror that serves a verified copy; None if none does."""
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"{name}.gz"
+    errors = []
     for base in urls:
         url = f"{base.rstrip('/')}/{name}.gz"
         try:
             _fetch(url, final, md5)
             return final
         except (OSError, ValueError, http.client.HTTPException) as err:
-            failures.append(f"{url}: {err}")
+            errors.append(f"{url}: {err}")
+    failures.extend(errors)
     return None
 
 
