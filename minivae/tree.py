@@ -62,8 +62,11 @@ def tree_items(tree: Any, path: str = "") -> Iterator[tuple[str, Any]]:
 
 def tree_unflatten(template: Any, leaves: list[Any]) -> Any:
     """The nest shaped like ``template`` holding ``leaves`` in :func:`tree_leaves` order."""
-    it = iter(leaves)
-    ordered = {path: next(it) for path, _ in tree_items(template)}
+    paths = [path for path, _ in tree_items(template)]
+    if len(leaves) != len(paths):
+        raise ValueError(f"leaves has {len(leaves)} arrays but template holds {len(paths)}; pass one leaf "
+                         "per array of template, in tree_leaves order.")
+    ordered = dict(zip(paths, leaves))
 
     def rebuild(tree: Any, path: str) -> Any:
         if isinstance(tree, dict):

@@ -41,3 +41,9 @@ def test_leaves_are_in_sorted_key_order_and_round_trip():
     for (p1, a), (p2, b) in zip(tree_items(rebuilt), tree_items(tree)):
         assert p1 == p2
         np.testing.assert_array_equal(a, 2 * b)
+
+
+def test_tree_unflatten_refuses_the_wrong_number_of_leaves():
+    for leaves in ([np.ones(1)] * 2, [np.ones(1)] * 4):
+        with pytest.raises(ValueError, match="leaves has .* arrays but template holds 3"):
+            tree_unflatten(nest(), leaves)
