@@ -1,15 +1,25 @@
-r"""Stochastic gradient descent with momentum, and Adam, written by hand.
+r"""Stochastic gradient descent with momentum, and Adam, written by hand, updating in place.
 
 Both work on any nest of lists, tuples and dicts of arrays (the model's ``params``), keep each array's
 dtype (float32 parameters get float32 moments), and return parameters of the same structure.
 ``step`` maximises nothing: it *descends* the gradient of a loss.
+
+The in-place contract. To save memory traffic, ``step`` updates the moments and the parameters array by
+array with in-place ufuncs (``m *= b1`` ...), through each array's own module, so it works on CuPy too.
+The arrays you pass to the first ``step`` (or after ``load_state``) are never modified: the optimizer
+copies them and returns its copies. Every later ``step`` that receives exactly the arrays the previous
+step returned updates those in place and returns the same arrays. So ``params = opt.step(params, grads)``
+behaves as before; if you want to keep a snapshot of the parameters between steps, copy it. ``state()``
+returns copies, and ``load_state`` copies what it is given. The numbers are the same, bit for bit, as the
+out-of-place formulas written in each docstring, evaluated in the order they are written.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from minivae.tree import tree_map
+from minivae.backend import array_module
+from minivae.tree import tree_leaves, tree_map
 
 
 def _check_lr(lr: float) -> float:
@@ -28,8 +38,31 @@ def _check_step_args(params: Any, grads: Any) -> None:
     tree_map(same_shape, params, grads, name="params and grads")
 
 
+class _Owned:
+    """Which parameter arrays an optimizer may update in place: exactly those its last ``step`` returned."""
+
+    def __init__(self) -> None:
+        self.arrays: list = []  # held so that their ids stay theirs
+        self.ids: set = set()
+
+    def take(self, p: Any) -> Any:
+        """``p`` itself if the optimizer returned it last step, otherwise a copy it can own."""
+        return p if id(p) in self.ids else p.copy()
+
+    def remember(self, params: Any) -> None:
+        self.arrays = tree_leaves(params)
+        self.ids = {id(a) for a in self.arrays}
+
+
+def _zeros_like(p: Any) -> Any:
+    return array_module(p).zeros_like(p)
+
+
 class SGD:
-    r"""θ ← θ − lr · v, with velocity v ← momentum · v + ∇L(θ) (plain SGD when momentum = 0)."""
+    r"""θ ← θ − lr · v, with velocity v ← momentum · v + ∇L(θ) (plain SGD when momentum = 0).
+
+    Updates in place; see the module docstring for the contract.
+    """
 
     def __init__(self, lr: float, momentum: float = 0.0) -> None:
         self.lr = _check_lr(lr)
@@ -37,24 +70,34 @@ class SGD:
             raise ValueError(f"momentum must lie in [0, 1), got {momentum!r}.")
         self.momentum = float(momentum)
         self.velocity: Any = None
+        self._owned = _Owned()
 
     def step(self, params: Any, grads: Any) -> Any:
-        r"""One update of every array in ``params`` by the matching array of ``grads``; returns new params."""
+        r"""One update of every array in ``params`` by the matching array of ``grads``; returns the params."""
         _check_step_args(params, grads)
         if self.velocity is None:
-            self.velocity = tree_map(lambda g: g * 0, grads)
+            self.velocity = tree_map(_zeros_like, grads)
+        new = tree_map(self._update, params, grads, self.velocity)
+        self._owned.remember(new)
+        return new
+
+    def _update(self, p: Any, g: Any, v: Any) -> Any:
+        p = self._owned.take(p)
         # v ← momentum · v + g
-        self.velocity = tree_map(lambda v, g: self.momentum * v + g, self.velocity, grads)
+        v *= self.momentum
+        v += g
         # θ ← θ − lr · v
-        return tree_map(lambda p, v: p - self.lr * v, params, self.velocity)
+        p -= self.lr * v
+        return p
 
     def state(self) -> dict:
-        """The optimizer state as a plain dict (for checkpoints)."""
-        return {"velocity": self.velocity}
+        """A copy of the optimizer state as a plain dict (for checkpoints)."""
+        return {"velocity": _copy(self.velocity)}
 
     def load_state(self, state: dict) -> None:
-        """Restore a state produced by :meth:`state`."""
-        self.velocity = state["velocity"]
+        """Restore (a copy of) a state produced by :meth:`state`."""
+        self.velocity = _copy(state["velocity"])
+        self._owned = _Owned()
 
 
 class Adam:
@@ -63,7 +106,8 @@ class Adam:
     m ← b1 m + (1 − b1) g;  v ← b2 v + (1 − b2) g²;  m̂ = m / (1 − b1^t);  v̂ = v / (1 − b2^t);
     θ ← θ − lr · m̂ / (√v̂ + eps).
 
-    t counts optimizer steps, not epochs. The moments are kept per array, in the parameters' dtype.
+    t counts optimizer steps, not epochs. The moments are kept per array, in the parameters' dtype, and
+    updated in place with two scratch arrays per parameter; see the module docstring for the contract.
     """
 
     def __init__(self, lr: float = 1e-3, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> None:
@@ -77,30 +121,54 @@ class Adam:
         self.t = 0
         self.m: Any = None
         self.v: Any = None
+        self._owned = _Owned()
 
     def step(self, params: Any, grads: Any) -> Any:
-        r"""One Adam update of every array in ``params``; returns the new params (same structure and dtypes)."""
+        r"""One Adam update of every array in ``params``; returns the params (same structure and dtypes)."""
         _check_step_args(params, grads)
         if self.m is None:
-            self.m = tree_map(lambda p: p * 0, params)
-            self.v = tree_map(lambda p: p * 0, params)
+            self.m = tree_map(_zeros_like, params)
+            self.v = tree_map(_zeros_like, params)
         self.t += 1
         # bias corrections 1 − b^t, as Python floats so float32 stays float32
         c1 = 1.0 - self.b1 ** self.t
         c2 = 1.0 - self.b2 ** self.t
+        new = tree_map(lambda p, g, m, v: self._update(p, g, m, v, c1, c2), params, grads, self.m, self.v)
+        self._owned.remember(new)
+        return new
+
+    def _update(self, p: Any, g: Any, m: Any, v: Any, c1: float, c2: float) -> Any:
+        xp = array_module(p)
+        p = self._owned.take(p)
         # m ← b1 m + (1 − b1) g
-        self.m = tree_map(lambda m, g: self.b1 * m + (1.0 - self.b1) * g, self.m, grads)
+        scratch = g * (1.0 - self.b1)
+        m *= self.b1
+        m += scratch
         # v ← b2 v + (1 − b2) g²
-        self.v = tree_map(lambda v, g: self.b2 * v + (1.0 - self.b2) * (g * g), self.v, grads)
-        # θ ← θ − lr · m̂ / (√v̂ + eps)
-        return tree_map(lambda p, m, v: p - self.lr * (m / c1) / ((v / c2) ** 0.5 + self.eps),
-                        params, self.m, self.v)
+        xp.multiply(g, g, out=scratch)
+        scratch *= 1.0 - self.b2
+        v *= self.b2
+        v += scratch
+        # √v̂ + eps, with v̂ = v / (1 − b2^t)
+        xp.divide(v, c2, out=scratch)
+        xp.sqrt(scratch, out=scratch)
+        scratch += self.eps
+        # θ ← θ − lr · m̂ / (√v̂ + eps), with m̂ = m / (1 − b1^t)
+        update = m / c1
+        update *= self.lr
+        update /= scratch
+        p -= update
+        return p
 
     def state(self) -> dict:
-        """The optimizer state ``{"t", "m", "v"}`` as a plain dict (for checkpoints)."""
-        return {"t": self.t, "m": self.m, "v": self.v}
+        """A copy of the optimizer state ``{"t", "m", "v"}`` as a plain dict (for checkpoints)."""
+        return {"t": self.t, "m": _copy(self.m), "v": _copy(self.v)}
 
     def load_state(self, state: dict) -> None:
-        """Restore a state produced by :meth:`state`."""
-        self.t, self.m, self.v = int(state["t"]), state["m"], state["v"]
+        """Restore (a copy of) a state produced by :meth:`state`."""
+        self.t, self.m, self.v = int(state["t"]), _copy(state["m"]), _copy(state["v"])
+        self._owned = _Owned()
 
+
+def _copy(tree: Any) -> Any:
+    return None if tree is None else tree_map(lambda a: a.copy(), tree)
