@@ -79,6 +79,11 @@ class StrictArray(NDArrayOperatorsMixin):
     def astype(self, dtype: Any, copy: bool = True) -> StrictArray:
         return StrictArray(self.data.astype(dtype, copy=copy))
 
+    def view(self, dtype: Any = None) -> StrictArray:
+        if isinstance(dtype, type) and issubclass(dtype, numpy.ndarray):
+            raise TypeError("a StrictArray cannot be viewed as a host numpy.ndarray")
+        return StrictArray(self.data.view() if dtype is None else self.data.view(dtype))
+
     def copy(self) -> StrictArray:
         return StrictArray(self.data.copy())
 
