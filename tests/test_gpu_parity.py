@@ -179,6 +179,26 @@ def _optional_cases() -> dict:
             lambda p, x_l, x_u, e_l, e_u: m2.objective(p, x_l, numpy.array([0, 2, 1]), x_u, e_l, e_u, 0.5),
             lambda rng, dt: (m2.init(rng, dt), _unit(rng, dt, N, 6), _unit(rng, dt, 2, 6),
                              _normal(rng, dt, N, 2), _normal(rng, dt, 3, 2, 2)), (0,))
+    fused = _maybe_import("minivae.fused")
+    if fused is not None:
+        layer = lambda rng, dt: (_normal(rng, dt, N, D), _normal(rng, dt, D, 5), _normal(rng, dt, 5))  # noqa: E731
+        cases["fused.linear"] = (fused.linear, layer, (0, 1, 2))
+        cases["fused.linear_relu"] = (fused.linear_relu, layer, (0, 1, 2))
+        for act in ("relu", "tanh"):
+            cases[f"fused.mlp {act}"] = (lambda p, x, act=act: fused.mlp(p, x, act),
+                                         lambda rng, dt: (nn.init_mlp([D, 5, 5, 3], rng, dt), _normal(rng, dt, N, D)),
+                                         (0, 1))
+        cases["fused.bernoulli_log_prob"] = (
+            fused.bernoulli_log_prob, lambda rng, dt: (_unit(rng, dt, N, D), 3 * _normal(rng, dt, N, D)), (0, 1))
+        cases["fused.bernoulli_log_prob k samples"] = (
+            fused.bernoulli_log_prob, lambda rng, dt: (_unit(rng, dt, N, D), 3 * _normal(rng, dt, K, N, D)), (0, 1))
+        cases["fused.kl_standard_normal"] = (
+            fused.kl_standard_normal, lambda rng, dt: (_normal(rng, dt, N, D), _normal(rng, dt, N, D)), (0, 1))
+        for name, noise in (("", (N, D)), (" k samples", (K, N, D))):
+            cases[f"fused.reparameterize{name}"] = (
+                fused.reparameterize,
+                lambda rng, dt, noise=noise: (_normal(rng, dt, N, D), _normal(rng, dt, N, D), _normal(rng, dt, *noise)),
+                (0, 1, 2))
     return cases
 
 
