@@ -25,7 +25,6 @@ from autograd.tracer import getval
 
 from minivae.distributions import gaussian_log_prob, reparameterize
 from minivae.ops import mean as vmean
-from minivae.ops import sum as vsum
 
 Integrand = Callable[[Any], Any]  # z of shape (k, N, D) -> f(z) of shape (k, N)
 
@@ -126,8 +125,9 @@ class RunningMeanBaseline:
 
     def update(self, fz: Any) -> float:
         r"""Fold the mean of this step's values ``fz`` into b; the first update sets b to it. Returns b."""
-        # mean f over the step's samples (any shape), held constant
-        m = float(vsum(getval(fz))) / max(int(anp.size(getval(fz))), 1)
+        # mean f over the step's samples (any shape, any registered array type), held constant
+        values = getval(fz)
+        m = float(values.sum()) / max(int(values.size), 1)
         # b ← decay · b + (1 − decay) · m, or b ← m at the first step
         self.value = m if self.steps == 0 else self.decay * self.value + (1.0 - self.decay) * m
         self.steps += 1
