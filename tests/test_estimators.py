@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from minivae import estimators as est
+from minivae.gradcheck import check_grad
 from minivae.models import VAE
 from minivae.tree import tree_leaves
 
@@ -80,6 +81,39 @@ def test_surrogate_values_are_the_monte_carlo_estimate():
     np.testing.assert_allclose(est.reparameterization_surrogate(f, mean, log_var, eps), want, rtol=1e-14)
     for b in (None, 3.0, "leave_one_out"):
         np.testing.assert_allclose(est.reinforce_surrogate(f, mean, log_var, eps, b), want, rtol=1e-14)
+
+
+def test_reparameterization_surrogate_gradient_by_finite_differences():
+    eps = np.random.default_rng(20).standard_normal((3, 2, 2))
+    mean = np.array([[0.1, -0.2], [1.0, 0.5]])
+    log_var = np.array([[0.0, -1.0], [0.3, 0.2]])
+    check_grad(lambda m, lv, e: est.reparameterization_surrogate(sine_sum, m, lv, e), mean, log_var, eps)
+
+
+def sine_sum(z):
+    return anp.sin(z).sum(-1)
+
+
+@pytest.mark.parametrize("baseline", [None, 0.4, "leave_one_out"])
+def test_reinforce_gradient_is_the_score_function_formula_sample_by_sample(baseline):
+    """∂/∂μ = (1/k) Σ_i (f_i − b_i)(z_i − μ)/σ², ∂/∂log σ² = (1/k) Σ_i (f_i − b_i) ½((z_i − μ)²/σ² − 1)."""
+    k = 3
+    eps = np.random.default_rng(21).standard_normal((k, 2, 2))
+    mean = np.array([[0.1, -0.2], [1.0, 0.5]])
+    log_var = np.array([[0.0, -1.0], [0.3, 0.2]])
+    var = np.exp(log_var)
+    z = mean + np.sqrt(var) * eps
+    f = sine_sum(z)
+    b = 0.0 if baseline is None else baseline
+    if baseline == "leave_one_out":
+        b = (f.sum(0) - f) / (k - 1)
+    w = (f - b)[..., None]
+    want_mean = (w * (z - mean) / var).mean(0)
+    want_log_var = (w * 0.5 * ((z - mean) ** 2 / var - 1)).mean(0)
+    got = autograd.grad(lambda m, lv: est.reinforce_surrogate(sine_sum, m, lv, eps, baseline).sum(),
+                        argnum=(0, 1))(mean, log_var)
+    np.testing.assert_allclose(got[0], want_mean, rtol=1e-12)
+    np.testing.assert_allclose(got[1], want_log_var, rtol=1e-12)
 
 
 def test_reinforce_has_more_variance_and_baselines_reduce_it(record_property):
