@@ -166,7 +166,7 @@ FASHION_MNIST = IdxDataset("Fashion-MNIST", MNIST_FILES, FASHION_MNIST_MD5, FASH
                            "MINIVAE_FASHION_MNIST_MIRRORS", "MINIVAE_FASHION_DATA", "fashion-mnist",
                            ("/usr/share/datasets/fashion-mnist",))
 
-DOWNLOAD_TIMEOUT = 30.0  # seconds without data before a mirror counts as unreachable
+DOWNLOAD_TIMEOUT = 15.0  # seconds without an answer or data before a mirror counts as unreachable
 
 
 def default_root(dataset: IdxDataset = MNIST) -> Path:
@@ -362,8 +362,8 @@ def binarize_pixels(x: numpy.ndarray, method: str | None, rng: numpy.random.Gene
     if rng is None:
         raise ValueError("binarize='stochastic' needs rng, a seeded numpy.random.Generator, so the draw is "
                          "reproducible.")
-    # x_d ~ Bernoulli(intensity_d)
-    return (rng.random(x.shape) < x).astype(numpy.float32)
+    # x_d ~ Bernoulli(intensity_d): 1[u_d < intensity_d] with u_d ~ U(0, 1), drawn in float32 to save memory
+    return (rng.random(x.shape, dtype=numpy.float32) < x).astype(numpy.float32)
 
 
 # ----------------------------------------------------------------------------------------------- checks

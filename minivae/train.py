@@ -139,11 +139,14 @@ def fit(objective: Objective, params: Any, x_train: numpy.ndarray, *, x_test: nu
         params, history, first = _resume(resume, params, optimizer, rng, backend)
     if binarize is not None and x_test is not None:
         x_test = binarize_pixels(x_test, binarize, numpy.random.default_rng([seed, 1]))
+    if binarize == "threshold":
+        x_train = binarize_pixels(x_train, binarize)
     show = sys.stderr.isatty() if progress is None else bool(progress)
     grad_fn = value_and_grad(objective.loss)
     for epoch in range(first, epochs + 1):
         started = time.perf_counter()
-        x_epoch = binarize_pixels(x_train, binarize, rng)
+        # a fresh Bernoulli draw of the training pixels each epoch, when asked
+        x_epoch = binarize_pixels(x_train, binarize, rng) if binarize == "stochastic" else x_train
         params, losses = _train_epoch(grad_fn, objective, optimizer, params, x_epoch, rng, backend,
                                       epoch, epochs, batch_size, show)
         seconds = time.perf_counter() - started

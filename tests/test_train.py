@@ -208,3 +208,13 @@ def test_bad_epochs_and_batch_size():
     for kw in ({"epochs": 0}, {"batch_size": 0}, {"batch_size": 2.5}):
         with pytest.raises(ValueError, match="positive integer"):
             fit(vae_objective(vae), params, x, progress=False, **kw)
+
+
+def test_threshold_binarization_equals_binarizing_first():
+    vae, params, x, x_test = tiny_bernoulli()
+    inside = fit(vae_objective(vae), params, x, x_test=x_test, epochs=2, seed=4, progress=False,
+                 binarize="threshold")
+    first = fit(vae_objective(vae), params, (x > 0.5).astype(numpy.float32),
+                x_test=(x_test > 0.5).astype(numpy.float32), epochs=2, seed=4, progress=False)
+    assert_same_tree(inside.params, first.params)
+    assert without_wall_clock(inside.history) == without_wall_clock(first.history)
