@@ -24,7 +24,7 @@ import numpy
 from autograd import value_and_grad
 
 from minivae.backend import get_backend, to_numpy
-from minivae.data import binarize_pixels, check_data
+from minivae.data import BINARIZE, binarize_pixels, check_data
 from minivae.ops import mean as vmean
 from minivae.optim import Adam
 from minivae.tree import tree_map
@@ -149,13 +149,8 @@ def fit(objective: Objective, params: Any, x_train: numpy.ndarray, *, x_test: nu
         x_epoch = binarize_pixels(x_train, binarize, rng) if binarize == "stochastic" else x_train
         params, losses = _train_epoch(grad_fn, objective, optimizer, params, x_epoch, rng, backend,
                                       epoch, epochs, batch_size, show)
-        seconds = time.perf_counter() - started
-        record = {"epoch": epoch, f"train_{objective.bound}": -float(numpy.mean(losses)), "seconds": seconds,
-                  "examples_per_second": len(x_train) / seconds}
-        if x_test is not None:
-            started = time.perf_counter()
-            record[f"test_{objective.bound}"] = evaluate(objective, params, x_test, rng, backend=backend)
-            record["eval_seconds"] = time.perf_counter() - started
+        record = _epoch_record(objective, params, epoch, losses, time.perf_counter() - started, len(x_train),
+                               x_test, rng, backend)
         history.append(record)
         if checkpoint is not None:
             save_checkpoint(checkpoint, params, optimizer, epoch, rng, history)
@@ -168,11 +163,25 @@ def fit(objective: Objective, params: Any, x_train: numpy.ndarray, *, x_test: nu
     return FitResult(tree_map(backend.to_numpy, params), optimizer, history)
 
 
+def _epoch_record(objective: Objective, params: Any, epoch: int, losses: list, seconds: float, n_train: int,
+                  x_test: numpy.ndarray | None, rng: numpy.random.Generator, backend: Any) -> dict:
+    """One epoch's line of history: train and test bound in nats per example, seconds, examples/s."""
+    record = {"epoch": epoch, f"train_{objective.bound}": -float(numpy.mean(losses)), "seconds": seconds,
+              "examples_per_second": n_train / seconds}
+    if x_test is not None:
+        started = time.perf_counter()
+        record[f"test_{objective.bound}"] = evaluate(objective, params, x_test, rng, backend=backend)
+        record["eval_seconds"] = time.perf_counter() - started
+    return record
+
+
 def _check_fit_args(objective: Objective, x_train: Any, x_test: Any, epochs: int, batch_size: int,
                     binarize: str | None) -> None:
     for name, value in (("epochs", epochs), ("batch_size", batch_size)):
         if int(value) != value or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+    if binarize not in BINARIZE:
+        raise ValueError(f"binarize must be None, 'threshold' or 'stochastic', got {binarize!r}.")
     # binarized pixels are Bernoulli draws, so their source intensities must lie in [0, 1] too
     likelihood = "bernoulli" if binarize is not None else objective.likelihood
     check_data(x_train, likelihood, objective.x_dim, "x_train")

@@ -218,3 +218,5 @@ def test_threshold_binarization_equals_binarizing_first():
                 x_test=(x_test > 0.5).astype(numpy.float32), epochs=2, seed=4, progress=False)
     assert_same_tree(inside.params, first.params)
     assert without_wall_clock(inside.history) == without_wall_clock(first.history)
+    with pytest.raises(ValueError, match="binarize"):
+        fit(vae_objective(vae), params, x, progress=False, binarize="otsu")
