@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> dict:
                "ae_test_squared_error": ae_error, "vae_test_elbo": vae_elbo,
                "wall_seconds": time.perf_counter() - started}
     print_table([{"images": k, "log-likelihood (nats)": v} for k, v in scores.items()],
-                title="64 decoded N(0, I) draws, binarized, under a Bernoulli mixture of the digits (higher = more digit-like)")
+                title="64 decoded N(0, I) draws, binarized, under a Bernoulli mixture (higher: more digit-like)")
     print_table([{"model": k, "KL(codes || N(0, I))": v} for k, v in kls.items()])
     save_metrics(out, metrics)
     return metrics
