@@ -87,3 +87,20 @@ def save_image_panels(panels: dict, path: Path, ncols: int = 8, vertical: bool =
         ax.set_axis_off()
         ax.set_title(title, fontsize=9)
     return save_figure(fig, path)
+
+
+def save_curve_panels(panels: dict, path: Path, xlabel: str = "", logx: bool = False) -> Path:
+    """Save one axes per entry of ``{ylabel: {label: (xs, ys)}}``, side by side, sharing the x axis."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.3), squeeze=False)
+    for ax, (ylabel, curves) in zip(axes.ravel(), panels.items()):
+        for label, (xs, ys) in curves.items():
+            ax.plot(xs, ys, marker="o", ms=4, label=label)
+        if logx:
+            ax.set_xscale("log", base=2)
+            ax.set_xticks(list(xs), [f"{x:g}" for x in xs])
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return save_figure(fig, path)
