@@ -3,6 +3,9 @@ r"""The deterministic autoencoder and the VAE: frozen dataclasses of hyperparame
 A model object holds only its sizes; its parameters are a plain nest of dicts, lists and tuples of arrays
 that the caller owns, so ``autograd.grad(lambda p: ...)(params)`` works directly (the stax/Haiku split of
 "model = config + pure functions"). Rows are examples: ``x`` is ``(N, x_dim)``, ``z`` is ``(N, z_dim)``.
+
+The forward passes call the fused twins in :mod:`minivae.fused` (same numbers, hand-written gradients, a
+faster training step) of the plain lesson functions in :mod:`minivae.nn` and :mod:`minivae.distributions`.
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ import autograd.numpy as anp
 import numpy
 
 from minivae import distributions as dist
-from minivae.nn import activation_fn, dense, hidden_features, init_linear, init_mlp, mlp
+from minivae import fused
+from minivae.nn import activation_fn, init_linear, init_mlp
 from minivae.objectives import elbo, importance_sampled_log_likelihood, iwae_bound
 
 LIKELIHOODS = ("bernoulli", "gaussian")
@@ -43,8 +47,8 @@ def _init_trunk(sizes: Sequence[int], rng: numpy.random.Generator, dtype: Any) -
 
 def _heads(trunk: list, x: Any, heads: dict, names: Sequence[str], activation: str) -> tuple:
     # shared hidden layers h = a(... a(x W_1 + b_1) ...), then one linear head per output
-    h = hidden_features(trunk, x, activation)
-    return tuple(dense(heads[name], h) for name in names)
+    h = fused.hidden_features(trunk, x, activation)
+    return tuple(fused.linear(h, *heads[name]) for name in names)
 
 
 @dataclass(frozen=True)
@@ -111,7 +115,7 @@ class VAE:
     def log_px_given_z(self, params: dict, x: Any, z: Any) -> Any:
         r"""log p_θ(x|z), summed over pixels: ``(N,)`` for z ``(N, z_dim)``, ``(k, N)`` for ``(k, N, z_dim)``."""
         if self.likelihood == "bernoulli":
-            return dist.bernoulli_log_prob(x, self.decode(params, z))
+            return fused.bernoulli_log_prob(x, self.decode(params, z))
         mean, log_var = self.decode(params, z)
         return dist.gaussian_log_prob(x, mean, log_var)
 
@@ -126,9 +130,9 @@ class VAE:
             raise ValueError(f"eps has shape {anp.shape(eps)} but must be (N, z_dim) = {anp.shape(mean)}, "
                              "one standard-normal draw per example.")
         # z = μ + σ ε
-        z = dist.reparameterize(mean, log_var, eps)
+        z = fused.reparameterize(mean, log_var, eps)
         # log p(x|z) − β KL(q ‖ p)
-        return elbo(self.log_px_given_z(params, x, z), dist.kl_standard_normal(mean, log_var), beta)
+        return elbo(self.log_px_given_z(params, x, z), fused.kl_standard_normal(mean, log_var), beta)
 
     def log_weights(self, params: dict, x: Any, eps: Any) -> Any:
         r"""log w_i = log p(x|z_i) + log p(z_i) − log q(z_i|x), z_i = μ + σ ε_i, shape ``(k, N)``."""
@@ -137,7 +141,7 @@ class VAE:
             raise ValueError(f"eps has shape {anp.shape(eps)} but must be (k, N, z_dim) with (N, z_dim) = "
                              f"{anp.shape(mean)}: k standard-normal draws per example.")
         # z_i = μ + σ ε_i
-        z = dist.reparameterize(mean, log_var, eps)
+        z = fused.reparameterize(mean, log_var, eps)
         # log p(x|z_i) + log p(z_i) − log q(z_i|x)
         return (self.log_px_given_z(params, x, z) + dist.standard_normal_log_prob(z)
                 - dist.gaussian_log_prob(z, mean, log_var))
@@ -200,12 +204,12 @@ class AE:
     def encode(self, params: dict, x: Any) -> Any:
         r"""z = f_φ(x), ``(N, z_dim)``."""
         _check_rows("x", x, self.x_dim, "example")
-        return mlp(params["encoder"], x, self.activation)
+        return fused.mlp(params["encoder"], x, self.activation)
 
     def decode(self, params: dict, z: Any) -> Any:
         r"""x̂ = g_θ(z), ``(N, x_dim)``."""
         _check_rows("z", z, self.z_dim, "code")
-        return mlp(params["decoder"], z, self.activation)
+        return fused.mlp(params["decoder"], z, self.activation)
 
     def loss(self, params: dict, x: Any) -> Any:
         r"""‖x − g_θ(f_φ(x))‖² summed over the features, one value per example, ``(N,)``."""

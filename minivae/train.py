@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy
-from autograd import value_and_grad
 
 from minivae.backend import get_backend, to_numpy
 from minivae.data import BINARIZE, binarize_pixels, check_data
+from minivae.fused import value_and_grad
 from minivae.ops import mean as vmean
 from minivae.optim import Adam
 from minivae.tree import tree_map

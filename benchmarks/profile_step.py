@@ -1,0 +1,109 @@
+r"""Where the time of minivae's VAE training step goes: a phase breakdown and a cProfile listing.
+
+Phases, each timed over the same batches (median of ``--repeats`` epochs):
+
+- ``forward``: the loss alone, ``vae_objective(vae).loss(params, x, eps)``, no tracing;
+- ``value_and_grad``: autograd's forward trace plus backward pass;
+- ``adam``: ``Adam.step`` on gradients of the right shapes;
+- ``matmuls``: the step's matrix products alone (the floor of ``epoch_time.py``).
+
+Then cProfile of full training epochs, sorted by own time (``tottime``), so the Python overhead of autograd's
+tracer shows next to the NumPy kernels. Like ``epoch_time.py`` it unsets ``OPENBLAS_CORETYPE`` and
+``OPENBLAS_L2_SIZE`` for its own process and uses one BLAS thread unless ``--threads`` says otherwise::
+
+    python benchmarks/profile_step.py [--hidden 400] [--batch-size 100] [--top 25]
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _openblas import unset_openblas_vars  # noqa: E402
+
+UNSET = unset_openblas_vars()
+
+import argparse  # noqa: E402
+import cProfile  # noqa: E402
+import io  # noqa: E402
+import pstats  # noqa: E402
+import statistics  # noqa: E402
+import time  # noqa: E402
+
+import epoch_time  # noqa: E402
+import numpy  # noqa: E402
+from autograd import value_and_grad  # noqa: E402
+from threadpoolctl import threadpool_limits  # noqa: E402
+
+from minivae.models import VAE  # noqa: E402
+from minivae.optim import Adam  # noqa: E402
+from minivae.train import vae_objective  # noqa: E402
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description="phase breakdown and cProfile of minivae's VAE step")
+    p.add_argument("--hidden", type=str, default="400")
+    p.add_argument("--batch-size", type=int, default=100)
+    p.add_argument("--z-dim", type=int, default=20)
+    p.add_argument("--n", type=int, default=5000)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--top", type=int, default=25)
+    args = p.parse_args()
+    hidden = [int(h) for h in args.hidden.split(",")]
+    print("OpenBLAS variables unset for this process:", UNSET or "none were set")
+    with threadpool_limits(limits=args.threads, user_api="blas"):
+        profile(args, hidden)
+
+
+def profile(args: argparse.Namespace, hidden: list[int]) -> None:
+    x = epoch_time.load_data("mnist5k", args.n, 0)
+    vae = VAE(784, hidden, args.z_dim)
+    params = vae.init(numpy.random.default_rng(0))
+    loss = vae_objective(vae).loss
+    grad_fn = value_and_grad(loss)
+    steps = len(x) // args.batch_size
+    eps = numpy.random.default_rng(1).standard_normal((steps, args.batch_size, args.z_dim)).astype(numpy.float32)
+    batches = [x[i * args.batch_size:(i + 1) * args.batch_size] for i in range(steps)]
+    _, grads = grad_fn(params, batches[0], eps[0])
+    opt = Adam(1e-3)
+    state = {"p": params}
+
+    def adam_epoch() -> None:
+        for _ in range(steps):
+            state["p"] = opt.step(state["p"], grads)
+
+    enc, dec = [784, *hidden], [args.z_dim, *reversed(hidden), 784]
+    floor = epoch_time.floor_epoch(enc, dec, args.z_dim, args.batch_size, 0)
+    phases = {
+        "forward": lambda: [loss(params, b, e) for b, e in zip(batches, eps)],
+        "value_and_grad": lambda: [grad_fn(params, b, e) for b, e in zip(batches, eps)],
+        "adam": adam_epoch,
+        "matmuls": lambda: floor(x, eps),
+    }
+    times = {name: [] for name in phases}
+    for _ in range(args.repeats + 1):
+        for name, fn in phases.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append((time.perf_counter() - start) / steps)
+    print(f"\nper step (median of {args.repeats}), VAE 784-{args.hidden}-{args.z_dim}, batch {args.batch_size}:")
+    for name, t in times.items():
+        print(f"  {name:<16} {statistics.median(t[1:]) * 1e3:8.3f} ms")
+
+    train = epoch_time.minivae_epoch(vae, 1e-3, params)
+    train(x, eps)
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for _ in range(args.repeats):
+        train(x, eps)
+    profiler.disable()
+    out = io.StringIO()
+    pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(args.top)
+    print(f"\ncProfile of {args.repeats} training epochs ({args.repeats * steps} steps), by own time:")
+    print(out.getvalue())
+
+
+if __name__ == "__main__":
+    main()
