@@ -50,3 +50,93 @@ def test_there_are_walkthroughs() -> None:
 
 
 # ---- per-walkthrough directional checks (each reuses the cached quick run) ----
+
+
+def test_11_cvae_beats_regression_on_conditional_log_likelihood(tmp_path_factory: pytest.TempPathFactory) -> None:
+    metrics = run_quick("11_cvae_hole_filling", tmp_path_factory)
+    # the importance-sampled log p(y|x) lies above the ELBO (k = 50 samples; the gap is ~3 nats), and the
+    # CVAE's log p(y|x) beats the regression MLP's exact one (same Bernoulli family; ~5 nats on the quick run)
+    assert metrics["cvae_log_likelihood"] > metrics["cvae_elbo"]
+    assert metrics["cvae_log_likelihood"] > metrics["regression_log_likelihood"]
+    assert all(0.0 < e < 0.5 for e in metrics["pixel_error"].values())
+
+
+def test_12_m2_classifies_better_than_chance(tmp_path_factory: pytest.TempPathFactory) -> None:
+    metrics = run_quick("12_semi_supervised_m2", tmp_path_factory)
+    # ten classes: chance is 90 % error; 100 labels alone give ~30 % on the quick run
+    assert metrics["m2_test_error"] < 0.9
+    assert metrics["baseline_test_error"] < 0.9
+    assert metrics["n_labelled"] == 100
+
+
+# ---- MNIST walkthroughs 05-10 (quick runs: 500-1,000 training digits, 2 epochs) ----
+
+
+def _says_where_data_came_from(metrics: dict) -> None:
+    assert metrics["train_set"] and metrics["eval_set"]
+    assert metrics["n_train"] <= 1000 and metrics["n_test"] >= 100
+
+
+def test_05_vae_log_likelihood_above_elbo(tmp_path_factory: pytest.TempPathFactory) -> None:
+    metrics = run_quick("05_mnist_vae", tmp_path_factory)
+    _says_where_data_came_from(metrics)
+    # L_50 >= L_1 in expectation on the same digits; the quick run's gap is ~10 nats, MC noise ~1 nat
+    assert metrics["test_log_likelihood"] > metrics["test_elbo_ll_subset"]
+    assert metrics["ll_k"] == 50 and metrics["ll_n"] == 100
+    # the KL is positive and the reconstruction term is ELBO + KL by definition
+    assert metrics["test_kl"] > 0.0
+    assert metrics["test_reconstruction"] == pytest.approx(metrics["test_elbo"] + metrics["test_kl"], abs=1e-3)
+    # better than coin-flip pixels (784 log 2 = 543 nats) yet worse than any published MNIST bound
+    assert -543.4 < metrics["test_elbo"] < -60.0
+    assert [h["epoch"] for h in metrics["history"]] == [1, 2]
+
+
+def test_06_latent_2d_codes_separate_digits(tmp_path_factory: pytest.TempPathFactory) -> None:
+    metrics = run_quick("06_mnist_latent_2d", tmp_path_factory)
+    _says_where_data_came_from(metrics)
+    assert metrics["z_dim"] == 2 and metrics["test_kl"] > 0.0
+    # ten balanced classes: chance is 0.1; the quick run's 2-D codes give ~0.2 on 500 digits (SE 0.02)
+    assert metrics["latent_5nn_accuracy"] > 0.1
+    assert -543.4 < metrics["test_elbo"] < metrics["test_log_likelihood"]
+
+
+def test_07_traverses_the_most_active_units(tmp_path_factory: pytest.TempPathFactory) -> None:
+    metrics = run_quick("07_traverse_interpolate", tmp_path_factory)
+    activity = metrics["unit_activity"]
+    units = metrics["traversed_units"]
+    assert len(activity) == metrics["z_dim"] and len(units) == 8
+    # the traversed units are the 8 largest Var_x(mu_j), in decreasing order
+    assert [activity[j] for j in units] == sorted(activity, reverse=True)[:8]
+    assert metrics["active_units"] == sum(a > 0.01 for a in activity)
+    assert metrics["pair_labels"] == [4, 9]
+
+
+def test_08_ae_samples_score_worse_than_vae_samples(tmp_path_factory: pytest.TempPathFactory) -> None:
+    metrics = run_quick("08_ae_vs_vae_sampling", tmp_path_factory)
+    # decoded N(0, I) draws: ~-110 nats (VAE) against ~-295 (AE) on the quick run
+    assert metrics["score_ae_samples"] < metrics["score_vae_samples"]
+    # the reason: the AE's codes are far from N(0, I), the VAE's close (~41 vs ~7 nats)
+    assert metrics["code_kl_ae"] > metrics["code_kl_vae"]
+
+
+def test_09_kl_decreases_with_beta(tmp_path_factory: pytest.TempPathFactory) -> None:
+    metrics = run_quick("09_beta_vae", tmp_path_factory)
+    rows = metrics["results"]
+    assert [r["beta"] for r in rows] == [0.5, 1.0, 4.0]
+    kls = [r["kl"] for r in rows]
+    # quick run: ~15, ~8, ~2.5 nats; each step roughly halves the KL
+    assert kls[0] > kls[1] > kls[2] > 0.0
+    assert rows[2]["active_units"] <= rows[0]["active_units"]
+    for r in rows:
+        assert r["elbo"] == pytest.approx(r["reconstruction"] - r["kl"], abs=1e-3)
+
+
+def test_10_iwae_bounds_are_ordered(tmp_path_factory: pytest.TempPathFactory) -> None:
+    metrics = run_quick("10_iwae", tmp_path_factory)
+    rows = metrics["results"]
+    assert [r["model"] for r in rows] == ["VAE", *(f"IWAE-{k}" for k in metrics["ks"])]
+    largest = f"L_{max(metrics['ks'])}"
+    for r in rows:
+        # on the same model and digits, L_k >= L_1 (quick run: gaps of ~20 nats, MC noise < 1 nat)
+        assert r[largest] > r["L_1"]
+        assert r["log_likelihood"] > r["L_1"]
