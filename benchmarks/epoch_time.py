@@ -67,12 +67,11 @@ import time  # noqa: E402
 from typing import Any, Callable  # noqa: E402
 
 import numpy  # noqa: E402
-from autograd import value_and_grad  # noqa: E402
 from threadpoolctl import threadpool_info, threadpool_limits  # noqa: E402
 
 from minivae.models import VAE  # noqa: E402
 from minivae.optim import Adam  # noqa: E402
-from minivae.train import vae_objective  # noqa: E402
+from minivae.train import vae_objective, value_and_grad  # noqa: E402  (fit's own gradient function)
 
 X_DIM = 784
 
@@ -204,10 +203,11 @@ def floor_epoch(sizes_enc: list[int], sizes_dec: list[int], z_dim: int, batch: i
 # ---------------------------------------------------------------- timing
 
 
-def timed(fn: Callable, *args: Any) -> tuple[float, Any]:
-    start = time.perf_counter()
+def timed(fn: Callable, *args: Any) -> tuple[float, float, Any]:
+    """Wall-clock seconds, CPU seconds of this process (all its threads), and the result of ``fn(*args)``."""
+    wall, cpu = time.perf_counter(), time.process_time()
     out = fn(*args)
-    return time.perf_counter() - start, out
+    return time.perf_counter() - wall, time.process_time() - cpu, out
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -229,6 +229,7 @@ def run(args: argparse.Namespace) -> dict:
     epochs["floor"] = floor_epoch(enc, dec, args.z_dim, args.batch_size, args.seed)
     names = list(epochs)
     times: dict[str, list[float]] = {name: [] for name in names}
+    cpu_times: dict[str, list[float]] = {name: [] for name in names}
     losses: dict[str, float] = {}
     load_before = os.getloadavg()
     # warm-up: one epoch each, untimed
@@ -236,33 +237,38 @@ def run(args: argparse.Namespace) -> dict:
         eps = noise.standard_normal((steps, args.batch_size, args.z_dim)).astype(numpy.float32)
         order = names if round_ % 2 == 0 else names[::-1]
         for name in order:
-            seconds, loss = timed(epochs[name], x, eps)
+            seconds, cpu_seconds, loss = timed(epochs[name], x, eps)
             if round_ > 0:
                 times[name].append(seconds)
+                cpu_times[name].append(cpu_seconds)
                 losses[name] = loss
         if round_ > 0:
             line = "  ".join(f"{n} {times[n][-1]:.3f}s" for n in names)
             print(f"round {round_}/{args.rounds}: {line}", file=sys.stderr, flush=True)
-    return summarize(args, x, steps, times, losses, load_before, epochs["floor"].n_products)
+    return summarize(args, x, steps, times, cpu_times, losses, load_before, epochs["floor"].n_products)
 
 
-def summarize(args: argparse.Namespace, x: numpy.ndarray, steps: int, times: dict, losses: dict,
-              load_before: tuple, n_products: int) -> dict:
+def paired_ratios(times: dict) -> dict:
+    """The median over rounds of time(a) / time(b), for minivae and PyTorch against each other and the floor."""
+    pairs = [("minivae", "pytorch"), ("minivae", "floor"), ("pytorch", "floor")]
+    return {f"{a}/{b}": statistics.median(x / y for x, y in zip(times[a], times[b]))
+            for a, b in pairs if a in times and b in times}
+
+
+def summarize(args: argparse.Namespace, x: numpy.ndarray, steps: int, times: dict, cpu_times: dict,
+              losses: dict, load_before: tuple, n_products: int) -> dict:
     median = {name: statistics.median(t) for name, t in times.items()}
-    ratios = {}
-    for other in ("pytorch", "floor"):
-        if other in times:
-            ratios[f"minivae/{other}"] = statistics.median(a / b for a, b in zip(times["minivae"], times[other]))
-    if "pytorch" in times:
-        ratios["pytorch/floor"] = statistics.median(a / b for a, b in zip(times["pytorch"], times["floor"]))
     return {
         "config": {"x_dim": X_DIM, "hidden": args.hidden, "z_dim": args.z_dim, "batch_size": args.batch_size,
                    "n": len(x), "steps_per_epoch": steps, "data": args.data, "threads": args.threads,
                    "rounds": args.rounds, "dtype": "float32", "lr": args.lr, "matmuls_per_step": n_products},
         "median_epoch_seconds": median,
         "examples_per_second": {name: len(x) / t for name, t in median.items()},
-        "median_paired_ratio": ratios,
+        "median_paired_ratio": paired_ratios(times),
+        "median_cpu_epoch_seconds": {name: statistics.median(t) for name, t in cpu_times.items()},
+        "median_paired_cpu_ratio": paired_ratios(cpu_times),
         "epoch_seconds": times,
+        "epoch_cpu_seconds": cpu_times,
         "final_batch_loss": losses,
         "environment": environment(args, load_before),
     }
@@ -309,12 +315,14 @@ def report(result: dict) -> str:
                      f"{env['torch_threads']} thread(s)")
     lines.append(f"CPU: {env['cpu']} ({env['logical_cpus']} logical); load average before/after: "
                  f"{env['load_average_before'][0]:.2f} / {env['load_average_after'][0]:.2f}")
-    lines += ["", f"{'engine':<30} {'median epoch (s)':>17} {'examples/s':>11}"]
+    lines += ["", f"{'engine':<30} {'median epoch (s)':>17} {'examples/s':>11} {'CPU s':>8}"]
     for name, t in result["median_epoch_seconds"].items():
         label = name if name != "floor" else f"floor ({c['matmuls_per_step']} matmuls/step)"
-        lines.append(f"{label:<30} {t:>17.4f} {result['examples_per_second'][name]:>11.0f}")
-    lines += ["", "median of paired ratios (same round):"]
-    lines += [f"  {k:<16} {v:.3f}" for k, v in result["median_paired_ratio"].items()]
+        lines.append(f"{label:<30} {t:>17.4f} {result['examples_per_second'][name]:>11.0f} "
+                     f"{result['median_cpu_epoch_seconds'][name]:>8.4f}")
+    lines += ["", f"median of paired ratios (same round)  {'wall':>6} {'CPU':>6}"]
+    lines += [f"  {k:<36} {v:>6.3f} {result['median_paired_cpu_ratio'][k]:>6.3f}"
+              for k, v in result["median_paired_ratio"].items()]
     return "\n".join(lines)
 
 

@@ -33,12 +33,11 @@ import time  # noqa: E402
 
 import epoch_time  # noqa: E402
 import numpy  # noqa: E402
-from autograd import value_and_grad  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
 from minivae.models import VAE  # noqa: E402
 from minivae.optim import Adam  # noqa: E402
-from minivae.train import vae_objective  # noqa: E402
+from minivae.train import vae_objective, value_and_grad  # noqa: E402  (fit's own gradient function)
 
 
 def main() -> None:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-import autograd.numpy as anp
 import numpy
 from autograd.core import VJPNode, add_outgrads, vspace
 from autograd.extend import defvjp, defvjp_argnums, primitive
@@ -32,7 +31,7 @@ from minivae import distributions as dist
 from minivae import nn
 from minivae.backend import array_module
 from minivae.ops import relu
-from minivae.tree import tree_leaves, tree_unflatten
+from minivae.tree import tree_map
 
 
 def _in_place(name: str, a: Any) -> Any:
@@ -92,7 +91,7 @@ def linear(x: Any, W: Any, b: Any) -> Any:
     matrix products and one column sum, with no ``unbroadcast`` bookkeeping. ``x`` with more than two axes
     goes through the plain version.
     """
-    if anp.ndim(x) != 2:
+    if numpy.ndim(x) != 2:
         return nn.dense((W, b), x)
     return _linear(x, W, b)
 
@@ -107,7 +106,7 @@ def linear_relu(x: Any, W: Any, b: Any) -> Any:
 
     as in :func:`linear`. The masked gradient is computed once and shared by the three products.
     """
-    if anp.ndim(x) != 2:
+    if numpy.ndim(x) != 2:
         return nn.activation_fn("relu")(nn.dense((W, b), x))
     return _linear_relu(x, W, b)
 
@@ -129,8 +128,8 @@ def mlp(params: list, x: Any, activation: str = "relu") -> Any:
     if not params:
         raise ValueError("params is empty; build it with init_mlp(sizes, rng) for at least one layer.")
     fan_in = params[0][0].shape[0]
-    if anp.ndim(x) < 1 or anp.shape(x)[-1] != fan_in:
-        raise ValueError(f"x has shape {anp.shape(x)} but the first layer expects {fan_in} features "
+    if numpy.ndim(x) < 1 or numpy.shape(x)[-1] != fan_in:
+        raise ValueError(f"x has shape {numpy.shape(x)} but the first layer expects {fan_in} features "
                          "in its last axis.")
     # hidden layers h_l = a(h_{l-1} W_l + b_l)
     h = hidden_features(params[:-1], x, activation)
@@ -168,7 +167,7 @@ def _bernoulli_grad_logits(ans: Any, x: Any, logits: Any) -> Any:
 
 def _bernoulli_grad_x(ans: Any, x: Any, logits: Any) -> Any:
     # ∂/∂x [x l − softplus(l)] = l, summed over the axes x was broadcast along
-    return lambda g: _sum_to_shape(g[..., None] * logits, anp.shape(x))
+    return lambda g: _sum_to_shape(g[..., None] * logits, numpy.shape(x))
 
 
 defvjp(_bernoulli_log_prob, _bernoulli_grad_x, _bernoulli_grad_logits)
@@ -187,7 +186,7 @@ def bernoulli_log_prob(x: Any, logits: Any) -> Any:
     broadcasts to ``logits`` ``(..., D)`` (an IWAE passes x ``(N, D)`` with logits ``(k, N, D)``; the
     gradient for x is then summed over k). Returns ``(...)``.
     """
-    dist.check_broadcasts("x", x, tuple(anp.shape(logits)), "logits")
+    dist.check_broadcasts("x", x, tuple(numpy.shape(logits)), "logits")
     dist.check_unit_interval("x", x)
     return _bernoulli_log_prob(x, logits)
 
@@ -252,14 +251,14 @@ def _reparam_grad_log_var(ans: Any, mean: Any, log_var: Any, eps: Any) -> Any:
         grad = _in_place("exp", log_var * 0.5) * eps
         grad *= g
         grad *= 0.5
-        return _sum_to_shape(grad, anp.shape(log_var))
+        return _sum_to_shape(grad, numpy.shape(log_var))
 
     return vjp
 
 
 defvjp(_reparameterize,
        # ∂z/∂μ = 1, summed over the k samples of each row
-       lambda ans, mean, log_var, eps: lambda g: _sum_to_shape(g, anp.shape(mean)),
+       lambda ans, mean, log_var, eps: lambda g: _sum_to_shape(g, numpy.shape(mean)),
        _reparam_grad_log_var,
        # ∂z/∂ε = σ
        lambda ans, mean, log_var, eps: lambda g: g * _in_place("exp", log_var * 0.5))
@@ -277,7 +276,7 @@ def reparameterize(mean: Any, log_var: Any, eps: Any) -> Any:
     Returns the shape of ``eps``.
     """
     dist.check_same_shape("log_var", log_var, "mean", mean)
-    shape, eps_shape = tuple(anp.shape(mean)), tuple(anp.shape(eps))
+    shape, eps_shape = tuple(numpy.shape(mean)), tuple(numpy.shape(eps))
     if eps_shape[-len(shape):] != shape or len(eps_shape) > len(shape) + 1:
         raise ValueError(f"eps has shape {eps_shape} but mean has shape {shape}; eps must be "
                          "(N, D) or (k, N, D) with (N, D) the shape of mean.")
@@ -304,29 +303,37 @@ def value_and_grad(fun: Callable[..., Any]) -> Callable[..., tuple[Any, Any]]:
     """
 
     def value_and_grad_fun(params: Any, *args: Any, **kwargs: Any) -> tuple[Any, Any]:
-        leaves = tree_leaves(params)
+        roots: dict = {}  # the root node of each array of the nest -> its gradient, in the nest's order
+
+        def boxed(leaf: Any) -> Any:
+            root = VJPNode.new_root()
+            roots[root] = None
+            return new_box(leaf, trace, root)
+
         with trace_stack.new_trace() as trace:
-            roots = [VJPNode.new_root() for _ in leaves]
-            boxed = [new_box(leaf, trace, root) for leaf, root in zip(leaves, roots)]
-            end = fun(tree_unflatten(params, boxed), *args, **kwargs)
-        if not (isbox(end) and end._trace == trace):
-            return end, tree_unflatten(params, [vspace(leaf).zeros() for leaf in leaves])
-        value, end_node = end._value, end._node
-        if anp.ndim(value) != 0:
-            raise ValueError(f"value_and_grad needs a scalar loss, but fun returned shape {anp.shape(value)}; "
-                             "reduce it with minivae.ops.mean or sum.")
-        position = {root: i for i, root in enumerate(roots)}
-        grads: list = [None] * len(leaves)
-        # backward pass from ∂L/∂L = 1, each node after all the nodes that use it
-        outgrads = {end_node: (vspace(value).ones(), False)}
-        for node in toposort(end_node):
-            g = outgrads.pop(node)[0]
-            if node in position:
-                grads[position[node]] = g
-                continue
-            for parent, parent_grad in zip(node.parents, node.vjp(g)):
-                outgrads[parent] = add_outgrads(outgrads.get(parent), parent_grad)
-        grads = [vspace(leaf).zeros() if g is None else g for leaf, g in zip(leaves, grads)]
-        return value, tree_unflatten(params, grads)
+            end = fun(tree_map(boxed, params), *args, **kwargs)
+        if isbox(end) and end._trace == trace:
+            value, end_node = end._value, end._node
+            if numpy.ndim(value) != 0:
+                raise ValueError(f"value_and_grad needs a scalar loss, but fun returned shape "
+                                 f"{numpy.shape(value)}; reduce it with minivae.ops.mean or sum.")
+            # backward pass from ∂L/∂L = 1, each node after all the nodes that use it
+            outgrads = {end_node: (vspace(value).ones(), False)}
+            for node in toposort(end_node):
+                g = outgrads.pop(node)[0]
+                if node in roots:
+                    roots[node] = g
+                    continue
+                for parent, parent_grad in zip(node.parents, node.vjp(g)):
+                    outgrads[parent] = add_outgrads(outgrads.get(parent), parent_grad)
+        else:
+            value = end
+        grads = iter(roots.values())
+        # the same traversal order as `boxed`; an array the loss does not use gets zeros
+        return value, tree_map(lambda leaf: _or_zeros(next(grads), leaf), params)
 
     return value_and_grad_fun
+
+
+def _or_zeros(g: Any, leaf: Any) -> Any:
+    return vspace(leaf).zeros() if g is None else g
