@@ -108,7 +108,7 @@ def test_07_traverses_the_most_active_units(tmp_path_factory: pytest.TempPathFac
     # the traversed units are the 8 largest Var_x(mu_j), in decreasing order
     assert [activity[j] for j in units] == sorted(activity, reverse=True)[:8]
     assert metrics["active_units"] == sum(a > 0.01 for a in activity)
-    assert metrics["pair_labels"] == [4, 9]
+    assert metrics["pair_labels"] == [7, 2]
 
 
 def test_08_ae_samples_score_worse_than_vae_samples(tmp_path_factory: pytest.TempPathFactory) -> None:
@@ -124,7 +124,7 @@ def test_09_kl_decreases_with_beta(tmp_path_factory: pytest.TempPathFactory) -> 
     rows = metrics["results"]
     assert [r["beta"] for r in rows] == [0.5, 1.0, 4.0]
     kls = [r["kl"] for r in rows]
-    # quick run: ~15, ~8, ~2.5 nats; each step roughly halves the KL
+    # quick run: ~53, ~36, ~8 nats over three seeds, far apart
     assert kls[0] > kls[1] > kls[2] > 0.0
     assert rows[2]["active_units"] <= rows[0]["active_units"]
     for r in rows:

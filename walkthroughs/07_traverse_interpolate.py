@@ -61,8 +61,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser = add_mnist_args(walkthrough_parser(__doc__, "figures/07_traverse_interpolate"), epochs=10)
     parser.add_argument("--z-dim", type=int, default=20, help="latent dimension (default 20)")
     parser.add_argument("--units", type=int, default=8, help="rows of the traversal: the most active units (default 8)")
-    parser.add_argument("--pair", type=int, nargs=2, default=(4, 9), metavar=("A", "B"),
-                        help="labels of the two test digits to interpolate between (default 4 9)")
+    parser.add_argument("--pair", type=int, nargs=2, default=(7, 2), metavar=("A", "B"),
+                        help="labels of the two test digits to interpolate between (default 7 2)")
     args = parser.parse_args(argv)
     if args.quick:
         args.epochs, args.n_train = 2, 1000

@@ -54,9 +54,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--z-dim", type=int, default=20, help="latent dimension (default 20)")
     args = parser.parse_args(argv)
     if args.quick:
-        args.epochs, args.n_train = 2, 1000
+        args.epochs, args.n_train = 2, 600
     out = prepare_out(args.out)
-    data = load_mnist_split(args, n_test=500 if args.quick else None)
+    data = load_mnist_split(args, n_test=300 if args.quick else None)
     vae = VAE(784, [400], args.z_dim)
     z = numpy.random.default_rng(args.seed).standard_normal((36, args.z_dim)).astype(numpy.float32)
 
