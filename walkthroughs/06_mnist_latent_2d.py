@@ -70,7 +70,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     # train on the ELBO, as in walkthrough 05, with a 2-D latent space
     result = fit(vae_objective(vae), vae.init(rng), data.x_train, x_test=data.x_test, epochs=args.epochs,
-                 batch_size=args.batch_size, seed=args.seed, device=args.device)
+                 batch_size=args.batch_size, seed=args.seed, device=args.device,
+                 binarize=data.fit_binarize)
     params = result.params
     train_seconds = sum(h["seconds"] for h in result.history)
 

@@ -73,7 +73,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     # train on the ELBO, as in walkthrough 05
     result = fit(vae_objective(vae), vae.init(rng), data.x_train, epochs=args.epochs, batch_size=args.batch_size,
-                 seed=args.seed, device=args.device)
+                 seed=args.seed, device=args.device,
+                 binarize=data.fit_binarize)
     params = result.params
     test_elbo = evaluate(vae_objective(vae), params, data.x_test, rng)
 

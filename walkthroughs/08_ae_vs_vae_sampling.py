@@ -91,7 +91,8 @@ def main(argv: list[str] | None = None) -> dict:
     fitted = {}
     for name, model, objective in (("AE", ae, ae_objective(ae)), ("VAE", vae, vae_objective(vae))):
         fitted[name] = fit(objective, model.init(rng), data.x_train, epochs=args.epochs,
-                           batch_size=args.batch_size, seed=args.seed, device=args.device)
+                           batch_size=args.batch_size, seed=args.seed, device=args.device,
+                           binarize=data.fit_binarize)
     ae_params, vae_params = fitted["AE"].params, fitted["VAE"].params
 
     # decode the same 64 draws z ~ N(0, I) through each decoder

@@ -65,7 +65,8 @@ def main(argv: list[str] | None = None) -> dict:
         # the same initialisation and minibatch noise for every β: only the weight of the KL changes
         init = vae.init(numpy.random.default_rng(args.seed))
         result = fit(vae_objective(vae, beta), init, data.x_train, epochs=args.epochs,
-                     batch_size=args.batch_size, seed=args.seed, device=args.device)
+                     batch_size=args.batch_size, seed=args.seed, device=args.device,
+                     binarize=data.fit_binarize)
         terms = test_terms(vae, result.params, data.x_test, numpy.random.default_rng(args.seed + 1))
         rows.append({"beta": beta, **terms, "train_seconds": sum(h["seconds"] for h in result.history)})
         samples[f"beta = {beta:g}"] = sigmoid(vae.decode(result.params, z))

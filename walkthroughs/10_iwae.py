@@ -79,7 +79,8 @@ def main(argv: list[str] | None = None) -> dict:
         name = "VAE" if k == 1 else f"IWAE-{k}"
         # the same initialisation and data order for every model: only the training bound changes
         result = fit(objective_for(vae, k), vae.init(numpy.random.default_rng(args.seed)), data.x_train,
-                     epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, device=args.device)
+                     epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, device=args.device,
+                     binarize=data.fit_binarize)
         scores = evaluate_model(vae, result.params, data.x_test, args.ks, args.ll_k,
                                 numpy.random.default_rng(args.seed + 1))
         rows.append({"model": name, "trained on": f"L_{k}", "slides": SLIDES.get(k, ""), **scores,
