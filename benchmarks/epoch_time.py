@@ -51,6 +51,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-torch", action="store_true", help="time minivae and the floor only")
+    p.add_argument("--fit", action="store_true", help="also time one epoch of minivae.train.fit (shuffling, "
+                   "noise drawn per step, NaN guard on loss and gradients)")
     p.add_argument("--json", type=str, default=None, help="also write the results to this JSON file")
     args = p.parse_args(argv)
     args.hidden = [int(h) for h in args.hidden.split(",") if h]
@@ -71,7 +73,7 @@ from threadpoolctl import threadpool_info, threadpool_limits  # noqa: E402
 
 from minivae.models import VAE  # noqa: E402
 from minivae.optim import Adam  # noqa: E402
-from minivae.train import vae_objective, value_and_grad  # noqa: E402  (fit's own gradient function)
+from minivae.train import fit, vae_objective, value_and_grad  # noqa: E402  (fit's own gradient function)
 
 X_DIM = 784
 
@@ -112,6 +114,19 @@ def minivae_epoch(vae: VAE, lr: float, params: Any) -> Callable[[numpy.ndarray, 
             params = optimizer.step(params, grads)
         state["params"] = params
         return loss
+
+    return epoch
+
+
+def fit_epoch(vae: VAE, lr: float, params: Any) -> Callable[[numpy.ndarray, numpy.ndarray], float]:
+    """One epoch of ``minivae.train.fit`` itself, continuing from the parameters of the previous call."""
+    state = {"params": params, "optimizer": Adam(lr)}
+
+    def epoch(x: numpy.ndarray, eps: numpy.ndarray) -> float:
+        result = fit(vae_objective(vae), state["params"], x, optimizer=state["optimizer"], epochs=1,
+                     batch_size=eps.shape[1], progress=False)
+        state["params"] = result.params
+        return -result.history[-1]["train_elbo"]
 
     return epoch
 
@@ -211,15 +226,17 @@ def timed(fn: Callable, *args: Any) -> tuple[float, float, Any]:
 
 
 def run(args: argparse.Namespace) -> dict:
-    x = load_data(args.data, args.n, args.seed)
-    steps = -(-len(x) // args.batch_size)
-    if len(x) % args.batch_size:
-        raise ValueError(f"--n {args.n} must be a multiple of --batch-size {args.batch_size}, so every step "
-                         "has a full batch.")
+    # every step takes a full batch: n is rounded down to a multiple of the batch size
+    steps = args.n // args.batch_size
+    if steps < 1:
+        raise ValueError(f"--n {args.n} is smaller than --batch-size {args.batch_size}; pass more examples.")
+    x = load_data(args.data, steps * args.batch_size, args.seed)
     vae = VAE(X_DIM, args.hidden, args.z_dim)
     params = vae.init(numpy.random.default_rng(args.seed))
     noise = numpy.random.default_rng(args.seed + 1)
     epochs = {"minivae": minivae_epoch(vae, args.lr, params)}
+    if args.fit:
+        epochs["minivae fit()"] = fit_epoch(vae, args.lr, params)
     if not args.no_torch:
         import torch
 
@@ -250,7 +267,7 @@ def run(args: argparse.Namespace) -> dict:
 
 def paired_ratios(times: dict) -> dict:
     """The median over rounds of time(a) / time(b), for minivae and PyTorch against each other and the floor."""
-    pairs = [("minivae", "pytorch"), ("minivae", "floor"), ("pytorch", "floor")]
+    pairs = [("minivae", "pytorch"), ("minivae", "floor"), ("pytorch", "floor"), ("minivae fit()", "pytorch")]
     return {f"{a}/{b}": statistics.median(x / y for x, y in zip(times[a], times[b]))
             for a, b in pairs if a in times and b in times}
 

@@ -1,15 +1,17 @@
 r"""Where the time of minivae's VAE training step goes: a phase breakdown and a cProfile listing.
 
-Phases, each timed over the same batches (median of ``--repeats`` epochs):
+Phases, each timed in CPU time of this process over the same batches (median of ``--repeats`` epochs; CPU
+time, because on a shared machine wall time mostly measures the other processes):
 
 - ``forward``: the loss alone, ``vae_objective(vae).loss(params, x, eps)``, no tracing;
 - ``value_and_grad``: autograd's forward trace plus backward pass;
 - ``adam``: ``Adam.step`` on gradients of the right shapes;
 - ``matmuls``: the step's matrix products alone (the floor of ``epoch_time.py``).
 
-Then cProfile of full training epochs, sorted by own time (``tottime``), so the Python overhead of autograd's
-tracer shows next to the NumPy kernels. Like ``epoch_time.py`` it unsets ``OPENBLAS_CORETYPE`` and
-``OPENBLAS_L2_SIZE`` for its own process and uses one BLAS thread unless ``--threads`` says otherwise::
+Then cProfile (CPU-time clock) of full training epochs, sorted by own time (``tottime``), so the Python
+overhead of autograd's tracer shows next to the NumPy kernels. Like ``epoch_time.py`` it unsets
+``OPENBLAS_CORETYPE`` and ``OPENBLAS_L2_SIZE`` for its own process and uses one BLAS thread unless
+``--threads`` says otherwise::
 
     python benchmarks/profile_step.py [--hidden 400] [--batch-size 100] [--top 25]
 """
@@ -84,16 +86,17 @@ def profile(args: argparse.Namespace, hidden: list[int]) -> None:
     times = {name: [] for name in phases}
     for _ in range(args.repeats + 1):
         for name, fn in phases.items():
-            start = time.perf_counter()
+            start = time.process_time()
             fn()
-            times[name].append((time.perf_counter() - start) / steps)
-    print(f"\nper step (median of {args.repeats}), VAE 784-{args.hidden}-{args.z_dim}, batch {args.batch_size}:")
+            times[name].append((time.process_time() - start) / steps)
+    print(f"\nCPU time per step (median of {args.repeats}), VAE 784-{args.hidden}-{args.z_dim}, "
+          f"batch {args.batch_size}:")
     for name, t in times.items():
         print(f"  {name:<16} {statistics.median(t[1:]) * 1e3:8.3f} ms")
 
     train = epoch_time.minivae_epoch(vae, 1e-3, params)
     train(x, eps)
-    profiler = cProfile.Profile()
+    profiler = cProfile.Profile(time.process_time)
     profiler.enable()
     for _ in range(args.repeats):
         train(x, eps)

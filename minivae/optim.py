@@ -10,8 +10,8 @@ The arrays you pass to the first ``step`` (or after ``load_state``) are never mo
 copies them and returns its copies. Every later ``step`` that receives exactly the arrays the previous
 step returned updates those in place and returns the same arrays. So ``params = opt.step(params, grads)``
 behaves as before; if you want to keep a snapshot of the parameters between steps, copy it. ``state()``
-returns copies, and ``load_state`` copies what it is given. The numbers are the same, bit for bit, as the
-out-of-place formulas written in each docstring, evaluated in the order they are written.
+returns copies, and ``load_state`` copies what it is given. SGD gives the same numbers, bit for bit, as its
+out-of-place formula; Adam the same up to rounding (see its docstring).
 """
 
 from __future__ import annotations
