@@ -89,8 +89,9 @@ def save_image_panels(panels: dict, path: Path, ncols: int = 8, vertical: bool =
     return save_figure(fig, path)
 
 
-def save_curve_panels(panels: dict, path: Path, xlabel: str = "", logx: bool = False) -> Path:
-    """Save one axes per entry of ``{ylabel: {label: (xs, ys)}}``, side by side, sharing the x axis."""
+def save_curve_panels(panels: dict, path: Path, xlabel: str = "", logx: bool = False, ylims: dict | None = None,
+                      ) -> Path:
+    """Save one axes per entry of ``{ylabel: {label: (xs, ys)}}``, side by side; ``ylims`` maps ylabel to (lo, hi)."""
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.3), squeeze=False)
     for ax, (ylabel, curves) in zip(axes.ravel(), panels.items()):
         for label, (xs, ys) in curves.items():
@@ -100,6 +101,8 @@ def save_curve_panels(panels: dict, path: Path, xlabel: str = "", logx: bool = F
             ax.set_xticks(list(xs), [f"{x:g}" for x in xs])
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
+        if ylims and ylabel in ylims:
+            ax.set_ylim(*ylims[ylabel])
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
