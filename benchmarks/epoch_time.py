@@ -51,6 +51,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-torch", action="store_true", help="time minivae and the floor only")
+    p.add_argument("--torch-foreach", action="store_true", help="torch.optim.Adam(foreach=True): its multi-tensor "
+                   "kernels instead of the per-parameter loop PyTorch uses by default on the CPU")
     p.add_argument("--fit", action="store_true", help="also time one epoch of minivae.train.fit (shuffling, "
                    "noise drawn per step, NaN guard on loss and gradients)")
     p.add_argument("--json", type=str, default=None, help="also write the results to this JSON file")
@@ -131,7 +133,8 @@ def fit_epoch(vae: VAE, lr: float, params: Any) -> Callable[[numpy.ndarray, nump
     return epoch
 
 
-def torch_epoch(vae: VAE, lr: float, params: Any) -> Callable[[numpy.ndarray, numpy.ndarray], float]:
+def torch_epoch(vae: VAE, lr: float, params: Any,
+                foreach: bool = False) -> Callable[[numpy.ndarray, numpy.ndarray], float]:
     """One epoch of the same VAE in PyTorch: nn.Linear layers holding minivae's initial parameters."""
     import torch
     import torch.nn.functional as functional
@@ -167,7 +170,7 @@ def torch_epoch(vae: VAE, lr: float, params: Any) -> Callable[[numpy.ndarray, nu
             return (bce + kl) / x.shape[0]
 
     model = TorchVAE()
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr, foreach=True if foreach else None)
 
     def epoch(x: numpy.ndarray, eps: numpy.ndarray) -> float:
         xt, et = torch.from_numpy(x), torch.from_numpy(eps)
@@ -241,7 +244,7 @@ def run(args: argparse.Namespace) -> dict:
         import torch
 
         torch.set_num_threads(args.threads)
-        epochs["pytorch"] = torch_epoch(vae, args.lr, params)
+        epochs["pytorch"] = torch_epoch(vae, args.lr, params, args.torch_foreach)
     enc, dec = [X_DIM, *args.hidden], [args.z_dim, *reversed(args.hidden), X_DIM]
     epochs["floor"] = floor_epoch(enc, dec, args.z_dim, args.batch_size, args.seed)
     names = list(epochs)
@@ -278,7 +281,8 @@ def summarize(args: argparse.Namespace, x: numpy.ndarray, steps: int, times: dic
     return {
         "config": {"x_dim": X_DIM, "hidden": args.hidden, "z_dim": args.z_dim, "batch_size": args.batch_size,
                    "n": len(x), "steps_per_epoch": steps, "data": args.data, "threads": args.threads,
-                   "rounds": args.rounds, "dtype": "float32", "lr": args.lr, "matmuls_per_step": n_products},
+                   "rounds": args.rounds, "dtype": "float32", "lr": args.lr, "matmuls_per_step": n_products,
+                   "torch_adam_foreach": bool(args.torch_foreach)},
         "median_epoch_seconds": median,
         "examples_per_second": {name: len(x) / t for name, t in median.items()},
         "median_paired_ratio": paired_ratios(times),
@@ -329,7 +333,7 @@ def report(result: dict) -> str:
     ]
     if "torch" in env:
         lines.append(f"PyTorch {env['torch']}, CPU capability {env['torch_cpu_capability']}, "
-                     f"{env['torch_threads']} thread(s)")
+                     f"{env['torch_threads']} thread(s), Adam {'foreach' if c['torch_adam_foreach'] else 'default'}")
     lines.append(f"CPU: {env['cpu']} ({env['logical_cpus']} logical); load average before/after: "
                  f"{env['load_average_before'][0]:.2f} / {env['load_average_after'][0]:.2f}")
     lines += ["", f"{'engine':<30} {'median epoch (s)':>17} {'examples/s':>11} {'CPU s':>8}"]

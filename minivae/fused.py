@@ -6,7 +6,7 @@ is the lesson: read :func:`minivae.nn.dense`, :func:`minivae.distributions.berno
 autograd differentiates those by tracing every ``+``, ``*`` and ``exp`` and replaying them backwards, one
 Python call and one temporary array per op. Here each function is a single autograd ``primitive`` whose vjp
 is written out by the chain rule (Klushyn, "A brief introduction to (variational) autoencoders": backprop),
-so a training step traces about a dozen nodes instead of about sixty. ``tests/test_fused.py`` checks every
+so the 784-400-20 VAE's loss is a graph of 14 nodes instead of 38. ``tests/test_fused.py`` checks every
 one against its plain version, in value and in gradient, and with finite differences.
 
 A vjp maps the gradient g = ∂L/∂out of the loss L with respect to the output to ∂L/∂input = gᵀ J. The rules
@@ -107,7 +107,7 @@ def linear_relu(x: Any, W: Any, b: Any) -> Any:
     as in :func:`linear`. The masked gradient is computed once and shared by the three products.
     """
     if numpy.ndim(x) != 2:
-        return nn.activation_fn("relu")(nn.dense((W, b), x))
+        return relu(nn.dense((W, b), x))
     return _linear_relu(x, W, b)
 
 
@@ -181,7 +181,7 @@ def bernoulli_log_prob(x: Any, logits: Any) -> Any:
 
         ∂/∂l_d = x_d − σ(l_d),   ∂/∂x_d = l_d,
 
-    each times the incoming gradient g of its row. The plain version replays seven elementwise ops backwards
+    each times the incoming gradient g of its row. The plain version replays nine elementwise ops backwards
     over the ``(N, D)`` image; this one does one σ and one multiply. ``x`` holds targets in [0, 1] and
     broadcasts to ``logits`` ``(..., D)`` (an IWAE passes x ``(N, D)`` with logits ``(k, N, D)``; the
     gradient for x is then summed over k). Returns ``(...)``.
