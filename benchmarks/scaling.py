@@ -33,7 +33,12 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json", type=str, default=None)
+    p.add_argument("--from-json", type=str, default=None, help="print the table of a saved --json run and stop")
     args = p.parse_args()
+    if args.from_json:
+        with open(args.from_json) as f:
+            print("\n".join([HEADER, RULE, *map(row, json.load(f))]))
+        return
     print("OpenBLAS variables unset for this process:", UNSET or "none were set", flush=True)
     rows, results = [], []
     for hidden in args.hiddens.split(","):
@@ -52,16 +57,19 @@ def main() -> None:
         print(f"wrote {args.json}")
 
 
-HEADER = ("| hidden | batch | minivae epoch (s) | PyTorch epoch (s) | floor epoch (s) | minivae ex/s | "
-          "minivae / PyTorch | minivae / floor |")
+HEADER = ("| hidden | batch | minivae s/epoch (wall, CPU) | PyTorch s/epoch (wall, CPU) | floor s/epoch (wall, CPU) "
+          "| minivae ex/s (CPU) | minivae / PyTorch (wall, CPU) | minivae / floor (wall, CPU) |")
 RULE = "|---:|---:|---:|---:|---:|---:|---:|---:|"
 
 
 def row(result: dict) -> str:
-    c, t, r = result["config"], result["median_epoch_seconds"], result["median_paired_ratio"]
-    return (f"| {','.join(map(str, c['hidden']))} | {c['batch_size']} | {t['minivae']:.3f} | {t['pytorch']:.3f} | "
-            f"{t['floor']:.3f} | {result['examples_per_second']['minivae']:.0f} | {r['minivae/pytorch']:.2f} | "
-            f"{r['minivae/floor']:.2f} |")
+    """One Markdown row: median epoch times and median paired ratios, each in wall-clock and in CPU time."""
+    c, t, tc = result["config"], result["median_epoch_seconds"], result["median_cpu_epoch_seconds"]
+    r, rc = result["median_paired_ratio"], result["median_paired_cpu_ratio"]
+    times = " | ".join(f"{t[name]:.3f}, {tc[name]:.3f}" for name in ("minivae", "pytorch", "floor"))
+    return (f"| {','.join(map(str, c['hidden']))} | {c['batch_size']} | {times} | {c['n'] / tc['minivae']:.0f} | "
+            f"{r['minivae/pytorch']:.2f}, {rc['minivae/pytorch']:.2f} | "
+            f"{r['minivae/floor']:.2f}, {rc['minivae/floor']:.2f} |")
 
 
 if __name__ == "__main__":
