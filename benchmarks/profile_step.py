@@ -4,7 +4,9 @@ Phases, each timed in CPU time of this process over the same batches (median of 
 time, because on a shared machine wall time mostly measures the other processes):
 
 - ``forward``: the loss alone, ``vae_objective(vae).loss(params, x, eps)``, no tracing;
-- ``value_and_grad``: autograd's forward trace plus backward pass;
+- ``value_and_grad``: autograd's forward trace plus backward pass, and the two halves of it: ``trace`` (the
+  forward pass on autograd's boxes) and ``backward`` (the vjps and the bookkeeping between them), timed by
+  :func:`split_value_and_grad`, a copy of ``minivae.fused.value_and_grad`` with a clock in the middle;
 - ``adam``: ``Adam.step`` on gradients of the right shapes;
 - ``matmuls``: the step's matrix products alone (the floor of ``epoch_time.py``).
 
@@ -32,14 +34,43 @@ import io  # noqa: E402
 import pstats  # noqa: E402
 import statistics  # noqa: E402
 import time  # noqa: E402
+from typing import Any  # noqa: E402
 
 import epoch_time  # noqa: E402
 import numpy  # noqa: E402
+from autograd.core import VJPNode, add_outgrads, vspace  # noqa: E402
+from autograd.tracer import new_box, trace_stack  # noqa: E402
+from autograd.util import toposort  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
 from minivae.models import VAE  # noqa: E402
 from minivae.optim import Adam  # noqa: E402
 from minivae.train import vae_objective, value_and_grad  # noqa: E402  (fit's own gradient function)
+from minivae.tree import tree_map  # noqa: E402
+
+
+def split_value_and_grad(loss: Any, params: Any, x: Any, eps: Any) -> tuple[float, float]:
+    """CPU seconds of the trace and of the backward pass of ``minivae.fused.value_and_grad(loss)``."""
+    roots: dict = {}
+
+    def boxed(leaf: Any) -> Any:
+        root = VJPNode.new_root()
+        roots[root] = None
+        return new_box(leaf, trace, root)
+
+    start = time.process_time()
+    with trace_stack.new_trace() as trace:
+        end = loss(tree_map(boxed, params), x, eps)
+    middle = time.process_time()
+    outgrads = {end._node: (vspace(end._value).ones(), False)}
+    for node in toposort(end._node):
+        g = outgrads.pop(node)[0]
+        if node in roots:
+            roots[node] = g
+            continue
+        for parent, parent_grad in zip(node.parents, node.vjp(g)):
+            outgrads[parent] = add_outgrads(outgrads.get(parent), parent_grad)
+    return middle - start, time.process_time() - middle
 
 
 def main() -> None:
@@ -75,20 +106,29 @@ def profile(args: argparse.Namespace, hidden: list[int]) -> None:
         for _ in range(steps):
             state["p"] = opt.step(state["p"], grads)
 
+    def run_each(fn: Any) -> None:
+        # results are dropped step by step, as in training (keeping 50 steps of gradients alive would make
+        # every step write to fresh memory and time the page faults)
+        for b, e in zip(batches, eps):
+            fn(params, b, e)
+
     enc, dec = [784, *hidden], [args.z_dim, *reversed(hidden), 784]
     floor = epoch_time.floor_epoch(enc, dec, args.z_dim, args.batch_size, 0)
     phases = {
-        "forward": lambda: [loss(params, b, e) for b, e in zip(batches, eps)],
-        "value_and_grad": lambda: [grad_fn(params, b, e) for b, e in zip(batches, eps)],
+        "forward": lambda: run_each(loss),
+        "value_and_grad": lambda: run_each(grad_fn),
         "adam": adam_epoch,
         "matmuls": lambda: floor(x, eps),
     }
-    times = {name: [] for name in phases}
+    times = {name: [] for name in [*phases, "  trace", "  backward"]}
     for _ in range(args.repeats + 1):
         for name, fn in phases.items():
             start = time.process_time()
             fn()
             times[name].append((time.process_time() - start) / steps)
+        halves = [split_value_and_grad(loss, params, b, e) for b, e in zip(batches, eps)]
+        times["  trace"].append(sum(h[0] for h in halves) / steps)
+        times["  backward"].append(sum(h[1] for h in halves) / steps)
     print(f"\nCPU time per step (median of {args.repeats}), VAE 784-{args.hidden}-{args.z_dim}, "
           f"batch {args.batch_size}:")
     for name, t in times.items():
