@@ -140,3 +140,53 @@ def test_10_iwae_bounds_are_ordered(tmp_path_factory: pytest.TempPathFactory) ->
         # on the same model and digits, L_k >= L_1 (quick run: gaps of ~20 nats, MC noise < 1 nat)
         assert r[largest] > r["L_1"]
         assert r["log_likelihood"] > r["L_1"]
+
+
+def test_01_ring_fractions(tmp_path_factory: pytest.TempPathFactory) -> None:
+    metrics = run_quick("01_ring_mapping", tmp_path_factory)
+    # the ring g(z) = z/10 + z/||z|| has radius 1 + ||z||/10: all but P(||z|| > 4) = e^-8 lie in [0.8, 1.4]
+    assert metrics["data_fraction"] > 0.99
+    # quick run: ~0.85 (decoder means) and ~0.83 (with decoder noise); a full run reaches ~0.95. A Gaussian
+    # fitted to the ring (no latent structure) puts ~0.45 in the band, so 0.6 separates the two.
+    assert metrics["model_fraction"] > 0.6
+    assert metrics["model_sample_fraction"] > 0.6
+    # E_data[ELBO] <= E_data[log p_model] <= E_data[log p_data] (Gibbs); 0.1 nat covers the Monte Carlo error
+    assert metrics["test_elbo"] < metrics["true_mean_log_density"] + 0.1
+
+
+def test_02_one_d_latent_finds_the_curve(tmp_path_factory: pytest.TempPathFactory) -> None:
+    metrics = run_quick("02_one_d_latent", tmp_path_factory)
+    # the data are a half circle of radius 1 plus noise 0.1; quick run: curve ~0.04 away, sigma ~0.11.
+    # A decoder that ignores z puts mu(z) at one point ~0.6 from the curve on average.
+    assert metrics["curve_distance_median"] < 0.15
+    assert 0.05 < metrics["sigma_median"] < 0.2
+    # the ELBO is a lower bound: below the true E[log p(x)] up to Monte Carlo error (0.1 nat)
+    assert metrics["test_elbo"] < metrics["true_mean_log_density"] + 0.1
+    assert metrics["test_kl"] > 0.5  # the latent is used (KL = 0 would mean the curve collapsed to a point)
+
+
+def test_03_vae_samples_beat_ae_decoding_of_prior_z(tmp_path_factory: pytest.TempPathFactory) -> None:
+    metrics = run_quick("03_bottleneck_1d", tmp_path_factory)
+    # Parzen log-likelihood of held-out data under the samples; quick run: VAE ~-3.7, AE ~-5, data ~-3.5
+    assert metrics["vae_parzen"] > metrics["ae_prior_parzen"]
+    assert metrics["data_parzen"] > metrics["ae_prior_parzen"]
+    # the negative ELBO is above the true entropy -E[log p(x)] up to Monte Carlo error (0.1 nat)
+    assert metrics["vae_neg_elbo"] > metrics["true_entropy"] - 0.1
+    # the VAE's samples fill both clusters, about half each (quick run: ~0.51)
+    assert 0.4 < metrics["scores"]["vae"]["right_cluster_fraction"] < 0.6
+
+
+def test_04_reinforce_has_more_variance_than_reparam(tmp_path_factory: pytest.TempPathFactory) -> None:
+    metrics = run_quick("04_reinforce_vs_reparam", tmp_path_factory)
+    variance = metrics["variance"]
+    # quick run: REINFORCE / reparameterization ~11-17 at every k, far above 1 (50 draws each)
+    for k, v in variance["reparameterization"].items():
+        assert variance["reinforce"][k] > 2 * v
+    # the leave-one-out baseline lowers REINFORCE's variance (quick run: by ~2.5x)
+    for k, v in variance["reinforce_baseline"].items():
+        assert v < variance["reinforce"][k]
+    # every estimator's variance falls with k (~1/k): from the smallest to the largest k by far more than noise
+    for v in variance.values():
+        ks = sorted(v, key=int)
+        assert v[ks[-1]] < v[ks[0]] / 4
+    assert metrics["min_variance_ratio"] > 1.0
