@@ -2,9 +2,10 @@ r"""Epoch time of minivae's VAE training step against PyTorch on the same CPU, a
 
 What is timed, per epoch of ``--n`` examples in batches of ``--batch-size``:
 
-- **minivae**: the real code path, ``autograd.value_and_grad`` of ``minivae.train.vae_objective(vae).loss``
-  (``VAE.elbo`` through ``minivae.models``) followed by ``minivae.optim.Adam.step``, then ``float(loss)``
-  as the trainer's NaN guard does;
+- **minivae**: the real code path: ``minivae.train.value_and_grad`` (``minivae.fused.value_and_grad``, the
+  gradient ``fit`` uses) of ``minivae.train.vae_objective(vae).loss`` (``VAE.elbo`` through
+  ``minivae.models``), then ``minivae.optim.Adam.step``, then ``float(loss)`` as the trainer's NaN guard does;
+  with ``--fit``, also one epoch of ``minivae.train.fit`` itself;
 - **PyTorch**: the identical model (``nn.Linear`` layers started from minivae's own initial parameters, so
   both use PyTorch's default U(±1/√fan_in) init and the same numbers), the same loss (summed BCE from
   logits plus the closed-form KL, averaged over the batch), ``torch.optim.Adam``, ``loss.item()``;
@@ -13,7 +14,8 @@ What is timed, per epoch of ``--n`` examples in batches of ``--batch-size``:
 
 All three run in float32 on the same binarized data and the same noise, interleaved in rounds after a
 warm-up epoch each (the order alternates between rounds), so that the load of a shared machine hits them
-alike. Reported: the median epoch time of each, and the median over rounds of the paired ratios.
+alike. Reported: the median epoch time of each (wall clock and CPU time of the process), and the median over
+rounds of the paired ratios, in both.
 
 The process unsets ``OPENBLAS_CORETYPE`` and ``OPENBLAS_L2_SIZE`` (by re-executing itself without them,
 before NumPy is imported) so that OpenBLAS picks its kernel for this CPU, and says so; it reports the kernel
@@ -252,7 +254,7 @@ def run(args: argparse.Namespace) -> dict:
     cpu_times: dict[str, list[float]] = {name: [] for name in names}
     losses: dict[str, float] = {}
     load_before = os.getloadavg()
-    # warm-up: one epoch each, untimed
+    # round 0 is the warm-up: one epoch each, untimed
     for round_ in range(args.rounds + 1):
         eps = noise.standard_normal((steps, args.batch_size, args.z_dim)).astype(numpy.float32)
         order = names if round_ % 2 == 0 else names[::-1]
@@ -341,6 +343,11 @@ def report(result: dict) -> str:
         label = name if name != "floor" else f"floor ({c['matmuls_per_step']} matmuls/step)"
         lines.append(f"{label:<30} {t:>17.4f} {result['examples_per_second'][name]:>11.0f} "
                      f"{result['median_cpu_epoch_seconds'][name]:>8.4f}")
+    # fit() shuffles and draws its own noise, so only the two engines on the same batches are comparable
+    losses = ", ".join(f"{name} {result['final_batch_loss'][name]:.3f}" for name in ("minivae", "pytorch")
+                       if name in result["final_batch_loss"])
+    lines += ["", f"last-batch loss after {c['rounds'] + 1} epochs on the same batches and noise (nats per "
+              f"example): {losses}"]
     lines += ["", f"median of paired ratios (same round)  {'wall':>6} {'CPU':>6}"]
     lines += [f"  {k:<36} {v:>6.3f} {result['median_paired_cpu_ratio'][k]:>6.3f}"
               for k, v in result["median_paired_ratio"].items()]
