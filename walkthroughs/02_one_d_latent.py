@@ -116,7 +116,7 @@ def train_with_warmup(vae: VAE, x: numpy.ndarray, args) -> tuple[dict, list]:
 def plot_curve(x: numpy.ndarray, z: numpy.ndarray, mean: numpy.ndarray, sigma: numpy.ndarray,
                samples: numpy.ndarray, path) -> None:
     """The decoder's curve mu(z) with +-sigma(z) ellipses, mu_d(z) +- sigma_d(z) against z, and samples of p(x)."""
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4), gridspec_kw={"wspace": 0.35})
     ax = axes[0]
     ax.scatter(x[:, 0], x[:, 1], s=2, color="0.75")
     # +-sigma(z) ellipses of p(x|z) (axis-aligned: the covariance is diagonal) at every half unit of z
@@ -125,8 +125,8 @@ def plot_curve(x: numpy.ndarray, z: numpy.ndarray, mean: numpy.ndarray, sigma: n
         ax.add_patch(Ellipse(tuple(mean[i]), 2 * sigma[i, 0], 2 * sigma[i, 1], fill=False, lw=1.2,
                              color=plt.cm.viridis((zi + 3) / 6)))
     points = ax.scatter(mean[:, 0], mean[:, 1], c=z, cmap="viridis", s=4, vmin=-3, vmax=3)
-    fig.colorbar(points, ax=ax, label="z")
-    ax.set_title(r"$\mu(z)$, $z \in [-3, 3]$, and $\pm\sigma(z)$ ellipses; data in grey", fontsize=10)
+    fig.colorbar(points, ax=ax, label="z", shrink=0.7, pad=0.02)
+    ax.set_title(r"$\mu(z)$ and $\pm\sigma(z)$ ellipses (data grey)", fontsize=10)
     ax = axes[1]
     for d, color in ((0, "C0"), (1, "C1")):
         ax.plot(z, mean[:, d], color=color, label=rf"$\mu_{d + 1}(z) \pm \sigma_{d + 1}(z)$")
@@ -136,6 +136,7 @@ def plot_curve(x: numpy.ndarray, z: numpy.ndarray, mean: numpy.ndarray, sigma: n
     ax.fill_between(z, floor, floor + numpy.exp(-0.5 * z * z) / math.sqrt(2 * math.pi), color="0.6", alpha=0.5,
                     label="p(z) = N(0, 1)")
     ax.set_xlabel("z")
+    ax.set_ylabel("x coordinate")
     ax.set_title("the decoder, one coordinate at a time", fontsize=10)
     ax.legend(fontsize=8, loc="best")
     ax.grid(alpha=0.3)

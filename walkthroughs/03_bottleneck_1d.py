@@ -21,13 +21,14 @@ The notes' own get_ELBO code gets that Gaussian term wrong: it adds 1/(2 sigma^2
 multiplying, counts the constant -D/2 log 2 pi twice, makes sigma positive with abs, and returns the likelihood
 term instead of the ELBO. minivae's gaussian_log_prob (minivae.distributions) implements the formula above, with
 log sigma^2 as the network output; the table shows what the notes' formula would have reported for the same
-trained model. The test of gaussian_log_prob against scipy-free closed forms and Monte Carlo catches each mistake.
+trained model. tests/test_distributions.py compares gaussian_log_prob with the density written out term by term,
+-1/2 log(2 pi sigma^2) - (x - mu)^2 / (2 sigma^2), which fails on either of the first two mistakes.
 
 Numbers: the per-example negative ELBO (nats) beside the true entropy -E[log p(x)] of the mixture (no model
 can beat it on average), the AE's squared error, and two sample-quality scores for 2,000 draws of each
 generator, with 2,000 fresh data points as the reference:
 
-- "log p_true(samples)": the mean log-density of the samples under the true mixture (the issue's score). It is
+- "log p_true(samples)": the mean log-density of the samples under the true mixture (the obvious first try). It is
   one-sided: points bunched on the cluster axis score *higher* than real data, so it cannot tell a collapsed
   generator from a good one by itself.
 - "Parzen log-lik": the mean log-density of held-out data under a Gaussian kernel density estimate built on the
