@@ -179,14 +179,15 @@ def test_03_vae_samples_beat_ae_decoding_of_prior_z(tmp_path_factory: pytest.Tem
 def test_04_reinforce_has_more_variance_than_reparam(tmp_path_factory: pytest.TempPathFactory) -> None:
     metrics = run_quick("04_reinforce_vs_reparam", tmp_path_factory)
     variance = metrics["variance"]
-    # quick run: REINFORCE / reparameterization ~11-17 at every k, far above 1 (50 draws each)
+    # quick run: REINFORCE / reparameterization ~7-17 at every k, far above 1 (40 draws each)
     for k, v in variance["reparameterization"].items():
         assert variance["reinforce"][k] > 2 * v
     # the leave-one-out baseline lowers REINFORCE's variance (quick run: by ~2.5x)
     for k, v in variance["reinforce_baseline"].items():
         assert v < variance["reinforce"][k]
-    # every estimator's variance falls with k (~1/k): from the smallest to the largest k by far more than noise
+    # every estimator's variance falls like 1/k: from the smallest to the largest k it must drop by at least
+    # half the 1/k factor (quick run: k = 1 or 4 to 16, drops of 4-16x; the factor 2 absorbs the noise of 40 draws)
     for v in variance.values():
         ks = sorted(v, key=int)
-        assert v[ks[-1]] < v[ks[0]] / 4
+        assert v[ks[-1]] < 2 * v[ks[0]] * int(ks[0]) / int(ks[-1])
     assert metrics["min_variance_ratio"] > 1.0

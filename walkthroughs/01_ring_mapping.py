@@ -24,7 +24,7 @@ and reports, for the data, the decoder means mu(z) and the full samples x = mu(z
 of radii within [0.8, 1.4], and the test ELBO beside the true mean log-density E[log p(x)] of the ring (no model
 can beat it on average: E_data[log p_model(x)] <= E_data[log p_data(x)], and the ELBO is below log p_model).
 
-Run it (about two minutes; --quick takes about ten seconds):
+Run it (about a minute; --quick takes about ten seconds):
 
     python walkthroughs/01_ring_mapping.py
     python walkthroughs/01_ring_mapping.py --quick --out /tmp/ring

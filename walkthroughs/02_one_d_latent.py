@@ -32,7 +32,7 @@ and reports the test ELBO (with its reconstruction and KL terms) beside the true
 sigma_d(z) for |z| <= 2 beside the true 0.1, and how far the learned curve mu(z), |z| <= 2, lies from the true
 half circle (median and largest distance).
 
-Run it (about a minute; --quick takes about ten seconds):
+Run it (about twenty seconds; --quick takes about five):
 
     python walkthroughs/02_one_d_latent.py
     python walkthroughs/02_one_d_latent.py --quick --out /tmp/one_d

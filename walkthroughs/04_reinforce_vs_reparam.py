@@ -31,7 +31,7 @@ Saves in --out:
 - 04_gradient_variance.png  tr Cov of the encoder gradient against k, per estimator (log-log)
 - 04_training_curves.png    test ELBO per epoch for each estimator, at equal steps
 
-Run it (about two minutes; --quick takes about fifteen seconds):
+Run it (about a minute; --quick takes about ten seconds):
 
     python walkthroughs/04_reinforce_vs_reparam.py
     python walkthroughs/04_reinforce_vs_reparam.py --quick --out /tmp/reinforce
@@ -65,7 +65,7 @@ def parse_args(argv: list[str] | None = None):
     parser = walkthrough_parser(__doc__, "figures/04_reinforce_vs_reparam")
     args = parser.parse_args(argv)
     if args.quick:
-        args.n_train, args.pre_epochs, args.curve_epochs, args.repeats, args.ks = 2000, 30, 15, 50, (1, 2, 8, 32)
+        args.n_train, args.pre_epochs, args.curve_epochs, args.repeats, args.ks = 2000, 20, 10, 40, (1, 4, 16)
     else:
         args.n_train, args.pre_epochs, args.curve_epochs, args.repeats = 5000, 60, 40, 300
         args.ks = (1, 2, 4, 8, 16, 32, 64)
