@@ -43,6 +43,7 @@ import time
 
 import numpy
 
+from minivae.backend import asarray_like
 from minivae.cli import add_mnist_args, load_mnist_split, prepare_out, print_table, save_metrics, walkthrough_parser
 from minivae.m2 import M2, log_softmax, m2_objective, one_hot
 from minivae.nn import init_mlp, mlp
@@ -82,8 +83,10 @@ def classifier_objective(x_labelled: numpy.ndarray, labels: numpy.ndarray) -> Ob
     The rows ``fit`` passes are ignored; each step uses the whole labelled set, as M2's steps do.
     """
     def loss(params: list, rows: numpy.ndarray, eps: None) -> float:
-        y = one_hot(labels, 10, x_labelled)
-        return -vmean(vsum(y * log_softmax(mlp(params, x_labelled)), axis=-1))
+        # the labelled digits, on the device of the batch (a no-op on the CPU)
+        x = asarray_like(x_labelled, rows)
+        y = one_hot(labels, 10, x)
+        return -vmean(vsum(y * log_softmax(mlp(params, x)), axis=-1))
 
     return Objective(loss, None, "neg_cross_entropy")
 
