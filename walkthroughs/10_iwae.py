@@ -12,7 +12,7 @@ k = 50 (the IWAE; --ks). Each is then evaluated on the same --eval-n random test
 
 - L_1 (the ELBO), L_5 and L_50 with fresh samples;
 - log p(x) ~ L_1000 (--ll-k), the importance-sampled log-likelihood, the table's number;
-- active units, Burda et al.'s count of j with Var_x(E_q[z_j | x]) > 0.01 (IWAE training keeps more).
+- active units, Burda et al.'s count of j with Var_x(E_q[z_j | x]) > 0.01 (they find IWAE keeps more).
 
 The bounds are computed on every model, so L_50 >= L_1 can be seen on each row. Saves 10_iwae_bounds.png
 (each model's test L_k against k) and 10_samples.png (the same 36 draws z ~ N(0, I) decoded by each model).
