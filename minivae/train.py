@@ -4,7 +4,9 @@ An :class:`Objective` says what to minimise and which noise it needs: ``loss(par
 scalar (the mean over the batch of a negative bound) and ``noise_shape(n)`` the shape of ``eps`` for a
 batch of n rows (or None for a deterministic loss). Noise is drawn on the host by the trainer's seeded
 ``Generator`` and moved to the device with the batch, so the same seed gives the same numbers, and a run
-resumed from a checkpoint continues bit for bit as if it had never stopped.
+resumed from a checkpoint continues bit for bit as if it had never stopped. In place of one objective,
+:func:`fit` also takes a schedule, a function of the epoch number returning that epoch's objective, for
+example :func:`kl_warmup`.
 """
 
 from __future__ import annotations
@@ -65,6 +67,27 @@ def ae_objective(ae: Any) -> Objective:
     return Objective(lambda p, x, eps: vmean(ae.loss(p, x)), None, "neg_squared_error", None, ae.x_dim)
 
 
+def kl_warmup(vae: Any, warmup_epochs: int, beta_start: float = 0.1,
+              objective: Callable[[Any, float], Objective] = vae_objective) -> Callable[[int], Objective]:
+    r"""A KL warm-up schedule for :func:`fit`: epoch e ↦ ``objective(vae, β_e)``, β rising linearly to 1.
+
+    β_e = beta_start + (1 − beta_start)(e − 1)/warmup_epochs for e ≤ warmup_epochs, and 1 afterwards
+    (Sønderby et al. 2016, "How to train deep variational autoencoders": the KL term is switched on slowly,
+    so the decoder learns to use z before the prior pulls q(z|x) onto N(0, I)). ``objective(vae, beta)``
+    builds one epoch's Objective, :func:`vae_objective` (the ELBO_β) by default.
+    """
+    _check_counts(warmup_epochs=warmup_epochs)
+    if not 0.0 <= beta_start <= 1.0:
+        raise ValueError(f"beta_start must lie in [0, 1], got {beta_start!r}.")
+
+    def schedule(epoch: int) -> Objective:
+        # β_e: linear from beta_start at epoch 1, exactly 1 from epoch warmup_epochs + 1 on
+        beta = 1.0 if epoch > warmup_epochs else beta_start + (1.0 - beta_start) * (epoch - 1) / warmup_epochs
+        return objective(vae, beta)
+
+    return schedule
+
+
 @dataclass
 class FitResult:
     """What :func:`fit` returns: the trained ``params`` (host arrays), the optimizer, and per-epoch history."""
@@ -105,9 +128,9 @@ def evaluate(objective: Objective, params: Any, x: numpy.ndarray, rng: numpy.ran
     return -total / len(x)
 
 
-def fit(objective: Objective, params: Any, x_train: numpy.ndarray, *, x_test: numpy.ndarray | None = None,
-        optimizer: Any = None, epochs: int = 10, batch_size: int = 100, seed: int = 0,
-        progress: bool | None = None, device: Any = "cpu",
+def fit(objective: Objective | Callable[[int], Objective], params: Any, x_train: numpy.ndarray, *,
+        x_test: numpy.ndarray | None = None, optimizer: Any = None, epochs: int = 10, batch_size: int = 100,
+        seed: int = 0, progress: bool | None = None, device: Any = "cpu",
         on_epoch: Callable[[int, dict], None] | None = None, checkpoint: str | os.PathLike | None = None,
         resume: str | os.PathLike | None = None, metrics_path: str | os.PathLike | None = None,
         binarize: str | None = None) -> FitResult:
@@ -117,6 +140,12 @@ def fit(objective: Objective, params: Any, x_train: numpy.ndarray, *, x_test: nu
     draws fresh noise per step, and then evaluates −loss on ``x_test`` (the test ELBO with *sampled* z for
     a VAE, in nats per example). ``epochs`` counts all epochs, including those of a resumed run.
 
+    - ``objective``: an :class:`Objective`, or a schedule ``epoch -> Objective`` (epochs count from 1), e.g. a
+      KL warm-up (:func:`kl_warmup`). Epoch e then minimises ``objective(e)`` and records it as
+      ``train_<its bound>`` (``train_elbo_beta0.1``, ..., ``train_elbo``); the test bound is always that of the
+      final objective ``objective(epochs)``, so the test column is one quantity across epochs (for a warm-up,
+      the ELBO at β = 1), and ``metrics.json`` names that one. A schedule is a function of the epoch number
+      alone, so an interrupted run resumed with the same ``epochs`` continues bit for bit.
     - ``progress``: a tqdm bar with the running loss; None (default) shows it only when stderr is a TTY.
     - NaN guard: a NaN or inf loss or gradient raises :class:`NonFiniteLossError` naming the epoch and step;
       its ``params`` are the last good parameters.
@@ -127,7 +156,11 @@ def fit(objective: Objective, params: Any, x_train: numpy.ndarray, *, x_test: nu
       ``Generator``, ``"threshold"`` uses 1[x > ½]; ``x_test`` is binarized once (stochastic: one fixed draw).
     - ``device``: ``"cpu"``, ``"gpu"`` or ``"auto"`` (see :func:`minivae.backend.get_backend`).
     """
-    _check_fit_args(objective, x_train, x_test, epochs, batch_size, binarize)
+    _check_counts(epochs=epochs, batch_size=batch_size)
+    schedule = _as_schedule(objective)
+    # the final objective: what the data are checked against and what the test bound measures
+    target = schedule(epochs)
+    _check_fit_args(target, x_train, x_test, binarize)
     backend = get_backend(device)
     rng = numpy.random.default_rng(seed)
     optimizer = optimizer or Adam(1e-3)
@@ -142,20 +175,20 @@ def fit(objective: Objective, params: Any, x_train: numpy.ndarray, *, x_test: nu
     if binarize == "threshold":
         x_train = binarize_pixels(x_train, binarize)
     show = sys.stderr.isatty() if progress is None else bool(progress)
-    grad_fn = value_and_grad(objective.loss)
     for epoch in range(first, epochs + 1):
         started = time.perf_counter()
+        current = schedule(epoch)
         # a fresh Bernoulli draw of the training pixels each epoch, when asked
         x_epoch = binarize_pixels(x_train, binarize, rng) if binarize == "stochastic" else x_train
-        params, losses = _train_epoch(grad_fn, objective, optimizer, params, x_epoch, rng, backend,
-                                      epoch, epochs, batch_size, show)
-        record = _epoch_record(objective, params, epoch, losses, time.perf_counter() - started, len(x_train),
-                               x_test, rng, backend)
+        params, losses = _train_epoch(value_and_grad(current.loss), current, optimizer, params, x_epoch, rng,
+                                      backend, epoch, epochs, batch_size, show)
+        record = _epoch_record(current, target, params, epoch, losses, time.perf_counter() - started,
+                               len(x_train), x_test, rng, backend)
         history.append(record)
         if checkpoint is not None:
             save_checkpoint(checkpoint, params, optimizer, epoch, rng, history)
         if metrics_path is not None:
-            _write_metrics(metrics_path, objective, history, seed=seed, batch_size=batch_size, epochs=epochs,
+            _write_metrics(metrics_path, target, history, seed=seed, batch_size=batch_size, epochs=epochs,
                            n_train=len(x_train), n_test=None if x_test is None else len(x_test),
                            device=backend.name, binarize=binarize)
         if on_epoch is not None:
@@ -163,23 +196,43 @@ def fit(objective: Objective, params: Any, x_train: numpy.ndarray, *, x_test: nu
     return FitResult(tree_map(backend.to_numpy, params), optimizer, history)
 
 
-def _epoch_record(objective: Objective, params: Any, epoch: int, losses: list, seconds: float, n_train: int,
-                  x_test: numpy.ndarray | None, rng: numpy.random.Generator, backend: Any) -> dict:
-    """One epoch's line of history: train and test bound in nats per example, seconds, examples/s."""
-    record = {"epoch": epoch, f"train_{objective.bound}": -float(numpy.mean(losses)), "seconds": seconds,
+def _as_schedule(objective: Any) -> Callable[[int], Objective]:
+    """``objective`` as a function of the epoch: a schedule as it is, one Objective for every epoch."""
+    if isinstance(objective, Objective):
+        return lambda epoch: objective
+    if not callable(objective):
+        raise ValueError(f"objective must be an Objective or a function epoch -> Objective, got {objective!r}.")
+
+    def checked(epoch: int) -> Objective:
+        current = objective(epoch)
+        if not isinstance(current, Objective):
+            raise ValueError(f"the objective schedule returned {current!r} for epoch {epoch}; it must return "
+                             "an Objective (e.g. vae_objective(vae, beta)).")
+        return current
+
+    return checked
+
+
+def _epoch_record(current: Objective, target: Objective, params: Any, epoch: int, losses: list, seconds: float,
+                  n_train: int, x_test: numpy.ndarray | None, rng: numpy.random.Generator, backend: Any) -> dict:
+    """One epoch's line of history: this epoch's train bound and the final objective's test bound (nats per
+    example), seconds, examples/s."""
+    record = {"epoch": epoch, f"train_{current.bound}": -float(numpy.mean(losses)), "seconds": seconds,
               "examples_per_second": n_train / seconds}
     if x_test is not None:
         started = time.perf_counter()
-        record[f"test_{objective.bound}"] = evaluate(objective, params, x_test, rng, backend=backend)
+        record[f"test_{target.bound}"] = evaluate(target, params, x_test, rng, backend=backend)
         record["eval_seconds"] = time.perf_counter() - started
     return record
 
 
-def _check_fit_args(objective: Objective, x_train: Any, x_test: Any, epochs: int, batch_size: int,
-                    binarize: str | None) -> None:
-    for name, value in (("epochs", epochs), ("batch_size", batch_size)):
+def _check_counts(**counts: Any) -> None:
+    for name, value in counts.items():
         if int(value) != value or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+
+
+def _check_fit_args(objective: Objective, x_train: Any, x_test: Any, binarize: str | None) -> None:
     if binarize not in BINARIZE:
         raise ValueError(f"binarize must be None, 'threshold' or 'stochastic', got {binarize!r}.")
     # binarized pixels are Bernoulli draws, so their source intensities must lie in [0, 1] too

@@ -1,4 +1,5 @@
-"""minivae.train: learning on a toy, the NaN guard, bit-identical resume, atomic checkpoints, reproducibility."""
+"""minivae.train: learning on a toy, the NaN guard, bit-identical resume, atomic checkpoints, reproducibility,
+objective schedules (KL warm-up)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from minivae import train
 from minivae.data import two_gaussians
 from minivae.models import VAE
 from minivae.optim import SGD, Adam
-from minivae.train import NonFiniteLossError, Objective, evaluate, fit, load_checkpoint, vae_objective
+from minivae.train import NonFiniteLossError, Objective, evaluate, fit, kl_warmup, load_checkpoint, vae_objective
 from minivae.tree import tree_leaves
 
 WALL_CLOCK = {"seconds", "examples_per_second", "eval_seconds"}
@@ -220,3 +221,89 @@ def test_threshold_binarization_equals_binarizing_first():
     assert without_wall_clock(inside.history) == without_wall_clock(first.history)
     with pytest.raises(ValueError, match="binarize"):
         fit(vae_objective(vae), params, x, progress=False, binarize="otsu")
+
+
+# ----------------------------------------------------------------------------------- objective schedules
+
+
+def tagged(objective: Objective, tag: int, calls: list) -> Objective:
+    """The objective, appending ``tag`` to ``calls`` every time its loss is evaluated."""
+    def loss(p, x, eps):
+        calls.append(tag)
+        return objective.loss(p, x, eps)
+
+    return Objective(loss, objective.noise_shape, f"{objective.bound}_e{tag}", objective.likelihood,
+                     objective.x_dim)
+
+
+def test_a_schedule_is_called_per_epoch_and_its_objective_used():
+    vae, params, x, x_test = tiny_bernoulli()
+    asked, calls = [], []
+
+    def schedule(epoch):
+        asked.append(epoch)
+        return tagged(vae_objective(vae), epoch, calls)
+
+    result = fit(schedule, params, x, x_test=x_test, epochs=3, seed=1, progress=False)
+    # schedule(3) once up front (the final objective), then once per epoch, in order
+    assert asked == [3, 1, 2, 3]
+    # 200 rows in batches of 100: two training steps with epoch e's loss, then one test batch with the final one
+    assert calls == [1, 1, 3, 2, 2, 3, 3, 3, 3]
+    assert [sorted(k for k in h if k.startswith(("train_", "test_"))) for h in result.history] == [
+        ["test_elbo_e3", f"train_elbo_e{e}"] for e in (1, 2, 3)]
+    with pytest.raises(ValueError, match="schedule returned None for epoch 3"):
+        fit(lambda epoch: None, params, x, epochs=3, progress=False)
+
+
+def test_kl_warmup_steps_beta_from_beta_start_to_one():
+    vae = VAE(12, [8], 2)
+    schedule = kl_warmup(vae, 4)
+    # beta_e = 0.1 + 0.9 (e - 1) / 4: 0.1, 0.325, 0.55, 0.775, then exactly 1 (the plain ELBO)
+    assert [schedule(e).bound for e in range(1, 8)] == [
+        "elbo_beta0.1", "elbo_beta0.325", "elbo_beta0.55", "elbo_beta0.775", "elbo", "elbo", "elbo"]
+    assert kl_warmup(vae, 2, beta_start=0.0)(2).bound == "elbo_beta0.5"
+    betas = []
+    kl_warmup(vae, 3, 0.4, objective=lambda v, beta: betas.append(beta) or vae_objective(v, beta))(2)
+    assert betas == [pytest.approx(0.6, abs=1e-15)]
+    for kw, words in (({"warmup_epochs": 0}, "warmup_epochs"), ({"warmup_epochs": 2, "beta_start": 1.5},
+                                                                  "beta_start")):
+        with pytest.raises(ValueError, match=words):
+            kl_warmup(vae, **kw)
+
+
+def test_kl_warmup_equals_one_fit_per_beta_chained_by_resume(tmp_path):
+    vae, params, x, _ = tiny_bernoulli()
+    kw = {"batch_size": 64, "seed": 3, "progress": False}
+    warm = fit(kl_warmup(vae, 2), params, x, epochs=3, **kw)
+    # the same run by hand: epoch 1 at beta 0.1, epoch 2 at 0.55, epoch 3 at 1, each resuming the last
+    path = tmp_path / "c.npz"
+    for epoch, beta in ((1, 0.1), (2, 0.55), (3, 1.0)):
+        by_hand = fit(vae_objective(vae, beta), params, x, epochs=epoch, checkpoint=path,
+                      resume=path if epoch > 1 else None, **kw)
+    assert_same_tree(warm.params, by_hand.params)
+    assert without_wall_clock(warm.history) == without_wall_clock(by_hand.history)
+    assert [next(k for k in h if k.startswith("train_")) for h in warm.history] == [
+        "train_elbo_beta0.1", "train_elbo_beta0.55", "train_elbo"]
+
+
+def test_resume_with_a_schedule_is_bit_identical(tmp_path):
+    vae, params, x, x_test = tiny_bernoulli()
+    kw = {"x_test": x_test, "batch_size": 64, "seed": 13, "progress": False}
+    straight = fit(kl_warmup(vae, 3), params, x, optimizer=Adam(1e-2), epochs=5, **kw)
+    path = tmp_path / "c.npz"
+
+    def crash_after_epoch_2(epoch, record):
+        if epoch == 2:
+            raise KeyboardInterrupt("killed after epoch 2")
+
+    with pytest.raises(KeyboardInterrupt):
+        fit(kl_warmup(vae, 3), params, x, optimizer=Adam(1e-2), epochs=5, checkpoint=path,
+            on_epoch=crash_after_epoch_2, **kw)
+    assert load_checkpoint(path)["epoch"] == 2
+    resumed = fit(kl_warmup(vae, 3), params, x, optimizer=Adam(1e-2), epochs=5, resume=path,
+                  metrics_path=tmp_path / "m.json", **kw)
+    assert_same_tree(resumed.params, straight.params)
+    assert without_wall_clock(resumed.history) == without_wall_clock(straight.history)
+    # every epoch's test bound is the final objective's: the ELBO at beta = 1
+    assert all("test_elbo" in h for h in straight.history)
+    assert json.loads((tmp_path / "m.json").read_text())["objective"] == "elbo"
