@@ -107,3 +107,23 @@ def save_curve_panels(panels: dict, path: Path, xlabel: str = "", logx: bool = F
         ax.legend(fontsize=8)
     fig.tight_layout()
     return save_figure(fig, path)
+
+
+def scatter_panel(ax: Any, points: numpy.ndarray, title: str = "", xlim: tuple | None = None,
+                  ylim: tuple | None = None, **style: Any) -> Any:
+    """Scatter the rows of ``points`` ``(N, 2)`` on ``ax`` as one square 2-D panel (equal axes, light grid).
+
+    ``xlim``, ``ylim``: ``(lo, hi)`` or None (matplotlib's choice). ``style`` goes to ``ax.scatter``
+    (default ``s=2, alpha=0.4``). Returns the scatter's artist, for a colour bar.
+    """
+    points = numpy.asarray(points)
+    artist = ax.scatter(points[:, 0], points[:, 1], **{"s": 2, "alpha": 0.4, **style})
+    if title:
+        ax.set_title(title, fontsize=10)
+    if xlim is not None:
+        ax.set_xlim(*xlim)
+    if ylim is not None:
+        ax.set_ylim(*ylim)
+    ax.set_aspect("equal")
+    ax.grid(alpha=0.3)
+    return artist

@@ -40,8 +40,8 @@ from minivae.cli import prepare_out, print_table, save_metrics, walkthrough_pars
 from minivae.data import ring
 from minivae.models import VAE
 from minivae.optim import Adam
-from minivae.plotting import plt, save_figure
-from minivae.train import evaluate, fit, vae_objective
+from minivae.plotting import plt, save_figure, scatter_panel
+from minivae.train import evaluate, fit, kl_warmup, vae_objective
 
 RADIUS_BAND = (0.8, 1.4)
 HIST_EDGES = numpy.linspace(0.0, 2.0, 41)
@@ -54,6 +54,7 @@ def parse_args(argv: list[str] | None = None):
     quick, full = (1500, 40, 64, 50), (5000, 150, 128, 100)
     args.n_train, args.epochs, args.hidden, args.batch_size = quick if args.quick else full
     args.n_test, args.n_samples, args.lr = 2000, 5000, 3e-3
+    args.out = prepare_out(args.out)
     return args
 
 
@@ -74,49 +75,22 @@ def band_fraction(x: numpy.ndarray) -> float:
     return float(numpy.mean((r >= RADIUS_BAND[0]) & (r <= RADIUS_BAND[1])))
 
 
-def train_with_warmup(vae: VAE, x: numpy.ndarray, args) -> tuple[dict, list]:
-    """Maximise the ELBO_beta epoch by epoch, beta rising linearly 0.1 -> 1 over the first half (KL warm-up)."""
-    params = vae.init(numpy.random.default_rng(args.seed))
-    optimizer = Adam(args.lr)
-    warmup = args.epochs // 2
-    history = []
-    for epoch in range(args.epochs):
-        beta = min(1.0, 0.1 + 0.9 * epoch / warmup)
-        objective = vae_objective(vae, beta)
-        result = fit(objective, params, x, optimizer=optimizer, epochs=1, batch_size=args.batch_size,
-                     seed=args.seed * 100003 + epoch, progress=False, device=args.device)
-        params = result.params
-        history.append({"epoch": epoch + 1, "beta": beta,
-                        "train_elbo_beta": result.history[-1][f"train_{objective.bound}"]})
-    return params, history
-
-
 def plot_mapping(z: numpy.ndarray, path) -> None:
     """z ~ N(0, I) beside g(z) = z/10 + z/||z||, both coloured by the angle of z."""
     x = z / 10 + z / numpy.linalg.norm(z, axis=1, keepdims=True)
     angle = numpy.arctan2(z[:, 1], z[:, 0])
     fig, axes = plt.subplots(1, 2, figsize=(8, 4))
-    for ax, points, title in ((axes[0], z, r"$z \sim N(0, I_2)$"), (axes[1], x, r"$g(z) = z/10 + z/\|z\|$")):
-        ax.scatter(points[:, 0], points[:, 1], c=angle, cmap="hsv", s=3, alpha=0.6)
-        ax.set_title(title)
-        ax.set_aspect("equal")
-        ax.grid(alpha=0.3)
-    axes[1].set_xlim(-1.7, 1.7)
-    axes[1].set_ylim(-1.7, 1.7)
+    scatter_panel(axes[0], z, r"$z \sim N(0, I_2)$", c=angle, cmap="hsv", s=3, alpha=0.6)
+    scatter_panel(axes[1], x, r"$g(z) = z/10 + z/\|z\|$", (-1.7, 1.7), (-1.7, 1.7), c=angle, cmap="hsv", s=3,
+                  alpha=0.6)
     save_figure(fig, path)
 
 
 def plot_vae(x: numpy.ndarray, means: numpy.ndarray, samples: numpy.ndarray, path) -> None:
     """Training data, decoder means mu(z) for z ~ N(0, I), and the radius histograms of all three."""
     fig, axes = plt.subplots(1, 3, figsize=(12, 4))
-    for ax, points, title in ((axes[0], x, "training data (the ring)"),
-                              (axes[1], means, r"VAE: decoder means $\mu(z)$, $z \sim N(0, I)$")):
-        ax.scatter(points[:, 0], points[:, 1], s=2, alpha=0.4)
-        ax.set_title(title, fontsize=10)
-        ax.set_aspect("equal")
-        ax.set_xlim(-1.8, 1.8)
-        ax.set_ylim(-1.8, 1.8)
-        ax.grid(alpha=0.3)
+    scatter_panel(axes[0], x, "training data (the ring)", (-1.8, 1.8), (-1.8, 1.8))
+    scatter_panel(axes[1], means, r"VAE: decoder means $\mu(z)$, $z \sim N(0, I)$", (-1.8, 1.8), (-1.8, 1.8))
     for points, label in ((x, "data"), (means, r"VAE $\mu(z)$"), (samples, r"VAE $\mu(z) + \sigma(z)\varepsilon$")):
         axes[2].hist(numpy.linalg.norm(points, axis=1), bins=HIST_EDGES, density=True, histtype="step", lw=1.5,
                      label=f"{label}: {100 * band_fraction(points):.0f}% in band")
@@ -130,16 +104,19 @@ def plot_vae(x: numpy.ndarray, means: numpy.ndarray, samples: numpy.ndarray, pat
 def main(argv: list[str] | None = None) -> dict:
     started = time.perf_counter()
     args = parse_args(argv)
-    out = prepare_out(args.out)
     rng = numpy.random.default_rng(args.seed)
 
     # the mapping itself: z ~ N(0, I) and g(z)
-    plot_mapping(rng.standard_normal((2000, 2)), out / "01_ring_mapping.png")
+    plot_mapping(rng.standard_normal((2000, 2)), args.out / "01_ring_mapping.png")
 
-    # learn it: a VAE with a 2-D latent and a Gaussian decoder with learned variance
+    # learn it: a VAE with a 2-D latent and a Gaussian decoder with learned variance, maximising the ELBO_beta
+    # with beta rising linearly 0.1 -> 1 over the first half of the epochs (KL warm-up)
     x_train, x_test = ring(args.n_train, rng), ring(args.n_test, rng)
     vae = VAE(2, [args.hidden, args.hidden], 2, likelihood="gaussian")
-    params, history = train_with_warmup(vae, x_train, args)
+    result = fit(kl_warmup(vae, args.epochs // 2), vae.init(numpy.random.default_rng(args.seed)), x_train,
+                 optimizer=Adam(args.lr), epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
+                 progress=False, device=args.device)
+    params = result.params
     test_elbo = evaluate(vae_objective(vae), params, x_test, rng)
     true_log_density = float(numpy.mean(ring_log_density(x_test)))
 
@@ -147,7 +124,7 @@ def main(argv: list[str] | None = None) -> dict:
     z = rng.standard_normal((args.n_samples, 2)).astype(numpy.float32)
     means, log_var = vae.decode(params, z)
     samples = means + numpy.exp(0.5 * log_var) * rng.standard_normal(means.shape).astype(numpy.float32)
-    plot_vae(x_train[:args.n_samples], means, samples, out / "01_ring_vae.png")
+    plot_vae(x_train[:args.n_samples], means, samples, args.out / "01_ring_vae.png")
 
     rows = [{"points": name, "in [0.8, 1.4]": band_fraction(p),
              "mean radius": float(numpy.linalg.norm(p, axis=1).mean())}
@@ -162,9 +139,9 @@ def main(argv: list[str] | None = None) -> dict:
                "data_mean_radius": rows[0]["mean radius"], "model_mean_radius": rows[1]["mean radius"],
                "radius_histogram_edges": HIST_EDGES, "radius_histograms": hist, "test_elbo": test_elbo,
                "true_mean_log_density": true_log_density, "n_train": args.n_train, "epochs": args.epochs,
-               "hidden": [args.hidden, args.hidden], "history": history, "seed": args.seed, "quick": args.quick,
+               "hidden": [args.hidden, args.hidden], "history": result.history, "seed": args.seed, "quick": args.quick,
                "wall_seconds": time.perf_counter() - started}
-    save_metrics(out, metrics)
+    save_metrics(args.out, metrics)
     return metrics
 
 

@@ -50,10 +50,11 @@ from minivae.cli import prepare_out, print_table, save_metrics, walkthrough_pars
 from minivae.distributions import kl_standard_normal
 from minivae.models import VAE
 from minivae.optim import Adam
-from minivae.plotting import plt, save_figure
-from minivae.train import evaluate, fit, vae_objective
+from minivae.plotting import plt, save_figure, scatter_panel
+from minivae.train import evaluate, fit, kl_warmup, vae_objective
 
 NOISE = 0.1  # the true sigma* of p(x|z)
+XLIM, YLIM = (-1.5, 1.5), (-0.5, 1.5)  # the plane panels' window onto the half circle
 
 
 def parse_args(argv: list[str] | None = None):
@@ -63,6 +64,7 @@ def parse_args(argv: list[str] | None = None):
     quick, full = (1500, 30, 64, 50), (10000, 60, 128, 100)
     args.n_train, args.epochs, args.hidden, args.batch_size = quick if args.quick else full
     args.n_test, args.n_samples, args.lr = 2000, 3000, 3e-3
+    args.out = prepare_out(args.out)
     return args
 
 
@@ -96,29 +98,12 @@ def distance_to_true_curve(points: numpy.ndarray) -> numpy.ndarray:
     return numpy.sqrt(((points[:, None, :] - curve[None]) ** 2).sum(-1)).min(axis=1)
 
 
-def train_with_warmup(vae: VAE, x: numpy.ndarray, args) -> tuple[dict, list]:
-    """Maximise the ELBO_beta epoch by epoch, beta rising linearly 0.1 -> 1 over the first half (KL warm-up)."""
-    params = vae.init(numpy.random.default_rng(args.seed))
-    optimizer = Adam(args.lr)
-    warmup = args.epochs // 2
-    history = []
-    for epoch in range(args.epochs):
-        beta = min(1.0, 0.1 + 0.9 * epoch / warmup)
-        objective = vae_objective(vae, beta)
-        result = fit(objective, params, x, optimizer=optimizer, epochs=1, batch_size=args.batch_size,
-                     seed=args.seed * 100003 + epoch, progress=False, device=args.device)
-        params = result.params
-        history.append({"epoch": epoch + 1, "beta": beta,
-                        "train_elbo_beta": result.history[-1][f"train_{objective.bound}"]})
-    return params, history
-
-
 def plot_curve(x: numpy.ndarray, z: numpy.ndarray, mean: numpy.ndarray, sigma: numpy.ndarray,
                samples: numpy.ndarray, path) -> None:
     """The decoder's curve mu(z) with +-sigma(z) ellipses, mu_d(z) +- sigma_d(z) against z, and samples of p(x)."""
     fig, axes = plt.subplots(1, 3, figsize=(14, 4), gridspec_kw={"wspace": 0.35})
     ax = axes[0]
-    ax.scatter(x[:, 0], x[:, 1], s=2, color="0.75")
+    scatter_panel(ax, x, r"$\mu(z)$ and $\pm\sigma(z)$ ellipses (data grey)", XLIM, YLIM, color="0.75", alpha=1.0)
     # +-sigma(z) ellipses of p(x|z) (axis-aligned: the covariance is diagonal) at every half unit of z
     for zi in numpy.arange(-2.0, 2.01, 0.5):
         i = int(numpy.argmin(numpy.abs(z - zi)))
@@ -126,7 +111,6 @@ def plot_curve(x: numpy.ndarray, z: numpy.ndarray, mean: numpy.ndarray, sigma: n
                              color=plt.cm.viridis((zi + 3) / 6)))
     points = ax.scatter(mean[:, 0], mean[:, 1], c=z, cmap="viridis", s=4, vmin=-3, vmax=3)
     fig.colorbar(points, ax=ax, label="z", shrink=0.7, pad=0.02)
-    ax.set_title(r"$\mu(z)$ and $\pm\sigma(z)$ ellipses (data grey)", fontsize=10)
     ax = axes[1]
     for d, color in ((0, "C0"), (1, "C1")):
         ax.plot(z, mean[:, d], color=color, label=rf"$\mu_{d + 1}(z) \pm \sigma_{d + 1}(z)$")
@@ -140,29 +124,26 @@ def plot_curve(x: numpy.ndarray, z: numpy.ndarray, mean: numpy.ndarray, sigma: n
     ax.set_title("the decoder, one coordinate at a time", fontsize=10)
     ax.legend(fontsize=8, loc="best")
     ax.grid(alpha=0.3)
-    ax = axes[2]
-    ax.scatter(x[:, 0], x[:, 1], s=2, color="0.75", label="data")
-    ax.scatter(samples[:, 0], samples[:, 1], s=2, alpha=0.5, color="C3", label=r"$x \sim p(x)$")
-    ax.set_title(r"samples: $z \sim N(0,1)$, $x = \mu(z) + \sigma(z) \odot \varepsilon$", fontsize=10)
-    ax.legend(fontsize=8, markerscale=4, loc="lower center")
-    for ax in (axes[0], axes[2]):
-        ax.set_xlim(-1.5, 1.5)
-        ax.set_ylim(-0.5, 1.5)
-        ax.set_aspect("equal")
-        ax.grid(alpha=0.3)
+    scatter_panel(axes[2], x, r"samples: $z \sim N(0,1)$, $x = \mu(z) + \sigma(z) \odot \varepsilon$", XLIM, YLIM,
+                  color="0.75", alpha=1.0, label="data")
+    axes[2].scatter(samples[:, 0], samples[:, 1], s=2, alpha=0.5, color="C3", label=r"$x \sim p(x)$")
+    axes[2].legend(fontsize=8, markerscale=4, loc="lower center")
     save_figure(fig, path)
 
 
 def main(argv: list[str] | None = None) -> dict:
     started = time.perf_counter()
     args = parse_args(argv)
-    out = prepare_out(args.out)
     rng = numpy.random.default_rng(args.seed)
 
-    # fit p(z) p(x|z) with a 1-D z to 2-D data drawn from a model of the same form
+    # fit p(z) p(x|z) with a 1-D z to 2-D data drawn from a model of the same form: the ELBO_beta, beta rising
+    # linearly 0.1 -> 1 over the first half of the epochs (KL warm-up)
     x_train, x_test = half_circle(args.n_train, rng), half_circle(args.n_test, rng)
     vae = VAE(2, [args.hidden, args.hidden], 1, likelihood="gaussian")
-    params, history = train_with_warmup(vae, x_train, args)
+    result = fit(kl_warmup(vae, args.epochs // 2), vae.init(numpy.random.default_rng(args.seed)), x_train,
+                 optimizer=Adam(args.lr), epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
+                 progress=False, device=args.device)
+    params = result.params
     test_elbo = evaluate(vae_objective(vae), params, x_test, rng)
     test_kl = float(numpy.mean(kl_standard_normal(*vae.encode(params, x_test))))
     true_ll = float(numpy.mean(true_log_density(x_test)))
@@ -175,7 +156,7 @@ def main(argv: list[str] | None = None) -> dict:
     zs = rng.standard_normal((args.n_samples, 1)).astype(numpy.float32)
     m, lv = vae.decode(params, zs)
     samples = m + numpy.exp(0.5 * lv) * rng.standard_normal(m.shape).astype(numpy.float32)
-    plot_curve(x_train[:args.n_samples], z, mean, sigma, samples, out / "02_one_d_latent.png")
+    plot_curve(x_train[:args.n_samples], z, mean, sigma, samples, args.out / "02_one_d_latent.png")
 
     inner = numpy.abs(z) <= 2.0
     sigma_median = float(numpy.median(sigma[inner]))
@@ -193,9 +174,9 @@ def main(argv: list[str] | None = None) -> dict:
                "curve_distance_median": float(numpy.median(distance)), "curve_distance_max": float(distance.max()),
                "curve_z": z[::50], "curve_mean": mean[::50], "curve_sigma": sigma[::50],
                "n_train": args.n_train, "epochs": args.epochs, "hidden": [args.hidden, args.hidden],
-               "history": history, "seed": args.seed, "quick": args.quick,
+               "history": result.history, "seed": args.seed, "quick": args.quick,
                "wall_seconds": time.perf_counter() - started}
-    save_metrics(out, metrics)
+    save_metrics(args.out, metrics)
     return metrics
 
 

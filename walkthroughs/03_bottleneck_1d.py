@@ -59,10 +59,11 @@ from minivae.data import two_gaussians
 from minivae.distributions import kl_standard_normal
 from minivae.models import AE, VAE
 from minivae.optim import Adam
-from minivae.plotting import plt, save_figure
-from minivae.train import ae_objective, evaluate, fit, vae_objective
+from minivae.plotting import plt, save_figure, scatter_panel
+from minivae.train import ae_objective, evaluate, fit, kl_warmup, vae_objective
 
 BANDWIDTHS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.8)
+WINDOW = {"xlim": (-6, 6), "ylim": (-4.5, 4.5)}  # the common axes of the scatter panels
 
 
 def parse_args(argv: list[str] | None = None):
@@ -72,6 +73,7 @@ def parse_args(argv: list[str] | None = None):
     quick, full = (2000, 60, 64, 50), (10000, 80, 64, 100)
     args.n_train, args.epochs, args.hidden, args.batch_size = quick if args.quick else full
     args.n_eval, args.lr = (1000 if args.quick else 2000), 3e-3
+    args.out = prepare_out(args.out)
     return args
 
 
@@ -120,31 +122,6 @@ def notes_get_elbo(x: numpy.ndarray, mean: numpy.ndarray, sigma: numpy.ndarray) 
     return float(numpy.mean(const - numpy.log(numpy.abs(sigma)).sum(-1) + quadratic))
 
 
-def train_with_warmup(vae: VAE, x: numpy.ndarray, args) -> dict:
-    """Maximise the ELBO_beta epoch by epoch, beta rising linearly 0.1 -> 1 over the first half (KL warm-up)."""
-    params = vae.init(numpy.random.default_rng(args.seed + 1))
-    optimizer = Adam(args.lr)
-    warmup = args.epochs // 2
-    for epoch in range(args.epochs):
-        beta = min(1.0, 0.1 + 0.9 * epoch / warmup)
-        params = fit(vae_objective(vae, beta), params, x, optimizer=optimizer, epochs=1, batch_size=args.batch_size,
-                     seed=args.seed * 100003 + epoch, progress=False, device=args.device).params
-    return params
-
-
-def scatter(ax, points: numpy.ndarray, title: str, color: str = "C0", labels: numpy.ndarray | None = None) -> None:
-    """One square scatter panel on the common axes of this walkthrough."""
-    if labels is None:
-        ax.scatter(points[:, 0], points[:, 1], s=2, alpha=0.4, color=color)
-    else:
-        ax.scatter(points[:, 0], points[:, 1], s=2, alpha=0.4, c=labels, cmap="coolwarm")
-    ax.set_title(title, fontsize=10)
-    ax.set_xlim(-6, 6)
-    ax.set_ylim(-4.5, 4.5)
-    ax.set_aspect("equal")
-    ax.grid(alpha=0.3)
-
-
 def plot_codes(ae_codes: numpy.ndarray, vae_codes: numpy.ndarray, labels: numpy.ndarray, path) -> None:
     """Histograms of the 1-D codes per cluster: AE codes f(x), and VAE means mu(x) beside the prior N(0, 1)."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.3))
@@ -166,7 +143,6 @@ def plot_codes(ae_codes: numpy.ndarray, vae_codes: numpy.ndarray, labels: numpy.
 def main(argv: list[str] | None = None) -> dict:
     started = time.perf_counter()
     args = parse_args(argv)
-    out = prepare_out(args.out)
     rng = numpy.random.default_rng(args.seed)
     x_train, _ = two_gaussians(args.n_train, rng)
     x_test, y_test = two_gaussians(args.n_eval, rng)
@@ -178,9 +154,12 @@ def main(argv: list[str] | None = None) -> dict:
     ae_params = fit(ae_objective(ae), ae.init(numpy.random.default_rng(args.seed)), x_train, optimizer=Adam(args.lr),
                     epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, progress=False,
                     device=args.device).params
-    # 2. the VAE with a 1-D latent and a Gaussian decoder with learned variance, trained on the ELBO
+    # 2. the VAE with a 1-D latent and a Gaussian decoder with learned variance, trained on the ELBO_beta with
+    # beta rising linearly 0.1 -> 1 over the first half of the epochs (KL warm-up)
     vae = VAE(2, [args.hidden, args.hidden], 1, likelihood="gaussian")
-    vae_params = train_with_warmup(vae, x_train, args)
+    vae_params = fit(kl_warmup(vae, args.epochs // 2), vae.init(numpy.random.default_rng(args.seed + 1)), x_train,
+                     optimizer=Adam(args.lr), epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
+                     progress=False, device=args.device).params
 
     # reconstructions: g(f(x)) for the AE, the decoder mean at z = mu(x) for the VAE
     ae_codes = ae.encode(ae_params, x_test)
@@ -212,13 +191,15 @@ def main(argv: list[str] | None = None) -> dict:
                         "x2_std": float(numpy.std(s[:, 1]))}
 
     fig, axes = plt.subplots(1, 5, figsize=(20, 3.6))
-    scatter(axes[0], x_test, "data (colour = cluster)", labels=y_test)
-    scatter(axes[1], ae_recon, "AE reconstructions g(f(x))", labels=y_test)
-    scatter(axes[2], vae_recon, r"VAE reconstructions $\mu_x(\mu_z(x))$", labels=y_test)
-    scatter(axes[3], vae_samples, r"VAE samples: $z \sim N(0,1)$, $\mu(z) + \sigma(z)\varepsilon$", color="C2")
-    scatter(axes[4], ae_samples, r"AE decoder g(z), $z \sim N(0,1)$", color="C1")
-    save_figure(fig, out / "03_bottleneck.png")
-    plot_codes(numpy.ravel(ae_codes), numpy.ravel(vae_codes), y_test, out / "03_codes.png")
+    by_cluster = {"c": y_test, "cmap": "coolwarm", **WINDOW}
+    scatter_panel(axes[0], x_test, "data (colour = cluster)", **by_cluster)
+    scatter_panel(axes[1], ae_recon, "AE reconstructions g(f(x))", **by_cluster)
+    scatter_panel(axes[2], vae_recon, r"VAE reconstructions $\mu_x(\mu_z(x))$", **by_cluster)
+    scatter_panel(axes[3], vae_samples, r"VAE samples: $z \sim N(0,1)$, $\mu(z) + \sigma(z)\varepsilon$", color="C2",
+                  **WINDOW)
+    scatter_panel(axes[4], ae_samples, r"AE decoder g(z), $z \sim N(0,1)$", color="C1", **WINDOW)
+    save_figure(fig, args.out / "03_bottleneck.png")
+    plot_codes(numpy.ravel(ae_codes), numpy.ravel(vae_codes), y_test, args.out / "03_codes.png")
 
     print_table([{"quantity": "VAE negative ELBO per example (nats)", "value": neg_elbo},
                  {"quantity": "  of which KL(q(z|x) || N(0, 1))", "value": kl},
@@ -240,7 +221,7 @@ def main(argv: list[str] | None = None) -> dict:
                "data_true_log_density": scores["data"]["true_log_density"], "n_train": args.n_train,
                "epochs": args.epochs, "hidden": [args.hidden, args.hidden], "seed": args.seed, "quick": args.quick,
                "wall_seconds": time.perf_counter() - started}
-    save_metrics(out, metrics)
+    save_metrics(args.out, metrics)
     return metrics
 
 

@@ -21,7 +21,8 @@ learned variance):
    Every estimator's variance falls like 1/k; the ratio between them is what the trick buys.
 2. Trains three VAEs from the same initial weights for the same number of steps, with the same k = 2 samples
    per example, one per estimator (the decoder gets its ordinary gradient in all three), and records the
-   test ELBO (one sampled z per point) after every epoch. On this small 2-D problem the ELBO is dominated by
+   test ELBO after every epoch (the mean over the same k = 2 sampled z per point: the three runs draw the
+   same noise, so the curves differ only through the estimator). On this small 2-D problem the ELBO is dominated by
    the decoder and Adam rescales every gradient, so the final gap between the curves is small (REINFORCE
    shows its noise mostly as dips early on): the variance ratio is the robust finding. REINFORCE weights each
    score by f(z) = log p(x|z), a sum over the dimensions of x, so on data with many more dimensions the ratio
@@ -52,7 +53,7 @@ from minivae.models import VAE
 from minivae.ops import mean as vmean
 from minivae.optim import Adam
 from minivae.plotting import plt, save_curves, save_figure
-from minivae.train import Objective, evaluate, fit, vae_objective
+from minivae.train import FitResult, Objective, fit, kl_warmup, vae_objective
 from minivae.tree import tree_leaves
 
 ESTIMATORS = ("reparameterization", "reinforce", "reinforce_baseline")
@@ -70,6 +71,7 @@ def parse_args(argv: list[str] | None = None):
         args.n_train, args.pre_epochs, args.curve_epochs, args.repeats = 5000, 60, 40, 300
         args.ks = (1, 2, 4, 8, 16, 32, 64)
     args.hidden, args.batch_size, args.lr, args.curve_k, args.n_test = 32, 50, 3e-3, 2, 1000
+    args.out = prepare_out(args.out)
     return args
 
 
@@ -98,21 +100,19 @@ def elbo_estimate(estimator: str, vae: VAE, params: dict, x, eps, beta: float = 
 def estimator_objective(estimator: str, vae: VAE, k: int, beta: float = 1.0) -> Objective:
     """Minimise minus the batch mean of :func:`elbo_estimate` with k samples per example."""
     return Objective(lambda p, x, eps: -vmean(elbo_estimate(estimator, vae, p, x, eps, beta)),
-                     lambda n: (k, n, vae.z_dim), "elbo")
+                     lambda n: (k, n, vae.z_dim), "elbo" if beta == 1.0 else f"elbo_beta{beta:g}")
 
 
-def train(objective_for_beta, vae: VAE, x, x_test, epochs: int, args, init_seed: int) -> tuple[dict, list]:
-    """Train from ``vae.init(init_seed)``, beta rising 0.1 -> 1 over the first half; test ELBO after each epoch."""
-    params = vae.init(numpy.random.default_rng(init_seed))
-    optimizer = Adam(args.lr)
-    curve = []
-    for epoch in range(epochs):
-        beta = min(1.0, 0.1 + 0.9 * epoch / (epochs // 2))
-        params = fit(objective_for_beta(beta), params, x, optimizer=optimizer, epochs=1, batch_size=args.batch_size,
-                     seed=args.seed * 100003 + epoch, progress=False, device=args.device).params
-        # the same test noise for every estimator at every epoch (common random numbers)
-        curve.append(evaluate(vae_objective(vae), params, x_test, numpy.random.default_rng(args.seed)))
-    return params, curve
+def train(objective, vae: VAE, x, x_test, epochs: int, args, init_seed: int) -> FitResult:
+    """Train from ``vae.init(init_seed)`` on ``objective(vae, beta)``, beta rising 0.1 -> 1 over the first half.
+
+    With ``x_test``, the history holds the test ELBO (at beta = 1) after every epoch. Every run draws the same
+    minibatches and noise from the same seed, so runs that differ only in the estimator are compared at
+    common random numbers.
+    """
+    return fit(kl_warmup(vae, epochs // 2, objective=objective), vae.init(numpy.random.default_rng(init_seed)), x,
+               x_test=x_test, optimizer=Adam(args.lr), epochs=epochs, batch_size=args.batch_size, seed=args.seed,
+               progress=False, device=args.device)
 
 
 def encoder_gradient_variance(estimator: str, vae: VAE, params: dict, x, k: int, repeats: int,
@@ -150,15 +150,13 @@ def plot_variance(variance: dict, path) -> None:
 def main(argv: list[str] | None = None) -> dict:
     started = time.perf_counter()
     args = parse_args(argv)
-    out = prepare_out(args.out)
     rng = numpy.random.default_rng(args.seed)
     x_train, _ = two_gaussians(args.n_train, rng)
     x_test, _ = two_gaussians(args.n_test, rng)
     vae = VAE(2, [args.hidden, args.hidden], Z_DIM, likelihood="gaussian")
 
     # 1. one trained VAE; the variance of each estimator of its encoder gradient on one minibatch
-    params, _ = train(lambda beta: vae_objective(vae, beta), vae, x_train, x_test, args.pre_epochs, args,
-                      args.seed)
+    params = train(vae_objective, vae, x_train, None, args.pre_epochs, args, args.seed).params
     batch = x_test[:100]
     variance = {est: {} for est in ESTIMATORS}
     for k in args.ks:
@@ -166,15 +164,16 @@ def main(argv: list[str] | None = None) -> dict:
             if est == "reinforce_baseline" and k < 2:
                 continue  # leave-one-out needs at least two samples
             variance[est][k] = encoder_gradient_variance(est, vae, params, batch, k, args.repeats, rng)
-    plot_variance(variance, out / "04_gradient_variance.png")
+    plot_variance(variance, args.out / "04_gradient_variance.png")
 
     # 2. training curves at equal steps, same initial weights, same k for every estimator
     curves = {}
     for est in ESTIMATORS:
-        _, curves[est] = train(lambda beta, est=est: estimator_objective(est, vae, args.curve_k, beta), vae,
-                               x_train, x_test, args.curve_epochs, args, args.seed + 1)
+        history = train(lambda v, beta, est=est: estimator_objective(est, v, args.curve_k, beta), vae, x_train,
+                        x_test, args.curve_epochs, args, args.seed + 1).history
+        curves[est] = [h["test_elbo"] for h in history]
     epochs = list(range(1, args.curve_epochs + 1))
-    save_curves({LABELS[est]: (epochs, c) for est, c in curves.items()}, out / "04_training_curves.png",
+    save_curves({LABELS[est]: (epochs, c) for est, c in curves.items()}, args.out / "04_training_curves.png",
                 ylabel="test ELBO (nats per point)",
                 title=f"equal steps, k = {args.curve_k} samples per example")
 
@@ -194,7 +193,7 @@ def main(argv: list[str] | None = None) -> dict:
                "curves": curves, "final_elbo": {est: c[-1] for est, c in curves.items()},
                "ks": list(args.ks), "repeats": args.repeats, "curve_k": args.curve_k, "n_train": args.n_train,
                "seed": args.seed, "quick": args.quick, "wall_seconds": time.perf_counter() - started}
-    save_metrics(out, metrics)
+    save_metrics(args.out, metrics)
     return metrics
 
 
