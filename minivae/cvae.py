@@ -27,7 +27,7 @@ from autograd.tracer import getval
 
 from minivae import distributions as dist
 from minivae.backend import array_module
-from minivae.models import LIKELIHOODS, _check_rows, _check_sizes, _heads, _init_trunk
+from minivae.models import check_likelihood, check_rows, check_sizes, init_trunk, trunk_heads
 from minivae.nn import activation_fn, dense, hidden_features, init_linear
 from minivae.objectives import elbo, importance_sampled_log_likelihood, iwae_bound
 from minivae.ops import mean as vmean
@@ -59,7 +59,7 @@ def joint_dense(layer: dict, a: Any, b: Any) -> Any:
 def _init_two_input_net(a_dim: int, b_dim: int, hidden: Sequence[int], heads: Sequence[str], out_dim: int,
                         rng: numpy.random.Generator, dtype: Any) -> dict:
     net = {"input": init_joint_linear(a_dim, b_dim, hidden[0], rng, dtype),
-           "hidden": _init_trunk(list(hidden), rng, dtype)}
+           "hidden": init_trunk(list(hidden), rng, dtype)}
     for name in heads:
         net[name] = init_linear(hidden[-1], out_dim, rng, dtype)
     return net
@@ -102,13 +102,12 @@ class CVAE:
     activation: str = "relu"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "hidden", _check_sizes(self.x_dim, self.hidden, self.z_dim))
+        object.__setattr__(self, "hidden", check_sizes(self.x_dim, self.hidden, self.z_dim))
         if int(self.y_dim) != self.y_dim or self.y_dim <= 0:
             raise ValueError(f"y_dim must be a positive integer, got {self.y_dim!r}.")
         if not self.hidden:
             raise ValueError("hidden must list at least one layer width: the first layer takes two inputs.")
-        if self.likelihood not in LIKELIHOODS:
-            raise ValueError(f"likelihood must be 'bernoulli' or 'gaussian', got {self.likelihood!r}.")
+        check_likelihood(self.likelihood)
         if self.prior not in PRIORS:
             raise ValueError(f"prior must be 'learned' (p(z|x)) or 'standard' (N(0, I)), got {self.prior!r}.")
         activation_fn(self.activation)
@@ -116,7 +115,7 @@ class CVAE:
     @property
     def decoder_heads(self) -> tuple[str, ...]:
         """Names of the decoder's output heads: ``("logits",)`` or ``("mean", "log_var")``."""
-        return ("logits",) if self.likelihood == "bernoulli" else ("mean", "log_var")
+        return check_likelihood(self.likelihood)
 
     def init(self, rng: numpy.random.Generator, dtype: Any = numpy.float32) -> dict:
         r"""Fresh parameters ``{"encoder", "decoder"[, "prior"]}`` drawn with ``rng``."""
@@ -128,15 +127,15 @@ class CVAE:
         }
         if self.prior == "learned":
             sizes = [self.x_dim, *self.hidden]
-            params["prior"] = {"hidden": _init_trunk(sizes, rng, dtype)}
+            params["prior"] = {"hidden": init_trunk(sizes, rng, dtype)}
             for name in heads:
                 params["prior"][name] = init_linear(sizes[-1], self.z_dim, rng, dtype)
         return params
 
     def encode(self, params: dict, x: Any, y: Any) -> tuple[Any, Any]:
         r"""q_φ(z|x, y) = N(μ_φ(x, y), diag exp(log σ²_φ(x, y))): ``(mean, log_var)``, each ``(N, z_dim)``."""
-        _check_rows("x", x, self.x_dim, "input")
-        _check_rows("y", y, self.y_dim, "output")
+        check_rows("x", x, self.x_dim, "input")
+        check_rows("y", y, self.y_dim, "output")
         if anp.shape(x)[0] != anp.shape(y)[0]:
             raise ValueError(f"x has {anp.shape(x)[0]} rows but y has {anp.shape(y)[0]}; pass one y per x.")
         return _two_input_net(params["encoder"], x, y, ("mean", "log_var"), self.activation)
@@ -146,20 +145,20 @@ class CVAE:
 
         For ``prior="standard"`` these are zeros: N(0, I) whatever x is.
         """
-        _check_rows("x", x, self.x_dim, "input")
+        check_rows("x", x, self.x_dim, "input")
         if self.prior == "standard":
             like = getval(params["encoder"]["mean"][1])
             zeros = array_module(like).zeros((anp.shape(x)[0], self.z_dim), dtype=like.dtype)
             return zeros, zeros
         net = params["prior"]
-        return _heads(net["hidden"], x, net, ("mean", "log_var"), self.activation)
+        return trunk_heads(net["hidden"], x, net, ("mean", "log_var"), self.activation)
 
     def decode(self, params: dict, x: Any, z: Any) -> Any:
         r"""p_θ(y|x, z): Bernoulli logits ``(..., y_dim)``, or the Gaussian ``(mean, log_var)``.
 
         ``x`` is ``(N, x_dim)``; ``z`` is ``(N, z_dim)`` or ``(k, N, z_dim)``, and the leading axes are kept.
         """
-        _check_rows("x", x, self.x_dim, "input")
+        check_rows("x", x, self.x_dim, "input")
         if anp.ndim(z) not in (2, 3) or anp.shape(z)[-2:] != (anp.shape(x)[0], self.z_dim):
             raise ValueError(f"z has shape {anp.shape(z)}, but this model expects (N, {self.z_dim}) or "
                              f"(k, N, {self.z_dim}) with N = {anp.shape(x)[0]} rows of x.")
@@ -223,8 +222,8 @@ class CVAE:
         The importance-sampled conditional log-likelihood in nats (Burda et al.'s estimator with fresh
         noise), taken ``batch_size`` rows and at most 100 samples at a time so memory stays bounded.
         """
-        _check_rows("x", x, self.x_dim, "input")
-        _check_rows("y", y, self.y_dim, "output")
+        check_rows("x", x, self.x_dim, "input")
+        check_rows("y", y, self.y_dim, "output")
         like = params["encoder"]["mean"][0]
         out = []
         for start in range(0, anp.shape(x)[0], batch_size):

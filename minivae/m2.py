@@ -31,7 +31,7 @@ from autograd.tracer import getval
 from minivae import distributions as dist
 from minivae.backend import array_module, asarray_like, to_numpy
 from minivae.cvae import _init_two_input_net, _two_input_net
-from minivae.models import LIKELIHOODS, _check_rows, _check_sizes
+from minivae.models import check_likelihood, check_rows, check_sizes
 from minivae.nn import activation_fn, init_mlp, mlp
 from minivae.ops import mean as vmean
 from minivae.ops import sum as vsum
@@ -80,19 +80,18 @@ class M2:
     activation: str = "relu"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "hidden", _check_sizes(self.x_dim, self.hidden, self.z_dim))
+        object.__setattr__(self, "hidden", check_sizes(self.x_dim, self.hidden, self.z_dim))
         if int(self.n_classes) != self.n_classes or self.n_classes < 2:
             raise ValueError(f"n_classes must be an integer of at least 2, got {self.n_classes!r}.")
         if not self.hidden:
             raise ValueError("hidden must list at least one layer width: the first layer takes two inputs.")
-        if self.likelihood not in LIKELIHOODS:
-            raise ValueError(f"likelihood must be 'bernoulli' or 'gaussian', got {self.likelihood!r}.")
+        check_likelihood(self.likelihood)
         activation_fn(self.activation)
 
     @property
     def decoder_heads(self) -> tuple[str, ...]:
         """Names of the decoder's output heads: ``("logits",)`` or ``("mean", "log_var")``."""
-        return ("logits",) if self.likelihood == "bernoulli" else ("mean", "log_var")
+        return check_likelihood(self.likelihood)
 
     def init(self, rng: numpy.random.Generator, dtype: Any = numpy.float32) -> dict:
         r"""Fresh parameters ``{"classifier", "encoder", "decoder"}`` drawn with ``rng``."""
@@ -106,7 +105,7 @@ class M2:
 
     def classify(self, params: dict, x: Any) -> Any:
         r"""log q_φ(y|x) = log softmax(π-logits(x)) for every class: ``(N, n_classes)``."""
-        _check_rows("x", x, self.x_dim, "example")
+        check_rows("x", x, self.x_dim, "example")
         return log_softmax(mlp(params["classifier"], x, self.activation))
 
     def predict(self, params: dict, x: Any) -> numpy.ndarray:
@@ -118,7 +117,7 @@ class M2:
 
         Returns ``(N, z_dim)`` each, or ``(C, N, z_dim)`` for the all-classes form.
         """
-        _check_rows("x", x, self.x_dim, "example")
+        check_rows("x", x, self.x_dim, "example")
         return _two_input_net(params["encoder"], x, y, ("mean", "log_var"), self.activation)
 
     def decode(self, params: dict, y: Any, z: Any) -> Any:
@@ -153,7 +152,7 @@ class M2:
         Shan, Variational Autoencoder, semi-supervised VAE (Kingma et al., 2014, eq. 6 as a bound rather than
         a loss). ``labels`` are int classes ``(N,)``; ``eps`` is ``(N, z_dim)``: one reparameterized z per row.
         """
-        _check_rows("x", x, self.x_dim, "example")
+        check_rows("x", x, self.x_dim, "example")
         y = one_hot(labels, self.n_classes, x)
         if anp.shape(y)[0] != anp.shape(x)[0]:
             raise ValueError(f"labels has {anp.shape(y)[0]} entries but x has {anp.shape(x)[0]} rows.")
@@ -161,7 +160,7 @@ class M2:
 
     def bounds_for_every_class(self, params: dict, x: Any, eps: Any) -> Any:
         r"""L(x, y) for y = 0, ..., C−1: ``(C, N)``, with ``eps`` of shape ``(C, N, z_dim)`` (one z per class)."""
-        _check_rows("x", x, self.x_dim, "example")
+        check_rows("x", x, self.x_dim, "example")
         like = getval(x)
         # every one-hot e_y at once, (C, 1, C), broadcast against the N rows of x
         every_y = array_module(like).eye(self.n_classes, dtype=like.dtype)[:, None, :]

@@ -25,7 +25,8 @@ from minivae.objectives import elbo, importance_sampled_log_likelihood, iwae_bou
 LIKELIHOODS = ("bernoulli", "gaussian")
 
 
-def _check_sizes(x_dim: int, hidden: Sequence[int], z_dim: int) -> tuple[int, ...]:
+def check_sizes(x_dim: int, hidden: Sequence[int], z_dim: int) -> tuple[int, ...]:
+    """Validate a model's sizes (positive x_dim, z_dim and hidden widths); return ``hidden`` as a tuple."""
     for name, value in (("x_dim", x_dim), ("z_dim", z_dim)):
         if int(value) != value or value <= 0:
             raise ValueError(f"{name} must be a positive integer, got {value!r}.")
@@ -35,20 +36,30 @@ def _check_sizes(x_dim: int, hidden: Sequence[int], z_dim: int) -> tuple[int, ..
     return hidden
 
 
-def _check_rows(name: str, x: Any, width: int, what: str) -> None:
+def check_rows(name: str, x: Any, width: int, what: str) -> None:
+    """Raise a ``ValueError`` unless ``x`` is ``(N, width)``: one ``what`` per row."""
     if anp.ndim(x) != 2 or anp.shape(x)[1] != width:
         raise ValueError(f"{name} has shape {anp.shape(x)}, but this model expects (N, {width}): "
                          f"one {what} of {width} values per row.")
 
 
-def _init_trunk(sizes: Sequence[int], rng: numpy.random.Generator, dtype: Any) -> list:
+def init_trunk(sizes: Sequence[int], rng: numpy.random.Generator, dtype: Any) -> list:
+    """The hidden layers of widths ``sizes`` (an empty list when there is no hidden layer)."""
     return init_mlp(sizes, rng, dtype) if len(sizes) > 1 else []
 
 
-def _heads(trunk: list, x: Any, heads: dict, names: Sequence[str], activation: str) -> tuple:
+def trunk_heads(trunk: list, x: Any, heads: dict, names: Sequence[str], activation: str) -> tuple:
+    r"""h = a(... a(x W_1 + b_1) ...) through the shared ``trunk``, then one linear head h W + b per name."""
     # shared hidden layers h = a(... a(x W_1 + b_1) ...), then one linear head per output
     h = fused.hidden_features(trunk, x, activation)
     return tuple(fused.linear(h, *heads[name]) for name in names)
+
+
+def check_likelihood(likelihood: str) -> tuple[str, ...]:
+    """The decoder's output heads for ``likelihood``: ``("logits",)`` (Bernoulli) or ``("mean", "log_var")``."""
+    if likelihood not in LIKELIHOODS:
+        raise ValueError(f"likelihood must be 'bernoulli' or 'gaussian', got {likelihood!r}.")
+    return ("logits",) if likelihood == "bernoulli" else ("mean", "log_var")
 
 
 @dataclass(frozen=True)
@@ -69,33 +80,32 @@ class VAE:
     activation: str = "relu"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "hidden", _check_sizes(self.x_dim, self.hidden, self.z_dim))
-        if self.likelihood not in LIKELIHOODS:
-            raise ValueError(f"likelihood must be 'bernoulli' or 'gaussian', got {self.likelihood!r}.")
+        object.__setattr__(self, "hidden", check_sizes(self.x_dim, self.hidden, self.z_dim))
+        check_likelihood(self.likelihood)
         activation_fn(self.activation)
 
     @property
     def decoder_heads(self) -> tuple[str, ...]:
         """Names of the decoder's output heads: ``("logits",)`` or ``("mean", "log_var")``."""
-        return ("logits",) if self.likelihood == "bernoulli" else ("mean", "log_var")
+        return check_likelihood(self.likelihood)
 
     def init(self, rng: numpy.random.Generator, dtype: Any = numpy.float32) -> dict:
         r"""Fresh parameters ``{"encoder": {...}, "decoder": {...}}`` drawn with ``rng`` (see ``init_mlp``)."""
         enc_sizes = [self.x_dim, *self.hidden]
         dec_sizes = [self.z_dim, *reversed(self.hidden)]
-        encoder = {"hidden": _init_trunk(enc_sizes, rng, dtype)}
+        encoder = {"hidden": init_trunk(enc_sizes, rng, dtype)}
         for name in ("mean", "log_var"):
             encoder[name] = init_linear(enc_sizes[-1], self.z_dim, rng, dtype)
-        decoder = {"hidden": _init_trunk(dec_sizes, rng, dtype)}
+        decoder = {"hidden": init_trunk(dec_sizes, rng, dtype)}
         for name in self.decoder_heads:
             decoder[name] = init_linear(dec_sizes[-1], self.x_dim, rng, dtype)
         return {"encoder": encoder, "decoder": decoder}
 
     def encode(self, params: dict, x: Any) -> tuple[Any, Any]:
         r"""q_φ(z|x) = N(μ_φ(x), diag exp(log σ²_φ(x))): returns ``(mean, log_var)``, each ``(N, z_dim)``."""
-        _check_rows("x", x, self.x_dim, "example")
+        check_rows("x", x, self.x_dim, "example")
         enc = params["encoder"]
-        return _heads(enc["hidden"], x, enc, ("mean", "log_var"), self.activation)
+        return trunk_heads(enc["hidden"], x, enc, ("mean", "log_var"), self.activation)
 
     def decode(self, params: dict, z: Any) -> Any:
         r"""p_θ(x|z): Bernoulli logits ``(..., x_dim)``, or the Gaussian ``(mean, log_var)``.
@@ -108,7 +118,7 @@ class VAE:
         lead = anp.shape(z)[:-1]
         flat = anp.reshape(z, (-1, self.z_dim), order="C")
         dec = params["decoder"]
-        outs = _heads(dec["hidden"], flat, dec, self.decoder_heads, self.activation)
+        outs = trunk_heads(dec["hidden"], flat, dec, self.decoder_heads, self.activation)
         outs = tuple(anp.reshape(o, lead + (self.x_dim,), order="C") for o in outs)
         return outs[0] if self.likelihood == "bernoulli" else outs
 
@@ -160,7 +170,7 @@ class VAE:
         The importance-sampled estimate of Burda et al. (L_k with fresh noise), taken ``batch_size`` rows
         and at most 100 samples at a time so memory stays bounded whatever k is.
         """
-        _check_rows("x", x, self.x_dim, "example")
+        check_rows("x", x, self.x_dim, "example")
         like = params["encoder"]["mean"][0]
         out = []
         for start in range(0, anp.shape(x)[0], batch_size):
@@ -193,7 +203,7 @@ class AE:
     activation: str = "relu"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "hidden", _check_sizes(self.x_dim, self.hidden, self.z_dim))
+        object.__setattr__(self, "hidden", check_sizes(self.x_dim, self.hidden, self.z_dim))
         activation_fn(self.activation)
 
     def init(self, rng: numpy.random.Generator, dtype: Any = numpy.float32) -> dict:
@@ -203,12 +213,12 @@ class AE:
 
     def encode(self, params: dict, x: Any) -> Any:
         r"""z = f_φ(x), ``(N, z_dim)``."""
-        _check_rows("x", x, self.x_dim, "example")
+        check_rows("x", x, self.x_dim, "example")
         return fused.mlp(params["encoder"], x, self.activation)
 
     def decode(self, params: dict, z: Any) -> Any:
         r"""x̂ = g_θ(z), ``(N, x_dim)``."""
-        _check_rows("z", z, self.z_dim, "code")
+        check_rows("z", z, self.z_dim, "code")
         return fused.mlp(params["decoder"], z, self.activation)
 
     def loss(self, params: dict, x: Any) -> Any:
