@@ -30,7 +30,11 @@ def check_sizes(x_dim: int, hidden: Sequence[int], z_dim: int) -> tuple[int, ...
     for name, value in (("x_dim", x_dim), ("z_dim", z_dim)):
         if int(value) != value or value <= 0:
             raise ValueError(f"{name} must be a positive integer, got {value!r}.")
-    hidden = tuple(int(h) for h in hidden)
+    try:
+        hidden = tuple(int(h) for h in hidden)
+    except TypeError:
+        raise ValueError(f"hidden must be a sequence of layer widths such as [400] (or [] for none), "
+                         f"got {hidden!r}.") from None
     if any(h <= 0 for h in hidden):
         raise ValueError(f"hidden must list positive layer widths, got {hidden}.")
     return hidden
@@ -171,6 +175,8 @@ class VAE:
         and at most 100 samples at a time so memory stays bounded whatever k is.
         """
         check_rows("x", x, self.x_dim, "example")
+        if int(batch_size) != batch_size or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer number of rows, got {batch_size!r}.")
         like = params["encoder"]["mean"][0]
         out = []
         for start in range(0, anp.shape(x)[0], batch_size):
@@ -183,6 +189,8 @@ class VAE:
 
     def sample(self, params: dict, n: int, rng: numpy.random.Generator) -> Any:
         r"""x ~ p_θ(x|z), z ~ N(0, I), returned as decoder means: probabilities σ(l) for Bernoulli, μ for Gaussian."""
+        if int(n) != n or n < 0:
+            raise ValueError(f"n must be a non-negative integer number of samples, got {n!r}.")
         z = dist.standard_normal_noise((int(n), self.z_dim), rng, params["encoder"]["mean"][0])
         out = self.decode(params, z)
         return dist.sigmoid(out) if self.likelihood == "bernoulli" else out[0]

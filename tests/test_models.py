@@ -322,7 +322,8 @@ def test_shapes_and_sampling():
 
 def test_bad_input():
     for kwargs, name in [({"z_dim": 0}, "z_dim"), ({"z_dim": -2}, "z_dim"), ({"x_dim": 0}, "x_dim"),
-                         ({"hidden": [0]}, "hidden"), ({"likelihood": "poisson"}, "likelihood"),
+                         ({"hidden": [0]}, "hidden"), ({"hidden": 3}, "hidden must be a sequence"),
+                         ({"likelihood": "poisson"}, "likelihood"),
                          ({"activation": "sigmoid"}, "activation")]:
         args = {"x_dim": 4, "hidden": [3], "z_dim": 2, **kwargs}
         with pytest.raises(ValueError, match=name):
@@ -343,3 +344,7 @@ def test_bad_input():
         vae.decode(params, np.zeros((3, 3)))
     with pytest.raises(ValueError, match="k must be a positive"):
         vae.log_likelihood(params, x, 0, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="batch_size must be a positive"):
+        vae.log_likelihood(params, x, 2, np.random.default_rng(0), batch_size=0)
+    with pytest.raises(ValueError, match="n must be a non-negative"):
+        vae.sample(params, -1, np.random.default_rng(0))
