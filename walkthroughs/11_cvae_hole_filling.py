@@ -117,7 +117,8 @@ def main(argv: list[str] | None = None) -> dict:
     x_tr, y_tr = data.x_train[:, visible], data.x_train[:, ~visible]
     x_te, y_te = data.x_test[:, visible], data.x_test[:, ~visible]
     train_pairs, test_pairs = pack_pairs(x_tr, y_tr), pack_pairs(x_te, y_te)
-    fit_args = dict(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, device=args.device)
+    fit_args = dict(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, device=args.device,
+                    binarize=data.fit_binarize)
     seconds = {}
 
     # the CVAE: maximise the conditional ELBO of y given x

@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> dict:
     tick = time.perf_counter()
     baseline = fit(classifier_objective(x_l, y_l), init_mlp([784, args.hidden, 10], rng), x_u,
                    optimizer=Adam(args.lr), epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
-                   device=args.device).params
+                   device=args.device, binarize=data.fit_binarize).params
     baseline_seconds = time.perf_counter() - tick
     baseline_error = error_rate(numpy.argmax(mlp(baseline, data.x_test), axis=1), data.y_test)
 
@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> dict:
     tick = time.perf_counter()
     for epoch in range(1, args.epochs + 1):
         result = fit(objective, params, x_u, optimizer=optimizer, epochs=1, batch_size=args.batch_size,
-                     seed=args.seed * 100_003 + epoch, device=args.device)
+                     seed=args.seed * 100_003 + epoch, device=args.device, binarize=data.fit_binarize)
         params = result.params
         history.append({"epoch": epoch, "train_neg_j_alpha": result.history[0]["train_neg_j_alpha"],
                         "test_error": error_rate(m2.predict(params, data.x_test), data.y_test)})
