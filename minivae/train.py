@@ -29,7 +29,7 @@ from minivae.data import BINARIZE, binarize_pixels, check_data
 from minivae.fused import value_and_grad
 from minivae.ops import mean as vmean
 from minivae.optim import Adam
-from minivae.tree import tree_map
+from minivae.tree import tree_leaves, tree_map
 
 CHECKPOINT_FORMAT = "minivae-checkpoint-1"
 
@@ -58,6 +58,7 @@ def vae_objective(vae: Any, beta: float = 1.0) -> Objective:
 
 def iwae_objective(vae: Any, k: int) -> Objective:
     r"""Minimise −(1/N) Σ_n L_k(x_n): k importance samples per example (Burda et al.)."""
+    _check_counts(k=k)
     return Objective(lambda p, x, eps: -vmean(vae.iwae_bound(p, x, eps)), lambda n: (k, n, vae.z_dim),
                      f"iwae_{k}", vae.likelihood, vae.x_dim)
 
@@ -270,13 +271,7 @@ def _train_epoch(grad_fn: Callable, objective: Objective, optimizer: Any, params
 
 def _all_finite(tree: Any, backend: Any) -> bool:
     xp = backend.xp
-    return all(bool(xp.all(xp.isfinite(leaf))) for leaf in _leaves(tree))
-
-
-def _leaves(tree: Any) -> list:
-    leaves: list = []
-    tree_map(leaves.append, tree)
-    return leaves
+    return all(bool(xp.all(xp.isfinite(leaf))) for leaf in tree_leaves(tree))
 
 
 def _progress(steps: range, epoch: int, epochs: int, show: bool) -> Any:

@@ -209,6 +209,8 @@ def test_bad_epochs_and_batch_size():
     for kw in ({"epochs": 0}, {"batch_size": 0}, {"batch_size": 2.5}):
         with pytest.raises(ValueError, match="positive integer"):
             fit(vae_objective(vae), params, x, progress=False, **kw)
+    with pytest.raises(ValueError, match="k must be a positive integer"):
+        train.iwae_objective(vae, 0)
 
 
 def test_threshold_binarization_equals_binarizing_first():
