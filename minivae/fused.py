@@ -125,12 +125,7 @@ def hidden_features(params: list, x: Any, activation: str = "relu") -> Any:
 
 def mlp(params: list, x: Any, activation: str = "relu") -> Any:
     r"""f(x) = h_{L−1} W_L + b_L with h_l = a(h_{l−1} W_l + b_l): :func:`minivae.nn.mlp` on fused layers."""
-    if not params:
-        raise ValueError("params is empty; build it with init_mlp(sizes, rng) for at least one layer.")
-    fan_in = params[0][0].shape[0]
-    if numpy.ndim(x) < 1 or numpy.shape(x)[-1] != fan_in:
-        raise ValueError(f"x has shape {numpy.shape(x)} but the first layer expects {fan_in} features "
-                         "in its last axis.")
+    nn.check_mlp_input(params, x)
     # hidden layers h_l = a(h_{l-1} W_l + b_l)
     h = hidden_features(params[:-1], x, activation)
     # output layer, linear

@@ -69,18 +69,23 @@ def hidden_features(params: Params, x: Any, activation: str = "relu") -> Any:
     return x
 
 
-def mlp(params: Params, x: Any, activation: str = "relu") -> Any:
-    r"""f(x) = h_{L-1} W_L + b_L with h_l = a(h_{l-1} W_l + b_l): the last layer has no activation.
-
-    Klushyn, "A brief introduction to (variational) autoencoders": MLPs. ``x`` is ``(N, D_in)``; the
-    result is ``(N, D_out)``. ``activation`` is ``"relu"``, ``"tanh"`` or ``"softplus"``.
-    """
+def check_mlp_input(params: Params, x: Any) -> None:
+    """Raise a ``ValueError`` unless ``params`` has a layer and ``x``'s last axis fits its first one."""
     if not params:
         raise ValueError("params is empty; build it with init_mlp(sizes, rng) for at least one layer.")
     fan_in = params[0][0].shape[0]
     if anp.ndim(x) < 1 or anp.shape(x)[-1] != fan_in:
         raise ValueError(f"x has shape {anp.shape(x)} but the first layer expects {fan_in} features "
                          "in its last axis.")
+
+
+def mlp(params: Params, x: Any, activation: str = "relu") -> Any:
+    r"""f(x) = h_{L-1} W_L + b_L with h_l = a(h_{l-1} W_l + b_l): the last layer has no activation.
+
+    Klushyn, "A brief introduction to (variational) autoencoders": MLPs. ``x`` is ``(N, D_in)``; the
+    result is ``(N, D_out)``. ``activation`` is ``"relu"``, ``"tanh"`` or ``"softplus"``.
+    """
+    check_mlp_input(params, x)
     # hidden layers h_l = a(h_{l-1} W_l + b_l)
     h = hidden_features(params[:-1], x, activation)
     # output layer, linear
