@@ -56,8 +56,13 @@ def joint_dense(layer: dict, a: Any, b: Any) -> Any:
     return a @ layer["W_a"] + b @ layer["W_b"] + layer["b"]
 
 
-def _init_two_input_net(a_dim: int, b_dim: int, hidden: Sequence[int], heads: Sequence[str], out_dim: int,
-                        rng: numpy.random.Generator, dtype: Any) -> dict:
+def init_two_input_net(a_dim: int, b_dim: int, hidden: Sequence[int], heads: Sequence[str], out_dim: int,
+                       rng: numpy.random.Generator, dtype: Any) -> dict:
+    r"""An MLP on two inputs: ``{"input": init_joint_linear(...), "hidden": [...], <head>: (W, b), ...}``.
+
+    The first layer takes (a, b), the further hidden layers have the widths ``hidden``, and each name in
+    ``heads`` gets a linear head of ``out_dim`` outputs.
+    """
     net = {"input": init_joint_linear(a_dim, b_dim, hidden[0], rng, dtype),
            "hidden": init_trunk(list(hidden), rng, dtype)}
     for name in heads:
@@ -65,7 +70,8 @@ def _init_two_input_net(a_dim: int, b_dim: int, hidden: Sequence[int], heads: Se
     return net
 
 
-def _two_input_net(net: dict, a: Any, b: Any, heads: Sequence[str], activation: str) -> tuple:
+def two_input_net(net: dict, a: Any, b: Any, heads: Sequence[str], activation: str) -> tuple:
+    r"""h_1 = act(a W_a + b W_b + c), h_l = act(h_{l−1} W_l + b_l), then one linear head per name in ``heads``."""
     # h_1 = a(x W_x + y W_y + c), the layer on both inputs
     h = activation_fn(activation)(joint_dense(net["input"], a, b))
     # further hidden layers, then one linear head per output
@@ -121,9 +127,9 @@ class CVAE:
         r"""Fresh parameters ``{"encoder", "decoder"[, "prior"]}`` drawn with ``rng``."""
         heads = ("mean", "log_var")
         params = {
-            "encoder": _init_two_input_net(self.x_dim, self.y_dim, self.hidden, heads, self.z_dim, rng, dtype),
-            "decoder": _init_two_input_net(self.x_dim, self.z_dim, self.hidden[::-1], self.decoder_heads,
-                                           self.y_dim, rng, dtype),
+            "encoder": init_two_input_net(self.x_dim, self.y_dim, self.hidden, heads, self.z_dim, rng, dtype),
+            "decoder": init_two_input_net(self.x_dim, self.z_dim, self.hidden[::-1], self.decoder_heads,
+                                          self.y_dim, rng, dtype),
         }
         if self.prior == "learned":
             sizes = [self.x_dim, *self.hidden]
@@ -138,7 +144,7 @@ class CVAE:
         check_rows("y", y, self.y_dim, "output")
         if anp.shape(x)[0] != anp.shape(y)[0]:
             raise ValueError(f"x has {anp.shape(x)[0]} rows but y has {anp.shape(y)[0]}; pass one y per x.")
-        return _two_input_net(params["encoder"], x, y, ("mean", "log_var"), self.activation)
+        return two_input_net(params["encoder"], x, y, ("mean", "log_var"), self.activation)
 
     def prior_params(self, params: dict, x: Any) -> tuple[Any, Any]:
         r"""p_ψ(z|x) = N(μ_ψ(x), diag exp(log σ²_ψ(x))): ``(mean, log_var)``, each ``(N, z_dim)``.
@@ -162,7 +168,7 @@ class CVAE:
         if anp.ndim(z) not in (2, 3) or anp.shape(z)[-2:] != (anp.shape(x)[0], self.z_dim):
             raise ValueError(f"z has shape {anp.shape(z)}, but this model expects (N, {self.z_dim}) or "
                              f"(k, N, {self.z_dim}) with N = {anp.shape(x)[0]} rows of x.")
-        outs = _two_input_net(params["decoder"], x, z, self.decoder_heads, self.activation)
+        outs = two_input_net(params["decoder"], x, z, self.decoder_heads, self.activation)
         return outs[0] if self.likelihood == "bernoulli" else outs
 
     def log_py_given_xz(self, params: dict, x: Any, y: Any, z: Any) -> Any:

@@ -30,7 +30,7 @@ from autograd.tracer import getval
 
 from minivae import distributions as dist
 from minivae.backend import array_module, asarray_like, to_numpy
-from minivae.cvae import _init_two_input_net, _two_input_net
+from minivae.cvae import init_two_input_net, two_input_net
 from minivae.models import check_likelihood, check_rows, check_sizes
 from minivae.nn import activation_fn, init_mlp, mlp
 from minivae.ops import mean as vmean
@@ -98,9 +98,9 @@ class M2:
         C = self.n_classes
         return {
             "classifier": init_mlp([self.x_dim, *self.hidden, C], rng, dtype),
-            "encoder": _init_two_input_net(self.x_dim, C, self.hidden, ("mean", "log_var"), self.z_dim, rng, dtype),
-            "decoder": _init_two_input_net(C, self.z_dim, self.hidden[::-1], self.decoder_heads, self.x_dim,
-                                           rng, dtype),
+            "encoder": init_two_input_net(self.x_dim, C, self.hidden, ("mean", "log_var"), self.z_dim, rng, dtype),
+            "decoder": init_two_input_net(C, self.z_dim, self.hidden[::-1], self.decoder_heads, self.x_dim,
+                                          rng, dtype),
         }
 
     def classify(self, params: dict, x: Any) -> Any:
@@ -118,14 +118,14 @@ class M2:
         Returns ``(N, z_dim)`` each, or ``(C, N, z_dim)`` for the all-classes form.
         """
         check_rows("x", x, self.x_dim, "example")
-        return _two_input_net(params["encoder"], x, y, ("mean", "log_var"), self.activation)
+        return two_input_net(params["encoder"], x, y, ("mean", "log_var"), self.activation)
 
     def decode(self, params: dict, y: Any, z: Any) -> Any:
         r"""p_θ(x|y, z): Bernoulli logits ``(..., x_dim)`` (or the Gaussian ``(mean, log_var)``); y is one-hot."""
         if anp.shape(z)[-1] != self.z_dim or anp.shape(y)[-1] != self.n_classes:
             raise ValueError(f"y has shape {anp.shape(y)} and z {anp.shape(z)}, but this model expects one-hot "
                              f"y of {self.n_classes} columns and z of {self.z_dim}.")
-        outs = _two_input_net(params["decoder"], y, z, self.decoder_heads, self.activation)
+        outs = two_input_net(params["decoder"], y, z, self.decoder_heads, self.activation)
         return outs[0] if self.likelihood == "bernoulli" else outs
 
     def _log_px_given_yz(self, params: dict, x: Any, y: Any, z: Any) -> Any:
