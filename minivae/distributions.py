@@ -151,16 +151,25 @@ def standard_normal_noise(shape: tuple[int, ...], rng: numpy.random.Generator, l
 
 
 def sample_gaussian(mean: Any, log_var: Any, rng: numpy.random.Generator) -> Any:
-    r"""A draw z = μ + σ ε from N(μ, diag σ²), with ε from ``rng``; same shape as ``mean``."""
+    r"""A draw z = μ + σ ε from N(μ, diag σ²), with ε from ``rng``; same shape as ``mean``.
+
+    Shan, Variational Autoencoder: sampling z by the reparameterization z = μ + σ ε, ε ~ N(0, I).
+    """
     return reparameterize(mean, log_var, standard_normal_noise(_shape(mean), rng, mean))
 
 
 def sample_bernoulli(probs: Any, rng: numpy.random.Generator) -> Any:
-    r"""A draw x ~ Bern(p) elementwise (x = 1 where u < p, u ~ U(0, 1) from ``rng``); dtype of ``probs``."""
+    r"""A draw x ~ Bern(p) elementwise (x = 1 where u < p, u ~ U(0, 1) from ``rng``); dtype of ``probs``.
+
+    Shan, Variational Autoencoder: a sample from the Bernoulli P(X|z) of the decoder.
+    """
     u = asarray_like(rng.random(_shape(probs)), probs)
     return (u < probs).astype(probs.dtype)
 
 
 def sigmoid(logits: Any) -> Any:
-    r"""σ(l) = 1 / (1 + e^{−l}), written as ½(1 + tanh(l/2)) so it never overflows."""
+    r"""σ(l) = 1 / (1 + e^{−l}), written as ½(1 + tanh(l/2)) so it never overflows.
+
+    Shan, Variational Autoencoder: the mean p = σ(l) of the Bernoulli P(X|z) given the decoder's logits l.
+    """
     return 0.5 * (anp.tanh(0.5 * logits) + 1.0)

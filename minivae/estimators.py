@@ -60,7 +60,8 @@ def reparameterization_surrogate(f: Integrand, mean: Any, log_var: Any, eps: Any
 def leave_one_out_baseline(fz: Any) -> Any:
     r"""b_i = (1/(k−1)) Σ_{j≠i} f(z_j): for sample i, the mean of f over the other k − 1 samples.
 
-    b_i does not depend on z_i, so E[(f(z_i) − b_i) ∇ log q(z_i)] = E[f(z_i) ∇ log q(z_i)]: no bias.
+    Notes on Auto-Encoding Variational Bayes, REINFORCE with a baseline: b_i does not depend on z_i, so
+    E[(f(z_i) − b_i) ∇ log q(z_i)] = E[f(z_i) ∇ log q(z_i)]: no bias.
     ``fz`` is ``(k, N)`` with k ≥ 2; returns ``(k, N)``, held constant (no gradient).
     """
     fz = getval(fz)

@@ -41,6 +41,7 @@ from minivae.train import Objective
 def log_softmax(logits: Any) -> Any:
     r"""log π_c = l_c − log Σ_j e^{l_j}, computed as (l_c − m) − log Σ_j e^{l_j − m} with m = max_j l_j.
 
+    Shan, Variational Autoencoder, semi-supervised VAE: log q_φ(y|x) of the classifier Cat(π_φ(x)).
     ``logits`` is ``(..., C)``; returns log-probabilities of the same shape. The shift m is a constant for
     the gradient (the result does not depend on it), as in ``log_mean_exp``.
     """

@@ -56,13 +56,19 @@ def init_mlp(sizes: Sequence[int], rng: numpy.random.Generator, dtype: Any = num
 
 
 def dense(layer: tuple, x: Any) -> Any:
-    r"""One affine layer: x W + b, for ``x`` of shape ``(N, fan_in)`` → ``(N, fan_out)``."""
+    r"""One affine layer: x W + b, for ``x`` of shape ``(N, fan_in)`` → ``(N, fan_out)``.
+
+    Klushyn, "A brief introduction to (variational) autoencoders": one layer of an MLP before its activation.
+    """
     W, b = layer
     return x @ W + b
 
 
 def hidden_features(params: Params, x: Any, activation: str = "relu") -> Any:
-    r"""h_L after L layers h_l = a(h_{l-1} W_l + b_l), with the activation on every layer."""
+    r"""h_L after L layers h_l = a(h_{l-1} W_l + b_l), with the activation on every layer.
+
+    Klushyn, "A brief introduction to (variational) autoencoders": the hidden layers of an MLP.
+    """
     act = activation_fn(activation)
     for layer in params:
         x = act(dense(layer, x))

@@ -61,7 +61,8 @@ def importance_sampled_log_likelihood(
 ) -> numpy.ndarray:
     r"""log p(x) ≈ log (1/k) Σ_{i=1..k} w_i, accumulated over chunks of samples so memory stays bounded.
 
-    ``draw_noise(m)`` returns noise for m samples, ``log_weights(noise)`` their ``(m, N)`` log weights.
+    Zhu, Deep Generative Models II: the IWAE bound L_k, used as an estimate of log p(x) (the MNIST density
+    table). ``draw_noise(m)`` returns noise for m samples, ``log_weights(noise)`` their ``(m, N)`` log weights.
     The chunks are merged by a running log-sum-exp; returns a host ``(N,)`` array in nats.
     """
     if int(k) < 1:

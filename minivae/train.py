@@ -51,7 +51,10 @@ class Objective:
 
 
 def vae_objective(vae: Any, beta: float = 1.0) -> Objective:
-    r"""Minimise −(1/N) Σ_n ELBO_β(x_n): one reparameterized sample per example."""
+    r"""Minimise −(1/N) Σ_n ELBO_β(x_n): one reparameterized sample per example.
+
+    Zhu, Deep Generative Models II: the ELBO; β ≠ 1 is Barra's β-VAE (Variational Autoencoders).
+    """
     return Objective(lambda p, x, eps: -vmean(vae.elbo(p, x, eps, beta)), lambda n: (n, vae.z_dim),
                      "elbo" if beta == 1.0 else f"elbo_beta{beta:g}", vae.likelihood, vae.x_dim)
 
@@ -64,7 +67,10 @@ def iwae_objective(vae: Any, k: int) -> Objective:
 
 
 def ae_objective(ae: Any) -> Objective:
-    r"""Minimise (1/N) Σ_n ‖x_n − x̂_n‖²: the deterministic autoencoder needs no noise."""
+    r"""Minimise (1/N) Σ_n ‖x_n − x̂_n‖²: the deterministic autoencoder needs no noise.
+
+    Klushyn, "A brief introduction to (variational) autoencoders": the deterministic AE's squared error.
+    """
     return Objective(lambda p, x, eps: vmean(ae.loss(p, x)), None, "neg_squared_error", None, ae.x_dim)
 
 
