@@ -8,6 +8,7 @@ the value, which CuPy forbids, so :func:`register_array_type` installs :class:`F
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -44,7 +45,7 @@ class ForeignArrayVSpace(VSpace):
     def ones(self) -> Any:
         return self.xp.ones(self.shape, dtype=self.dtype)
 
-    def standard_basis(self):
+    def standard_basis(self) -> Iterator[Any]:
         for index in numpy.ndindex(*self.shape):
             basis = numpy.zeros(self.shape, dtype=self.dtype)
             basis[index] = 1
@@ -76,7 +77,7 @@ def register_array_type(
 
 
 def array_module(x: Any) -> Any:
-    """The array module (``numpy``, ``cupy``, ...) that owns ``x``; boxes are looked through."""
+    r"""The array module (``numpy``, ``cupy``, ...) that owns ``x``; boxes are looked through."""
     value = getval(x)
     entry = _ARRAY_MODULES.get(type(value))
     if entry is not None:
@@ -88,7 +89,7 @@ def array_module(x: Any) -> Any:
 
 
 def to_numpy(x: Any) -> numpy.ndarray:
-    """A host copy of ``x`` as a ``numpy.ndarray``, whichever registered backend holds it."""
+    r"""A host copy of ``x`` as a ``numpy.ndarray``, whichever registered backend holds it."""
     value = getval(x)
     entry = _ARRAY_MODULES.get(type(value))
     if entry is None:
@@ -97,7 +98,7 @@ def to_numpy(x: Any) -> numpy.ndarray:
 
 
 def asarray_like(host: Any, like: Any) -> Any:
-    """Move the host array ``host`` to the device of ``like`` and give it ``like``'s dtype."""
+    r"""Move the host array ``host`` to the device of ``like`` and give it ``like``'s dtype."""
     value = getval(like)
     xp = array_module(value)
     return xp.asarray(numpy.asarray(host, dtype=value.dtype))
@@ -111,11 +112,11 @@ class Backend:
     xp: Any  # a module (numpy, cupy) or any namespace with the same creation functions
 
     def asarray(self, x: Any, dtype: Any = None) -> Any:
-        """Copy ``x`` (host or device) onto this backend's device, optionally casting to ``dtype``."""
+        r"""Copy ``x`` (host or device) onto this backend's device, optionally casting to ``dtype``."""
         return self.xp.asarray(x, dtype=dtype)
 
     def to_numpy(self, x: Any) -> numpy.ndarray:
-        """A host ``numpy.ndarray`` copy of ``x``."""
+        r"""A host ``numpy.ndarray`` copy of ``x``."""
         return to_numpy(x)
 
 

@@ -17,7 +17,7 @@ import numpy
 
 
 def walkthrough_parser(doc: str, default_out: str) -> argparse.ArgumentParser:
-    """An argument parser with the flags every walkthrough takes: --quick, --seed, --out, --device."""
+    r"""An argument parser with the flags every walkthrough takes: --quick, --seed, --out, --device."""
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true",
                         help="a small, fast run (seconds): fewer examples, epochs and samples; used by the tests")
@@ -30,7 +30,7 @@ def walkthrough_parser(doc: str, default_out: str) -> argparse.ArgumentParser:
 
 
 def prepare_out(out: Path) -> Path:
-    """Create the output folder (and parents) and return it."""
+    r"""Create the output folder (and parents) and return it."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     return out
@@ -47,7 +47,7 @@ def _plain(value: Any) -> Any:
 
 
 def save_metrics(out: Path, metrics: dict) -> Path:
-    """Write ``metrics`` as ``out/metrics.json`` atomically (temporary file, then rename)."""
+    r"""Write ``metrics`` as ``out/metrics.json`` atomically (temporary file, then rename)."""
     path = Path(out) / "metrics.json"
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(_plain(metrics), indent=2, sort_keys=True) + "\n")
@@ -56,7 +56,7 @@ def save_metrics(out: Path, metrics: dict) -> Path:
 
 
 def print_table(rows: list[dict], title: str = "") -> None:
-    """Print ``rows`` (dicts with the same keys) as an aligned text table; floats with 4 significant digits."""
+    r"""Print ``rows`` (dicts with the same keys) as an aligned text table; floats with 4 significant digits."""
     if title:
         print(title)
     if not rows:
@@ -78,7 +78,7 @@ def _cell(value: Any) -> str:
 # ---- MNIST walkthroughs (05-10): the data flags and the train / evaluation split they share ----
 
 def add_mnist_args(parser: argparse.ArgumentParser, epochs: int = 10) -> argparse.ArgumentParser:
-    """Add the flags of the MNIST walkthroughs: --data-dir, --binarize, --epochs, --batch-size, --n-train."""
+    r"""Add the flags of the MNIST walkthroughs: --data-dir, --binarize, --epochs, --batch-size, --n-train."""
     parser.add_argument("--data-dir", type=Path, default=None,
                         help="folder with the MNIST IDX files, training and test (default $MINIVAE_DATA, "
                              "else ~/.cache/minivae/mnist)")

@@ -120,7 +120,7 @@ class CVAE:
 
     @property
     def decoder_heads(self) -> tuple[str, ...]:
-        """Names of the decoder's output heads: ``("logits",)`` or ``("mean", "log_var")``."""
+        r"""Names of the decoder's output heads: ``("logits",)`` or ``("mean", "log_var")``."""
         return check_likelihood(self.likelihood)
 
     def init(self, rng: numpy.random.Generator, dtype: Any = numpy.float32) -> dict:

@@ -170,13 +170,13 @@ DOWNLOAD_TIMEOUT = 15.0  # seconds without an answer or data before a mirror cou
 
 
 def default_root(dataset: IdxDataset = MNIST) -> Path:
-    """Where a data set is kept: ``$MINIVAE_DATA`` for MNIST if set, else ``~/.cache/minivae/mnist``."""
+    r"""Where a data set is kept: ``$MINIVAE_DATA`` for MNIST if set, else ``~/.cache/minivae/mnist``."""
     env = os.environ.get(dataset.root_env)
     return Path(env).expanduser() if env else Path.home() / ".cache" / "minivae" / dataset.default_dir
 
 
 def mirrors(dataset: IdxDataset = MNIST) -> tuple[str, ...]:
-    """The base URLs tried in order: ``$MINIVAE_MNIST_MIRRORS`` (comma-separated) if set, else the defaults."""
+    r"""The base URLs tried in order: ``$MINIVAE_MNIST_MIRRORS`` (comma-separated) if set, else the defaults."""
     env = os.environ.get(dataset.mirrors_env, "")
     chosen = tuple(url.strip() for url in env.split(",") if url.strip())
     return chosen or dataset.mirrors

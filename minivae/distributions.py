@@ -24,7 +24,7 @@ def _shape(a: Any) -> tuple[int, ...]:
 
 
 def check_broadcasts(name: str, a: Any, target: tuple[int, ...], target_name: str) -> None:
-    """Raise a ``ValueError`` unless ``a`` broadcasts to exactly the shape ``target``."""
+    r"""Raise a ``ValueError`` unless ``a`` broadcasts to exactly the shape ``target``."""
     try:
         ok = numpy.broadcast_shapes(_shape(a), target) == target
     except ValueError:
@@ -35,7 +35,7 @@ def check_broadcasts(name: str, a: Any, target: tuple[int, ...], target_name: st
 
 
 def check_broadcast_together(*named: tuple[str, Any]) -> tuple[int, ...]:
-    """Raise a ``ValueError`` unless the ``(name, array)`` pairs broadcast together; return the joint shape."""
+    r"""Raise a ``ValueError`` unless the ``(name, array)`` pairs broadcast together; return the joint shape."""
     try:
         return tuple(numpy.broadcast_shapes(*(_shape(a) for _, a in named)))
     except ValueError:
@@ -45,14 +45,14 @@ def check_broadcast_together(*named: tuple[str, Any]) -> tuple[int, ...]:
 
 
 def check_same_shape(name: str, a: Any, other_name: str, other: Any) -> None:
-    """Raise a ``ValueError`` unless ``a`` and ``other`` have the same shape."""
+    r"""Raise a ``ValueError`` unless ``a`` and ``other`` have the same shape."""
     if _shape(a) != _shape(other):
         raise ValueError(f"{name} has shape {_shape(a)} but {other_name} has shape {_shape(other)}; "
                          "they must match.")
 
 
 def check_unit_interval(name: str, x: Any) -> None:
-    """Raise a ``ValueError`` unless every entry of the data ``x`` lies in [0, 1]; traced values pass."""
+    r"""Raise a ``ValueError`` unless every entry of the data ``x`` lies in [0, 1]; traced values pass."""
     if isinstance(x, Box):
         return
     low, high = float(x.min()), float(x.max())

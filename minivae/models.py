@@ -26,7 +26,7 @@ LIKELIHOODS = ("bernoulli", "gaussian")
 
 
 def check_sizes(x_dim: int, hidden: Sequence[int], z_dim: int) -> tuple[int, ...]:
-    """Validate a model's sizes (positive x_dim, z_dim and hidden widths); return ``hidden`` as a tuple."""
+    r"""Validate a model's sizes (positive x_dim, z_dim and hidden widths); return ``hidden`` as a tuple."""
     for name, value in (("x_dim", x_dim), ("z_dim", z_dim)):
         if int(value) != value or value <= 0:
             raise ValueError(f"{name} must be a positive integer, got {value!r}.")
@@ -41,14 +41,14 @@ def check_sizes(x_dim: int, hidden: Sequence[int], z_dim: int) -> tuple[int, ...
 
 
 def check_rows(name: str, x: Any, width: int, what: str) -> None:
-    """Raise a ``ValueError`` unless ``x`` is ``(N, width)``: one ``what`` per row."""
+    r"""Raise a ``ValueError`` unless ``x`` is ``(N, width)``: one ``what`` per row."""
     if anp.ndim(x) != 2 or anp.shape(x)[1] != width:
         raise ValueError(f"{name} has shape {anp.shape(x)}, but this model expects (N, {width}): "
                          f"one {what} of {width} values per row.")
 
 
 def init_trunk(sizes: Sequence[int], rng: numpy.random.Generator, dtype: Any) -> list:
-    """The hidden layers of widths ``sizes`` (an empty list when there is no hidden layer)."""
+    r"""The hidden layers of widths ``sizes`` (an empty list when there is no hidden layer)."""
     return init_mlp(sizes, rng, dtype) if len(sizes) > 1 else []
 
 
@@ -60,7 +60,7 @@ def trunk_heads(trunk: list, x: Any, heads: dict, names: Sequence[str], activati
 
 
 def check_likelihood(likelihood: str) -> tuple[str, ...]:
-    """The decoder's output heads for ``likelihood``: ``("logits",)`` (Bernoulli) or ``("mean", "log_var")``."""
+    r"""The decoder's output heads for ``likelihood``: ``("logits",)`` (Bernoulli) or ``("mean", "log_var")``."""
     if likelihood not in LIKELIHOODS:
         raise ValueError(f"likelihood must be 'bernoulli' or 'gaussian', got {likelihood!r}.")
     return ("logits",) if likelihood == "bernoulli" else ("mean", "log_var")
@@ -90,7 +90,7 @@ class VAE:
 
     @property
     def decoder_heads(self) -> tuple[str, ...]:
-        """Names of the decoder's output heads: ``("logits",)`` or ``("mean", "log_var")``."""
+        r"""Names of the decoder's output heads: ``("logits",)`` or ``("mean", "log_var")``."""
         return check_likelihood(self.likelihood)
 
     def init(self, rng: numpy.random.Generator, dtype: Any = numpy.float32) -> dict:

@@ -26,7 +26,7 @@ ACTIVATIONS = {"relu": relu, "tanh": anp.tanh, "softplus": softplus}
 
 
 def activation_fn(name: str) -> Any:
-    """The activation function called ``name`` (relu, tanh or softplus)."""
+    r"""The activation function called ``name`` (relu, tanh or softplus)."""
     if name not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {name!r}.")
     return ACTIVATIONS[name]
@@ -76,7 +76,7 @@ def hidden_features(params: Params, x: Any, activation: str = "relu") -> Any:
 
 
 def check_mlp_input(params: Params, x: Any) -> None:
-    """Raise a ``ValueError`` unless ``params`` has a layer and ``x``'s last axis fits its first one."""
+    r"""Raise a ``ValueError`` unless ``params`` has a layer and ``x``'s last axis fits its first one."""
     if not params:
         raise ValueError("params is empty; build it with init_mlp(sizes, rng) for at least one layer.")
     fan_in = params[0][0].shape[0]

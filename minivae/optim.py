@@ -46,7 +46,7 @@ class _Owned:
         self.ids: set = set()
 
     def take(self, p: Any) -> Any:
-        """``p`` itself if the optimizer returned it last step, otherwise a copy it can own."""
+        r"""``p`` itself if the optimizer returned it last step, otherwise a copy it can own."""
         return p if id(p) in self.ids else p.copy()
 
     def remember(self, params: Any) -> None:
@@ -91,11 +91,11 @@ class SGD:
         return p
 
     def state(self) -> dict:
-        """A copy of the optimizer state as a plain dict (for checkpoints)."""
+        r"""A copy of the optimizer state as a plain dict (for checkpoints)."""
         return {"velocity": _copy(self.velocity)}
 
     def load_state(self, state: dict) -> None:
-        """Restore (a copy of) a state produced by :meth:`state`."""
+        r"""Restore (a copy of) a state produced by :meth:`state`."""
         self.velocity = _copy(state["velocity"])
         self._owned = _Owned()
 
@@ -163,11 +163,11 @@ class Adam:
         return p
 
     def state(self) -> dict:
-        """A copy of the optimizer state ``{"t", "m", "v"}`` as a plain dict (for checkpoints)."""
+        r"""A copy of the optimizer state ``{"t", "m", "v"}`` as a plain dict (for checkpoints)."""
         return {"t": self.t, "m": _copy(self.m), "v": _copy(self.v)}
 
     def load_state(self, state: dict) -> None:
-        """Restore (a copy of) a state produced by :meth:`state`."""
+        r"""Restore (a copy of) a state produced by :meth:`state`."""
         self.t, self.m, self.v = int(state["t"]), _copy(state["m"]), _copy(state["v"])
         self._owned = _Owned()
 

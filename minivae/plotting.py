@@ -13,7 +13,7 @@ import numpy  # noqa: E402
 
 
 def save_figure(fig: Any, path: Path, dpi: int = 80) -> Path:
-    """Save ``fig`` as a PNG at ``path`` (parents created) and close it."""
+    r"""Save ``fig`` as a PNG at ``path`` (parents created) and close it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=dpi, bbox_inches="tight")
@@ -22,7 +22,7 @@ def save_figure(fig: Any, path: Path, dpi: int = 80) -> Path:
 
 
 def tile_images(images: numpy.ndarray, ncols: int, shape: tuple[int, int] = (28, 28), pad: int = 1) -> numpy.ndarray:
-    """Tile ``(n, H*W)`` images row by row into one 2-D array, ``ncols`` per row, with ``pad`` pixels between."""
+    r"""Tile ``(n, H*W)`` images row by row into one 2-D array, ``ncols`` per row, with ``pad`` pixels between."""
     images = numpy.asarray(images).reshape(-1, *shape)
     n = len(images)
     nrows = -(-n // ncols)
@@ -36,7 +36,7 @@ def tile_images(images: numpy.ndarray, ncols: int, shape: tuple[int, int] = (28,
 
 def save_image_grid(images: numpy.ndarray, path: Path, ncols: int = 8, title: str = "",
                     shape: tuple[int, int] = (28, 28)) -> Path:
-    """Save ``(n, H*W)`` images in [0, 1] as one grayscale grid PNG at ``path``."""
+    r"""Save ``(n, H*W)`` images in [0, 1] as one grayscale grid PNG at ``path``."""
     canvas = tile_images(images, ncols, shape)
     fig, ax = plt.subplots(figsize=(canvas.shape[1] / 40, canvas.shape[0] / 40 + (0.3 if title else 0)))
     ax.imshow(canvas, cmap="gray_r", vmin=0.0, vmax=1.0, interpolation="nearest")
@@ -47,7 +47,7 @@ def save_image_grid(images: numpy.ndarray, path: Path, ncols: int = 8, title: st
 
 
 def save_curves(curves: dict, path: Path, xlabel: str = "epoch", ylabel: str = "", title: str = "") -> Path:
-    """Save line plots of ``{label: (xs, ys)}`` in one axes at ``path``."""
+    r"""Save line plots of ``{label: (xs, ys)}`` in one axes at ``path``."""
     fig, ax = plt.subplots(figsize=(5, 3.5))
     for label, (xs, ys) in curves.items():
         ax.plot(xs, ys, marker="o", ms=3, label=label)
@@ -61,7 +61,7 @@ def save_curves(curves: dict, path: Path, xlabel: str = "epoch", ylabel: str = "
 
 
 def save_latent_scatter(z: numpy.ndarray, labels: numpy.ndarray, path: Path, title: str = "") -> Path:
-    """Save a scatter of 2-D codes ``z`` ``(N, 2)`` coloured by their integer ``labels`` (one colour per digit)."""
+    r"""Save a scatter of 2-D codes ``z`` ``(N, 2)`` coloured by their integer ``labels`` (one colour per digit)."""
     z = numpy.asarray(z)
     fig, ax = plt.subplots(figsize=(5, 4.2))
     points = ax.scatter(z[:, 0], z[:, 1], c=labels, cmap="tab10", vmin=-0.5, vmax=9.5, s=4, alpha=0.7)
@@ -75,7 +75,7 @@ def save_latent_scatter(z: numpy.ndarray, labels: numpy.ndarray, path: Path, tit
 
 def save_image_panels(panels: dict, path: Path, ncols: int = 8, vertical: bool = False,
                       shape: tuple[int, int] = (28, 28)) -> Path:
-    """Save several image grids ``{title: (n, H*W) images in [0, 1]}`` side by side (or stacked) in one PNG."""
+    r"""Save several image grids ``{title: (n, H*W) images in [0, 1]}`` side by side (or stacked) in one PNG."""
     canvases = {title: tile_images(numpy.clip(images, 0.0, 1.0), ncols, shape) for title, images in panels.items()}
     first = next(iter(canvases.values()))
     n = len(canvases)
@@ -91,7 +91,7 @@ def save_image_panels(panels: dict, path: Path, ncols: int = 8, vertical: bool =
 
 def save_curve_panels(panels: dict, path: Path, xlabel: str = "", logx: bool = False, ylims: dict | None = None,
                       ) -> Path:
-    """Save one axes per entry of ``{ylabel: {label: (xs, ys)}}``, side by side; ``ylims`` maps ylabel to (lo, hi)."""
+    r"""Save one axes per entry of ``{ylabel: {label: (xs, ys)}}``, side by side; ``ylims`` maps ylabel to (lo, hi)."""
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.3), squeeze=False)
     for ax, (ylabel, curves) in zip(axes.ravel(), panels.items()):
         for label, (xs, ys) in curves.items():
@@ -111,7 +111,7 @@ def save_curve_panels(panels: dict, path: Path, xlabel: str = "", logx: bool = F
 
 def scatter_panel(ax: Any, points: numpy.ndarray, title: str = "", xlim: tuple | None = None,
                   ylim: tuple | None = None, **style: Any) -> Any:
-    """Scatter the rows of ``points`` ``(N, 2)`` on ``ax`` as one square 2-D panel (equal axes, light grid).
+    r"""Scatter the rows of ``points`` ``(N, 2)`` on ``ax`` as one square 2-D panel (equal axes, light grid).
 
     ``xlim``, ``ylim``: ``(lo, hi)`` or None (matplotlib's choice). ``style`` goes to ``ax.scatter``
     (default ``s=2, alpha=0.4``). Returns the scatter's artist, for a colour bar.

@@ -15,7 +15,7 @@ def _describe(tree: Any) -> str:
 
 
 def tree_map(f: Callable[..., Any], tree: Any, *others: Any, name: str = "trees") -> Any:
-    """Apply ``f`` leaf by leaf to ``tree`` and the ``others``, which must share its structure.
+    r"""Apply ``f`` leaf by leaf to ``tree`` and the ``others``, which must share its structure.
 
     Lists stay lists, tuples stay tuples, dicts keep their keys. A structure mismatch raises one
     ``ValueError`` naming ``name`` and the first place where the nests differ.
@@ -44,12 +44,12 @@ def _map(f: Callable[..., Any], tree: Any, others: tuple, name: str, path: str) 
 
 
 def tree_leaves(tree: Any) -> list[Any]:
-    """The arrays of a nest in a fixed order (dict keys sorted), as a flat list."""
+    r"""The arrays of a nest in a fixed order (dict keys sorted), as a flat list."""
     return [leaf for _, leaf in tree_items(tree)]
 
 
 def tree_items(tree: Any, path: str = "") -> Iterator[tuple[str, Any]]:
-    """``(path, leaf)`` pairs of a nest, with paths such as ``['encoder'][0][1]``; dict keys sorted."""
+    r"""``(path, leaf)`` pairs of a nest, with paths such as ``['encoder'][0][1]``; dict keys sorted."""
     if isinstance(tree, dict):
         for key in sorted(tree):
             yield from tree_items(tree[key], f"{path}[{key!r}]")
@@ -61,7 +61,7 @@ def tree_items(tree: Any, path: str = "") -> Iterator[tuple[str, Any]]:
 
 
 def tree_unflatten(template: Any, leaves: list[Any]) -> Any:
-    """The nest shaped like ``template`` holding ``leaves`` in :func:`tree_leaves` order."""
+    r"""The nest shaped like ``template`` holding ``leaves`` in :func:`tree_leaves` order."""
     paths = [path for path, _ in tree_items(template)]
     if len(leaves) != len(paths):
         raise ValueError(f"leaves has {len(leaves)} arrays but template holds {len(paths)}; pass one leaf "
