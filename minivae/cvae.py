@@ -27,7 +27,7 @@ from autograd.tracer import getval
 
 from minivae import distributions as dist
 from minivae.backend import array_module
-from minivae.models import check_likelihood, check_rows, check_sizes, init_trunk, trunk_heads
+from minivae.models import check_count, check_likelihood, check_rows, check_sizes, init_trunk, trunk_heads
 from minivae.nn import activation_fn, dense, hidden_features, init_linear
 from minivae.objectives import elbo, importance_sampled_log_likelihood, iwae_bound
 from minivae.ops import mean as vmean
@@ -230,6 +230,7 @@ class CVAE:
         """
         check_rows("x", x, self.x_dim, "input")
         check_rows("y", y, self.y_dim, "output")
+        check_count("batch_size", batch_size, "rows", minimum=1)
         like = params["encoder"]["mean"][0]
         out = []
         for start in range(0, anp.shape(x)[0], batch_size):
@@ -245,6 +246,7 @@ class CVAE:
 
         Probabilities σ(l) for Bernoulli, the mean μ for Gaussian; y itself is never needed.
         """
+        check_count("n", n, "samples", minimum=0)
         mean, log_var = self.prior_params(params, x)
         # z = μ_ψ(x) + σ_ψ(x) ε, n draws per row
         eps = dist.standard_normal_noise((int(n),) + tuple(anp.shape(mean)), rng, params["encoder"]["mean"][0])

@@ -47,6 +47,13 @@ def check_rows(name: str, x: Any, width: int, what: str) -> None:
                          f"one {what} of {width} values per row.")
 
 
+def check_count(name: str, value: int, what: str, minimum: int) -> None:
+    """Raise a ``ValueError`` unless ``value`` is an integer ≥ ``minimum`` (a number of ``what``)."""
+    if int(value) != value or value < minimum:
+        kind = "positive" if minimum == 1 else "non-negative"
+        raise ValueError(f"{name} must be a {kind} integer number of {what}, got {value!r}.")
+
+
 def init_trunk(sizes: Sequence[int], rng: numpy.random.Generator, dtype: Any) -> list:
     r"""The hidden layers of widths ``sizes`` (an empty list when there is no hidden layer)."""
     return init_mlp(sizes, rng, dtype) if len(sizes) > 1 else []
@@ -175,8 +182,7 @@ class VAE:
         and at most 100 samples at a time so memory stays bounded whatever k is.
         """
         check_rows("x", x, self.x_dim, "example")
-        if int(batch_size) != batch_size or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer number of rows, got {batch_size!r}.")
+        check_count("batch_size", batch_size, "rows", minimum=1)
         like = params["encoder"]["mean"][0]
         out = []
         for start in range(0, anp.shape(x)[0], batch_size):
@@ -189,8 +195,7 @@ class VAE:
 
     def sample(self, params: dict, n: int, rng: numpy.random.Generator) -> Any:
         r"""x ~ p_θ(x|z), z ~ N(0, I), returned as decoder means: probabilities σ(l) for Bernoulli, μ for Gaussian."""
-        if int(n) != n or n < 0:
-            raise ValueError(f"n must be a non-negative integer number of samples, got {n!r}.")
+        check_count("n", n, "samples", minimum=0)
         z = dist.standard_normal_noise((int(n), self.z_dim), rng, params["encoder"]["mean"][0])
         out = self.decode(params, z)
         return dist.sigmoid(out) if self.likelihood == "bernoulli" else out[0]

@@ -121,6 +121,10 @@ def test_bad_input_raises_value_error() -> None:
         cvae_objective(cvae).loss(params, x, eps)
     with pytest.raises(ValueError, match="Bernoulli targets"):
         cvae.elbo(params, x, y + 1.0, eps)
+    with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+        cvae.log_likelihood(params, x, y, 2, rng, batch_size=0)
+    with pytest.raises(ValueError, match="n must be a non-negative integer"):
+        cvae.sample(params, x, -1, rng)
 
 
 def test_gradient_is_device_safe_on_a_strict_stand_in_array() -> None:
