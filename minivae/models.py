@@ -61,6 +61,10 @@ def init_trunk(sizes: Sequence[int], rng: numpy.random.Generator, dtype: Any) ->
 
 def trunk_heads(trunk: list, x: Any, heads: dict, names: Sequence[str], activation: str) -> tuple:
     r"""h = a(... a(x W_1 + b_1) ...) through the shared ``trunk``, then one linear head h W + b per name."""
+    fan_in = anp.shape((trunk[0] if trunk else heads[names[0]])[0])[0]
+    if anp.shape(x)[-1] != fan_in:
+        raise ValueError(f"params do not fit this model: their first layer takes {fan_in} inputs but the input "
+                         f"has {anp.shape(x)[-1]}; build params with this model's init.")
     # shared hidden layers h = a(... a(x W_1 + b_1) ...), then one linear head per output
     h = fused.hidden_features(trunk, x, activation)
     return tuple(fused.linear(h, *heads[name]) for name in names)

@@ -344,6 +344,8 @@ def test_bad_input():
         vae.decode(params, np.zeros((3, 3)))
     with pytest.raises(ValueError, match="k must be a positive"):
         vae.log_likelihood(params, x, 0, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="params do not fit this model"):
+        VAE(5, [3], 2).elbo(params, np.zeros((3, 5)), eps)
     with pytest.raises(ValueError, match="batch_size must be a positive"):
         vae.log_likelihood(params, x, 2, np.random.default_rng(0), batch_size=0)
     with pytest.raises(ValueError, match="n must be a non-negative"):
