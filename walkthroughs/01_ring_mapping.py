@@ -24,7 +24,7 @@ and reports, for the data, the decoder means mu(z) and the full samples x = mu(z
 of radii within [0.8, 1.4], and the test ELBO beside the true mean log-density E[log p(x)] of the ring (no model
 can beat it on average: E_data[log p_model(x)] <= E_data[log p_data(x)], and the ELBO is below log p_model).
 
-Run it (about a minute; --quick takes about ten seconds):
+Run it (about twenty seconds; --quick takes a few):
 
     python walkthroughs/01_ring_mapping.py
     python walkthroughs/01_ring_mapping.py --quick --out /tmp/ring
@@ -137,6 +137,7 @@ def main(argv: list[str] | None = None) -> dict:
     metrics = {"data_fraction": rows[0]["in [0.8, 1.4]"], "model_fraction": rows[1]["in [0.8, 1.4]"],
                "model_sample_fraction": rows[2]["in [0.8, 1.4]"], "radius_band": RADIUS_BAND,
                "data_mean_radius": rows[0]["mean radius"], "model_mean_radius": rows[1]["mean radius"],
+               "model_sample_mean_radius": rows[2]["mean radius"],
                "radius_histogram_edges": HIST_EDGES, "radius_histograms": hist, "test_elbo": test_elbo,
                "true_mean_log_density": true_log_density, "n_train": args.n_train, "epochs": args.epochs,
                "hidden": [args.hidden, args.hidden], "history": result.history, "seed": args.seed, "quick": args.quick,

@@ -41,7 +41,7 @@ Saves in --out:
                      z ~ N(0, 1), x = mu(z) + sigma(z) eps; the AE decoding of z ~ N(0, 1)
 - 03_codes.png       the learned 1-D codes by cluster: AE codes f(x), VAE posterior means mu(x) beside N(0, 1)
 
-Run it (about a minute; --quick takes about ten seconds):
+Run it (about twenty-five seconds; --quick takes under ten):
 
     python walkthroughs/03_bottleneck_1d.py
     python walkthroughs/03_bottleneck_1d.py --quick --out /tmp/bottleneck

@@ -32,7 +32,7 @@ Saves in --out:
 - 04_gradient_variance.png  tr Cov of the encoder gradient against k, per estimator (log-log)
 - 04_training_curves.png    test ELBO per epoch for each estimator, at equal steps
 
-Run it (about a minute; --quick takes about ten seconds):
+Run it (about forty seconds; --quick takes a few):
 
     python walkthroughs/04_reinforce_vs_reparam.py
     python walkthroughs/04_reinforce_vs_reparam.py --quick --out /tmp/reinforce

@@ -50,7 +50,8 @@ def test_terms(vae: VAE, params: dict, x: numpy.ndarray, rng: numpy.random.Gener
 def main(argv: list[str] | None = None) -> dict:
     started = time.perf_counter()
     parser = add_mnist_args(walkthrough_parser(__doc__, "figures/09_beta_vae"), epochs=10)
-    parser.add_argument("--betas", type=float, nargs="+", default=[0.5, 1.0, 4.0, 16.0], help="default 0.5 1 4 16")
+    parser.add_argument("--betas", type=float, nargs="+", default=[0.5, 1.0, 4.0, 16.0],
+                        help="the values of beta, one model trained for each (default 0.5 1 4 16)")
     parser.add_argument("--z-dim", type=int, default=20, help="latent dimension (default 20)")
     args = parser.parse_args(argv)
     if args.quick:
