@@ -61,6 +61,13 @@ def check_unit_interval(name: str, x: Any) -> None:
                          f"[{low:g}, {high:g}]; scale pixels to [0, 1] (divide by 255) or binarize them.")
 
 
+def check_generator(rng: Any) -> None:
+    r"""Raise a ``ValueError`` unless ``rng`` is a ``numpy.random.Generator``."""
+    if not isinstance(rng, numpy.random.Generator):
+        raise ValueError(f"rng must be a seeded numpy.random.Generator such as numpy.random.default_rng(0), "
+                         f"got {type(rng).__name__}.")
+
+
 def gaussian_log_prob(x: Any, mean: Any, log_var: Any) -> Any:
     r"""log N(x; μ, diag(σ²)) = −½ Σ_d [log 2π + log σ²_d + (x_d − μ_d)² / σ²_d].
 
@@ -147,6 +154,7 @@ def standard_normal_noise(shape: tuple[int, ...], rng: numpy.random.Generator, l
 
     Drawing on the host keeps CPU and GPU runs on the same noise for the same seed.
     """
+    check_generator(rng)
     return asarray_like(rng.standard_normal(shape), like)
 
 
@@ -163,6 +171,7 @@ def sample_bernoulli(probs: Any, rng: numpy.random.Generator) -> Any:
 
     Shan, Variational Autoencoder: a sample from the Bernoulli P(X|z) of the decoder.
     """
+    check_generator(rng)
     u = asarray_like(rng.random(_shape(probs)), probs)
     return (u < probs).astype(probs.dtype)
 

@@ -162,6 +162,9 @@ def test_bad_input():
         dist.kl_diag_gaussians(np.zeros((4, 3)), np.zeros((4, 3)), np.zeros((4, 2)), 0.0)
     with pytest.raises(ValueError, match="log_var has shape"):
         dist.reparameterize(np.zeros((4, 3)), np.zeros((4, 2)), np.zeros((4, 3)))
+    for sampler in (dist.sample_gaussian, lambda m, lv, rng: dist.sample_bernoulli(m, rng)):
+        with pytest.raises(ValueError, match="rng must be a seeded numpy.random.Generator"):
+            sampler(np.zeros((4, 3)), np.zeros((4, 3)), 0)
     for eps_shape in [(4, 2), (3, 3), (2, 2, 4, 3), (5, 4, 2)]:
         with pytest.raises(ValueError, match="eps has shape"):
             dist.reparameterize(np.zeros((4, 3)), np.zeros((4, 3)), np.zeros(eps_shape))
