@@ -65,11 +65,11 @@ def leave_one_out_baseline(fz: Any) -> Any:
     ``fz`` is ``(k, N)`` with k ≥ 2; returns ``(k, N)``, held constant (no gradient).
     """
     fz = getval(fz)
-    k = anp.shape(fz)[0] if anp.ndim(fz) >= 1 else 0
-    if anp.ndim(fz) != 2 or k < 2:
+    if anp.ndim(fz) != 2 or anp.shape(fz)[0] < 2:
         raise ValueError(f"fz has shape {anp.shape(fz)}; a leave-one-out baseline needs (k, N) with k ≥ 2 "
                          "samples per example.")
     # (Σ_j f_j − f_i) / (k − 1)
+    k = anp.shape(fz)[0]
     return (fz.sum(axis=0, keepdims=True) - fz) / (k - 1)
 
 
