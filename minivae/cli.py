@@ -15,10 +15,25 @@ from typing import Any
 
 import numpy
 
+from minivae.backend import get_backend
+
+
+class WalkthroughParser(argparse.ArgumentParser):
+    """An argument parser that also checks, right after parsing, that ``--device`` names a usable backend."""
+
+    def parse_args(self, args: Any = None, namespace: Any = None) -> argparse.Namespace:
+        parsed = super().parse_args(args, namespace)
+        try:
+            get_backend(parsed.device)
+        except RuntimeError as error:
+            # one sentence and the usage line, not a traceback (e.g. --device gpu without CuPy)
+            self.error(str(error))
+        return parsed
+
 
 def walkthrough_parser(doc: str, default_out: str) -> argparse.ArgumentParser:
     r"""An argument parser with the flags every walkthrough takes: --quick, --seed, --out, --device."""
-    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = WalkthroughParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true",
                         help="a small, fast run (seconds): fewer examples, epochs and samples; used by the tests")
     parser.add_argument("--seed", type=int, default=0, help="seed of every random draw (default 0)")

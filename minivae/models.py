@@ -19,6 +19,7 @@ import numpy
 
 from minivae import distributions as dist
 from minivae import fused
+from minivae.backend import to_numpy
 from minivae.nn import activation_fn, init_linear, init_mlp
 from minivae.objectives import elbo, importance_sampled_log_likelihood, iwae_bound
 
@@ -75,6 +76,19 @@ def check_likelihood(likelihood: str) -> tuple[str, ...]:
     if likelihood not in LIKELIHOODS:
         raise ValueError(f"likelihood must be 'bernoulli' or 'gaussian', got {likelihood!r}.")
     return ("logits",) if likelihood == "bernoulli" else ("mean", "log_var")
+
+
+def unit_activity(mean: Any) -> numpy.ndarray:
+    r"""A_j = Cov_x(E_q[z_j | x]) = Var_x(μ_j(x)): the activity of each latent unit, host ``(z_dim,)``.
+
+    Burda et al. (IWAE), active units. ``mean`` is the encoder mean μ(x) of a set of examples, ``(N, z_dim)``.
+    """
+    return numpy.var(to_numpy(mean), axis=0)
+
+
+def active_units(mean: Any, threshold: float = 0.01) -> int:
+    r"""#{j : A_j > threshold} with A_j = Var_x(μ_j(x)): Burda et al.'s count of active latent units."""
+    return int(numpy.sum(unit_activity(mean) > threshold))
 
 
 @dataclass(frozen=True)

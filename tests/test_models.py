@@ -12,7 +12,7 @@ from autograd.tracer import toposort, trace
 from minivae import distributions as dist
 from minivae import nn
 from minivae.gradcheck import check_grad
-from minivae.models import AE, VAE
+from minivae.models import AE, VAE, active_units, unit_activity
 from minivae.ops import mean as vmean
 from minivae.ops import relu
 from minivae.ops import sum as vsum
@@ -350,3 +350,12 @@ def test_bad_input():
         vae.log_likelihood(params, x, 2, np.random.default_rng(0), batch_size=0)
     with pytest.raises(ValueError, match="n must be a non-negative"):
         vae.sample(params, -1, np.random.default_rng(0))
+
+
+def test_active_units_counts_encoder_means_whose_variance_over_x_exceeds_the_threshold() -> None:
+    # columns with variance 4, 0.0225 (just active), 0.0064 (inactive) and 0 over the rows
+    rows = np.array([-1.0, 1.0] * 50)[:, None]
+    mean = np.hstack([2.0 * rows, 0.15 * rows, 0.08 * rows, np.full_like(rows, 3.0)])
+    np.testing.assert_allclose(unit_activity(mean), [4.0, 0.0225, 0.0064, 0.0], atol=1e-12)
+    assert active_units(mean) == 2
+    assert active_units(mean, threshold=0.005) == 3

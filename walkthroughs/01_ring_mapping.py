@@ -38,6 +38,7 @@ import numpy
 
 from minivae.cli import prepare_out, print_table, save_metrics, walkthrough_parser
 from minivae.data import ring
+from minivae.distributions import sample_gaussian
 from minivae.models import VAE
 from minivae.optim import Adam
 from minivae.plotting import plt, save_figure, scatter_panel
@@ -123,7 +124,7 @@ def main(argv: list[str] | None = None) -> dict:
     # model samples: z ~ N(0, I), decoder means mu(z) and full draws mu(z) + sigma(z) eps
     z = rng.standard_normal((args.n_samples, 2)).astype(numpy.float32)
     means, log_var = vae.decode(params, z)
-    samples = means + numpy.exp(0.5 * log_var) * rng.standard_normal(means.shape).astype(numpy.float32)
+    samples = sample_gaussian(means, log_var, rng)
     plot_vae(x_train[:args.n_samples], means, samples, args.out / "01_ring_vae.png")
 
     rows = [{"points": name, "in [0.8, 1.4]": band_fraction(p),

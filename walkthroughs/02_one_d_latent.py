@@ -47,7 +47,7 @@ import numpy
 from matplotlib.patches import Ellipse
 
 from minivae.cli import prepare_out, print_table, save_metrics, walkthrough_parser
-from minivae.distributions import kl_standard_normal
+from minivae.distributions import kl_standard_normal, sample_gaussian
 from minivae.models import VAE
 from minivae.optim import Adam
 from minivae.plotting import plt, save_figure, scatter_panel
@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> dict:
     # samples of p(x): z ~ N(0, 1), then x ~ N(mu(z), diag sigma^2(z))
     zs = rng.standard_normal((args.n_samples, 1)).astype(numpy.float32)
     m, lv = vae.decode(params, zs)
-    samples = m + numpy.exp(0.5 * lv) * rng.standard_normal(m.shape).astype(numpy.float32)
+    samples = sample_gaussian(m, lv, rng)
     plot_curve(x_train[:args.n_samples], z, mean, sigma, samples, args.out / "02_one_d_latent.png")
 
     inner = numpy.abs(z) <= 2.0

@@ -56,7 +56,7 @@ import numpy
 
 from minivae.cli import prepare_out, print_table, save_metrics, walkthrough_parser
 from minivae.data import two_gaussians
-from minivae.distributions import kl_standard_normal
+from minivae.distributions import kl_standard_normal, sample_gaussian
 from minivae.models import AE, VAE
 from minivae.optim import Adam
 from minivae.plotting import plt, save_figure, scatter_panel
@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> dict:
     # generation: z ~ N(0, 1) through the VAE decoder (with its noise) and through the AE decoder
     z = rng.standard_normal((args.n_eval, 1)).astype(numpy.float32)
     dec_mean, dec_log_var = vae.decode(vae_params, z)
-    vae_samples = dec_mean + numpy.exp(0.5 * dec_log_var) * rng.standard_normal(dec_mean.shape).astype(numpy.float32)
+    vae_samples = sample_gaussian(dec_mean, dec_log_var, rng)
     ae_samples = ae.decode(ae_params, z)
 
     # per-example negative ELBO (sampled z), its KL term, and what the notes' formula would report

@@ -29,15 +29,9 @@ import numpy
 
 from minivae.cli import add_mnist_args, load_mnist_split, prepare_out, print_table, save_metrics, walkthrough_parser
 from minivae.distributions import sigmoid
-from minivae.models import VAE
+from minivae.models import VAE, active_units, unit_activity
 from minivae.plotting import save_image_grid, save_image_panels
 from minivae.train import evaluate, fit, vae_objective
-
-
-def unit_activity(vae: VAE, params: dict, x: numpy.ndarray) -> numpy.ndarray:
-    r"""A_j = Var_x(E_q[z_j | x]) = Var_x(μ_j(x)) over the rows of ``x``, ``(z_dim,)`` (Burda et al.)."""
-    mean, _ = vae.encode(params, x)
-    return numpy.var(mean, axis=0)
 
 
 def traversal_codes(start: numpy.ndarray, units: list[int], values: numpy.ndarray) -> numpy.ndarray:
@@ -79,7 +73,8 @@ def main(argv: list[str] | None = None) -> dict:
     test_elbo = evaluate(vae_objective(vae), params, data.x_test, rng)
 
     # traversal: the most active units, each swept over −3 … 3 from the code of the first test digit
-    activity = unit_activity(vae, params, data.x_test)
+    test_mean, _ = vae.encode(params, data.x_test)
+    activity = unit_activity(test_mean)
     units = [int(j) for j in numpy.argsort(activity)[::-1][:args.units]]
     values = numpy.linspace(-3.0, 3.0, 11, dtype=numpy.float32)
     start, _ = vae.encode(params, data.x_test[:1])
@@ -97,7 +92,7 @@ def main(argv: list[str] | None = None) -> dict:
                        "pixel space: (1-t) a + t b": pixel_path},
                       out / "07_interpolation.png", ncols=len(t), vertical=True)
 
-    active = int(numpy.sum(activity > 0.01))
+    active = active_units(test_mean)
     metrics = {"train_set": data.train_set, "eval_set": data.eval_set, "n_train": len(data.x_train),
                "n_test": len(data.x_test), "binarize": args.binarize, "epochs": args.epochs, "z_dim": args.z_dim,
                "test_elbo": test_elbo, "active_units": active, "unit_activity": activity,

@@ -31,7 +31,7 @@ import numpy
 
 from minivae.cli import add_mnist_args, load_mnist_split, prepare_out, print_table, save_metrics, walkthrough_parser
 from minivae.distributions import kl_standard_normal, sigmoid
-from minivae.models import VAE
+from minivae.models import VAE, active_units
 from minivae.plotting import save_curve_panels, save_image_panels
 from minivae.train import evaluate, fit, vae_objective
 
@@ -43,7 +43,7 @@ def test_terms(vae: VAE, params: dict, x: numpy.ndarray, rng: numpy.random.Gener
     mean, log_var = vae.encode(params, x)
     kl = float(numpy.mean(kl_standard_normal(mean, log_var)))
     # active units: A_j = Var_x(μ_j(x)) > 0.01
-    active = int(numpy.sum(numpy.var(mean, axis=0) > 0.01))
+    active = active_units(mean)
     return {"reconstruction": elbo + kl, "kl": kl, "elbo": elbo, "active_units": active}
 
 

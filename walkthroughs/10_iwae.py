@@ -31,7 +31,7 @@ import numpy
 
 from minivae.cli import add_mnist_args, load_mnist_split, prepare_out, print_table, save_metrics, walkthrough_parser
 from minivae.distributions import sigmoid
-from minivae.models import VAE
+from minivae.models import VAE, active_units
 from minivae.plotting import save_curve_panels, save_image_panels
 from minivae.train import evaluate, fit, iwae_objective, vae_objective
 
@@ -54,8 +54,7 @@ def evaluate_model(vae: VAE, params: dict, x: numpy.ndarray, ks: list[int], ll_k
     # log p(x) by importance sampling with ll_k samples
     row["log_likelihood"] = float(numpy.mean(vae.log_likelihood(params, x, ll_k, rng)))
     # active units: Var_x(μ_j(x)) > 0.01
-    mean, _ = vae.encode(params, x)
-    row["active_units"] = int(numpy.sum(numpy.var(mean, axis=0) > 0.01))
+    row["active_units"] = active_units(vae.encode(params, x)[0])
     return row
 
 
