@@ -6,7 +6,7 @@ time, because on a shared machine wall time mostly measures the other processes)
 - ``forward``: the loss alone, ``vae_objective(vae).loss(params, x, eps)``, no tracing;
 - ``value_and_grad``: autograd's forward trace plus backward pass, and the two halves of it: ``trace`` (the
   forward pass on autograd's boxes) and ``backward`` (the vjps and the bookkeeping between them), timed by
-  :func:`split_value_and_grad`, a copy of ``minivae.fused.value_and_grad`` with a clock in the middle;
+  :func:`split_value_and_grad`: ``minivae.fused.value_and_grad``'s two halves with a clock in between;
 - ``adam``: ``Adam.step`` on gradients of the right shapes;
 - ``matmuls``: the step's matrix products alone (the floor of ``epoch_time.py``).
 
@@ -38,38 +38,20 @@ from typing import Any  # noqa: E402
 
 import epoch_time  # noqa: E402
 import numpy  # noqa: E402
-from autograd.core import VJPNode, add_outgrads, vspace  # noqa: E402
-from autograd.tracer import new_box, trace_stack  # noqa: E402
-from autograd.util import toposort  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
+from minivae.fused import backward_to_leaves, trace_per_leaf  # noqa: E402
 from minivae.models import VAE  # noqa: E402
 from minivae.optim import Adam  # noqa: E402
 from minivae.train import vae_objective, value_and_grad  # noqa: E402  (fit's own gradient function)
-from minivae.tree import tree_map  # noqa: E402
 
 
 def split_value_and_grad(loss: Any, params: Any, x: Any, eps: Any) -> tuple[float, float]:
     """CPU seconds of the trace and of the backward pass of ``minivae.fused.value_and_grad(loss)``."""
-    roots: dict = {}
-
-    def boxed(leaf: Any) -> Any:
-        root = VJPNode.new_root()
-        roots[root] = None
-        return new_box(leaf, trace, root)
-
     start = time.process_time()
-    with trace_stack.new_trace() as trace:
-        end = loss(tree_map(boxed, params), x, eps)
+    end, _, roots = trace_per_leaf(loss, params, x, eps)
     middle = time.process_time()
-    outgrads = {end._node: (vspace(end._value).ones(), False)}
-    for node in toposort(end._node):
-        g = outgrads.pop(node)[0]
-        if node in roots:
-            roots[node] = g
-            continue
-        for parent, parent_grad in zip(node.parents, node.vjp(g)):
-            outgrads[parent] = add_outgrads(outgrads.get(parent), parent_grad)
+    backward_to_leaves(end, roots)
     return middle - start, time.process_time() - middle
 
 

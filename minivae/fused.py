@@ -298,36 +298,49 @@ def value_and_grad(fun: Callable[..., Any]) -> Callable[..., tuple[Any, Any]]:
     """
 
     def value_and_grad_fun(params: Any, *args: Any, **kwargs: Any) -> tuple[Any, Any]:
-        roots: dict = {}  # the root node of each array of the nest -> its gradient, in the nest's order
-
-        def boxed(leaf: Any) -> Any:
-            root = VJPNode.new_root()
-            roots[root] = None
-            return new_box(leaf, trace, root)
-
-        with trace_stack.new_trace() as trace:
-            end = fun(tree_map(boxed, params), *args, **kwargs)
+        end, trace, roots = trace_per_leaf(fun, params, *args, **kwargs)
         if isbox(end) and end._trace == trace:
-            value, end_node = end._value, end._node
+            value = end._value
             if numpy.ndim(value) != 0:
                 raise ValueError(f"value_and_grad needs a scalar loss, but fun returned shape "
                                  f"{numpy.shape(value)}; reduce it with minivae.ops.mean or sum.")
-            # backward pass from ∂L/∂L = 1, each node after all the nodes that use it
-            outgrads = {end_node: (vspace(value).ones(), False)}
-            for node in toposort(end_node):
-                g = outgrads.pop(node)[0]
-                if node in roots:
-                    roots[node] = g
-                    continue
-                for parent, parent_grad in zip(node.parents, node.vjp(g)):
-                    outgrads[parent] = add_outgrads(outgrads.get(parent), parent_grad)
+            backward_to_leaves(end, roots)
         else:
             value = end
         grads = iter(roots.values())
-        # the same traversal order as `boxed`; an array the loss does not use gets zeros
+        # the same traversal order as the boxing; an array the loss does not use gets zeros
         return value, tree_map(lambda leaf: _or_zeros(next(grads), leaf), params)
 
     return value_and_grad_fun
+
+
+def trace_per_leaf(fun: Callable[..., Any], params: Any, *args: Any, **kwargs: Any) -> tuple[Any, Any, dict]:
+    r"""The forward pass of :func:`value_and_grad`: ``fun(params, *args)`` with each array of ``params`` boxed
+    as its own root. Returns ``(end, trace, roots)``: the output (a box if it depends on params), the trace,
+    and ``{root node: None}`` in the nest's order, to be filled by :func:`backward_to_leaves`."""
+    roots: dict = {}
+
+    def boxed(leaf: Any) -> Any:
+        root = VJPNode.new_root()
+        roots[root] = None
+        return new_box(leaf, trace, root)
+
+    with trace_stack.new_trace() as trace:
+        end = fun(tree_map(boxed, params), *args, **kwargs)
+    return end, trace, roots
+
+
+def backward_to_leaves(end: Any, roots: dict) -> None:
+    r"""The backward pass of :func:`value_and_grad`: from ∂L/∂L = 1 at the box ``end``, every node after all
+    the nodes that use it; the gradient reaching each root is stored in ``roots``."""
+    outgrads = {end._node: (vspace(end._value).ones(), False)}
+    for node in toposort(end._node):
+        g = outgrads.pop(node)[0]
+        if node in roots:
+            roots[node] = g
+            continue
+        for parent, parent_grad in zip(node.parents, node.vjp(g)):
+            outgrads[parent] = add_outgrads(outgrads.get(parent), parent_grad)
 
 
 def _or_zeros(g: Any, leaf: Any) -> Any:
