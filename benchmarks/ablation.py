@@ -7,7 +7,7 @@ Variants, each timed per epoch against the same PyTorch reference in interleaved
   formula of the ``Adam`` docstring line by line);
 - ``+fused``: the fused primitives of ``minivae.fused`` (what ``minivae.models`` calls);
 - ``+in-place Adam``: ``minivae.optim.Adam`` as shipped;
-- ``+leaf-wise value_and_grad``: ``minivae.fused.value_and_grad`` (what ``minivae.train.fit`` calls): the
+- ``+leaf-wise value_and_grad``: ``minivae.grad.value_and_grad`` (what ``minivae.train.fit`` calls): the
   shipped step, the one ``epoch_time.py`` times.
 
 The switches swap module attributes for the run (``minivae.models.fused`` is pointed at the plain twins); the
@@ -38,9 +38,9 @@ import numpy  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
 from minivae import distributions as dist  # noqa: E402
-from minivae import fused, models, nn  # noqa: E402
+from minivae import fused, grad, models, nn  # noqa: E402
+from minivae.objectives import vae_objective  # noqa: E402
 from minivae.optim import Adam  # noqa: E402
-from minivae.train import vae_objective  # noqa: E402
 from minivae.tree import tree_map  # noqa: E402
 
 # the plain twins, under the names models.py calls on minivae.fused
@@ -79,7 +79,7 @@ VARIANTS = {  # name: (fused primitives?, in-place Adam?, leaf-wise value_and_gr
 
 
 def variant_epoch(vae: Any, params: Any, use_fused: bool, in_place: bool, leafwise: bool) -> Callable:
-    grad_fn = (fused.value_and_grad if leafwise else autograd.value_and_grad)(vae_objective(vae).loss)
+    grad_fn = (grad.value_and_grad if leafwise else autograd.value_and_grad)(vae_objective(vae).loss)
     optimizer = Adam(1e-3) if in_place else OutOfPlaceAdam(1e-3)
     state = {"params": params}
 

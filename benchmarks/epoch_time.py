@@ -75,9 +75,11 @@ from typing import Any, Callable  # noqa: E402
 import numpy  # noqa: E402
 from threadpoolctl import threadpool_info, threadpool_limits  # noqa: E402
 
+from minivae.grad import value_and_grad  # noqa: E402  (fit's own gradient function)
 from minivae.models import VAE  # noqa: E402
+from minivae.objectives import vae_objective  # noqa: E402
 from minivae.optim import Adam  # noqa: E402
-from minivae.train import fit, vae_objective, value_and_grad  # noqa: E402  (fit's own gradient function)
+from minivae.train import fit  # noqa: E402
 
 X_DIM = 784
 

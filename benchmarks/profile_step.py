@@ -40,10 +40,14 @@ import epoch_time  # noqa: E402
 import numpy  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
-from minivae.fused import backward_to_leaves, trace_per_leaf  # noqa: E402
+from minivae.grad import (  # noqa: E402
+    backward_to_leaves,
+    trace_per_leaf,
+    value_and_grad,
+)
 from minivae.models import VAE  # noqa: E402
+from minivae.objectives import vae_objective  # noqa: E402
 from minivae.optim import Adam  # noqa: E402
-from minivae.train import vae_objective, value_and_grad  # noqa: E402  (fit's own gradient function)
 
 
 def split_value_and_grad(loss: Any, params: Any, x: Any, eps: Any) -> tuple[float, float]:

@@ -27,11 +27,9 @@ from autograd.tracer import getval
 
 from minivae import distributions as dist
 from minivae.backend import array_module
+from minivae.bounds import elbo, importance_sampled_log_likelihood, iwae_bound
 from minivae.models import check_count, check_likelihood, check_rows, check_sizes, init_trunk, trunk_heads
 from minivae.nn import activation_fn, dense, hidden_features, init_linear
-from minivae.objectives import elbo, importance_sampled_log_likelihood, iwae_bound
-from minivae.ops import mean as vmean
-from minivae.train import Objective
 
 PRIORS = ("learned", "standard")
 
@@ -260,17 +258,3 @@ def pack_pairs(x: numpy.ndarray, y: numpy.ndarray) -> numpy.ndarray:
     if len(x) != len(y):
         raise ValueError(f"x has {len(x)} rows but y has {len(y)}; pass one y per x.")
     return numpy.concatenate([numpy.asarray(x), numpy.asarray(y)], axis=1)
-
-
-def cvae_objective(cvae: CVAE) -> Objective:
-    r"""Minimise −(1/N) Σ_n ELBO(y_n|x_n) over rows packed by :func:`pack_pairs`; one z sample per row.
-
-    The packed rows are data, not traced values, so slicing them apart inside the loss is device-safe.
-    """
-    def loss(params: dict, xy: Any, eps: Any) -> Any:
-        if anp.shape(xy)[-1] != cvae.x_dim + cvae.y_dim:
-            raise ValueError(f"rows have {anp.shape(xy)[-1]} columns but the CVAE expects x_dim + y_dim = "
-                             f"{cvae.x_dim + cvae.y_dim}; pack them with pack_pairs(x, y).")
-        return -vmean(cvae.elbo(params, xy[:, :cvae.x_dim], xy[:, cvae.x_dim:], eps))
-
-    return Objective(loss, lambda n: (n, cvae.z_dim), "elbo")

@@ -29,13 +29,12 @@ import numpy
 from autograd.tracer import getval
 
 from minivae import distributions as dist
-from minivae.backend import array_module, asarray_like, to_numpy
+from minivae.backend import array_module, to_numpy
 from minivae.cvae import init_two_input_net, two_input_net
 from minivae.models import check_likelihood, check_rows, check_sizes
 from minivae.nn import activation_fn, init_mlp, mlp
 from minivae.ops import mean as vmean
 from minivae.ops import sum as vsum
-from minivae.train import Objective
 
 
 def log_softmax(logits: Any) -> Any:
@@ -206,22 +205,3 @@ class M2:
         y = one_hot(labels, self.n_classes, z)
         out = self.decode(params, y, z)
         return dist.sigmoid(out) if self.likelihood == "bernoulli" else out[0]
-
-
-def m2_objective(m2: M2, x_labelled: Any, labels: Any, alpha: float) -> Objective:
-    r"""J^α as a :class:`minivae.train.Objective` whose rows are the *unlabelled* examples.
-
-    Every step uses the whole (small) labelled set ``x_labelled``, ``labels`` as its labelled batch. The
-    noise of one step is one array of ``C·n + N_l`` rows of z noise, split inside the loss into ``eps_u``,
-    ``(C, n, z_dim)``, and ``eps_l``, ``(N_l, z_dim)`` (noise is data, so slicing it is device-safe).
-    """
-    n_l, C = len(labels), m2.n_classes
-
-    def loss(params: dict, x_u: Any, eps: Any) -> Any:
-        n = anp.shape(x_u)[0]
-        # the labelled set, moved to the device and dtype of the batch (a no-op on the CPU)
-        x_l = asarray_like(to_numpy(x_labelled), x_u)
-        eps_u = anp.reshape(eps[:C * n], (C, n, m2.z_dim))
-        return m2.objective(params, x_l, labels, x_u, eps[C * n:], eps_u, alpha)
-
-    return Objective(loss, lambda n: (C * n + n_l, m2.z_dim), "neg_j_alpha")

@@ -20,8 +20,8 @@ import numpy
 from minivae import distributions as dist
 from minivae import fused
 from minivae.backend import to_numpy
+from minivae.bounds import elbo, importance_sampled_log_likelihood, iwae_bound
 from minivae.nn import activation_fn, init_linear, init_mlp
-from minivae.objectives import elbo, importance_sampled_log_likelihood, iwae_bound
 
 LIKELIHOODS = ("bernoulli", "gaussian")
 

@@ -1,80 +1,121 @@
-r"""The bounds a VAE maximises: the (β-weighted) ELBO, the IWAE bound L_k, and importance-sampled log p(x).
+r"""Training objectives: what a model minimises, and the noise each step needs.
 
-Zhu, Deep Generative Models II: log p(x) ≥ L_k ≥ L_1 = ELBO, with L_k = E[log (1/k) Σ_i w_i] and
-w_i = p(x, z_i) / q(z_i | x). Every function here works on per-example values, ``(N,)`` or ``(k, N)``.
+An :class:`Objective` says what to minimise and which noise it needs: ``loss(params, x, eps)`` returns a
+scalar (the mean over the batch of a negative bound) and ``noise_shape(n)`` the shape of ``eps`` for a
+batch of n rows (or None for a deterministic loss). One function per model builds its objective from the
+model's bound; :func:`kl_warmup` turns one into a schedule over epochs. The trainer (:mod:`minivae.train`)
+only ever sees an Objective.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import autograd.numpy as anp
-import numpy
-from autograd.tracer import getval
 
-from minivae.backend import to_numpy
+from minivae.backend import asarray_like, to_numpy
+from minivae.cvae import CVAE
+from minivae.m2 import M2
 from minivae.ops import mean as vmean
 
 
-def log_mean_exp(a: Any, axis: int = 0) -> Any:
-    r"""log (1/k) Σ_i exp(a_i) over ``axis``, computed as m + log (1/k) Σ_i exp(a_i − m) with m = max_i a_i.
+def _check_counts(**counts: Any) -> None:
+    for name, value in counts.items():
+        if int(value) != value or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}.")
 
-    Subtracting the maximum keeps exp from overflowing or underflowing to 0 (Burda et al.'s IWAE trick).
-    m is held constant for the gradient: the result does not depend on it.
+
+@dataclass(frozen=True)
+class Objective:
+    r"""A training objective: ``loss(params, x, eps)`` → scalar to minimise, and the noise it needs.
+
+    ``bound`` names what ``−loss`` is (for example ``"elbo"``), so the trainer can report it in nats.
+    ``likelihood`` (``"bernoulli"`` or ``"gaussian"``) and ``x_dim``, when given, let :func:`fit` refuse
+    data the model cannot score (values outside [0, 1] for a Bernoulli decoder, rows of the wrong width).
     """
-    # m = max_i a_i, a constant shift (rows that are all −inf shift by 0 and stay −inf)
-    m = getval(a).max(axis=axis, keepdims=True)
-    m = numpy.where(numpy.isfinite(m), m, 0.0).astype(m.dtype)
-    # log mean exp(a − m) + m
-    return anp.log(vmean(anp.exp(a - m), axis=axis)) + anp.squeeze(m, axis=axis)
+
+    loss: Callable[[Any, Any, Any], Any]
+    noise_shape: Callable[[int], tuple] | None
+    bound: str
+    likelihood: str | None = None
+    x_dim: int | None = None
 
 
-def elbo(log_px_given_z: Any, kl: Any, beta: float = 1.0) -> Any:
-    r"""ELBO_β = E_q[log p(x|z)] − β KL(q(z|x) ‖ p(z)), per example in nats.
+def vae_objective(vae: Any, beta: float = 1.0) -> Objective:
+    r"""Minimise −(1/N) Σ_n ELBO_β(x_n): one reparameterized sample per example.
 
-    Zhu, Deep Generative Models II, the ELBO; β = 1 is the bound on log p(x), β ≠ 1 the β-VAE objective
-    (Barra, Variational Autoencoders). ``log_px_given_z`` is the one-sample Monte Carlo estimate of the
-    reconstruction term and ``kl`` the closed-form KL, both ``(N,)``.
+    Zhu, Deep Generative Models II: the ELBO; β ≠ 1 is Barra's β-VAE (Variational Autoencoders).
     """
-    if anp.shape(log_px_given_z) != anp.shape(kl):
-        raise ValueError(f"log_px_given_z has shape {anp.shape(log_px_given_z)} but kl has shape "
-                         f"{anp.shape(kl)}; both must be one value per example, (N,).")
-    # reconstruction − β · KL
-    return log_px_given_z - beta * kl
+    return Objective(lambda p, x, eps: -vmean(vae.elbo(p, x, eps, beta)), lambda n: (n, vae.z_dim),
+                     "elbo" if beta == 1.0 else f"elbo_beta{beta:g}", vae.likelihood, vae.x_dim)
 
 
-def iwae_bound(log_weights: Any) -> Any:
-    r"""L_k = log (1/k) Σ_{i=1..k} w_i, with log w_i = log p(x, z_i) − log q(z_i|x) and z_i ~ q(z|x).
+def iwae_objective(vae: Any, k: int) -> Objective:
+    r"""Minimise −(1/N) Σ_n L_k(x_n): k importance samples per example (Burda et al.)."""
+    _check_counts(k=k)
+    return Objective(lambda p, x, eps: -vmean(vae.iwae_bound(p, x, eps)), lambda n: (k, n, vae.z_dim),
+                     f"iwae_{k}", vae.likelihood, vae.x_dim)
 
-    Zhu, Deep Generative Models II: the IWAE bound (Burda et al.), monotone in k and → log p(x) as k → ∞.
-    ``log_weights`` is ``(k, N)``; returns ``(N,)``.
+
+def ae_objective(ae: Any) -> Objective:
+    r"""Minimise (1/N) Σ_n ‖x_n − x̂_n‖²: the deterministic autoencoder needs no noise.
+
+    Klushyn, "A brief introduction to (variational) autoencoders": the deterministic AE's squared error.
     """
-    if anp.ndim(log_weights) != 2:
-        raise ValueError(f"log_weights has shape {anp.shape(log_weights)}; it must be (k, N), one row per "
-                         "importance sample.")
-    # log mean_i w_i over the k samples
-    return log_mean_exp(log_weights, axis=0)
+    return Objective(lambda p, x, eps: vmean(ae.loss(p, x)), None, "neg_squared_error", None, ae.x_dim)
 
 
-def importance_sampled_log_likelihood(
-    log_weights: Callable[[Any], Any], draw_noise: Callable[[int], Any], k: int, chunk: int = 100
-) -> numpy.ndarray:
-    r"""log p(x) ≈ log (1/k) Σ_{i=1..k} w_i, accumulated over chunks of samples so memory stays bounded.
+def kl_warmup(vae: Any, warmup_epochs: int, beta_start: float = 0.1,
+              objective: Callable[[Any, float], Objective] = vae_objective) -> Callable[[int], Objective]:
+    r"""A KL warm-up schedule for :func:`fit`: epoch e ↦ ``objective(vae, β_e)``, β rising linearly to 1.
 
-    Zhu, Deep Generative Models II: the IWAE bound L_k, used as an estimate of log p(x) (the MNIST density
-    table). ``draw_noise(m)`` returns noise for m samples, ``log_weights(noise)`` their ``(m, N)`` log weights.
-    The chunks are merged by a running log-sum-exp; returns a host ``(N,)`` array in nats.
+    β_e = beta_start + (1 − beta_start)(e − 1)/warmup_epochs for e ≤ warmup_epochs, and 1 afterwards
+    (Sønderby et al. 2016, "How to train deep variational autoencoders": the KL term is switched on slowly,
+    so the decoder learns to use z before the prior pulls q(z|x) onto N(0, I)). ``objective(vae, beta)``
+    builds one epoch's Objective, :func:`vae_objective` (the ELBO_β) by default.
     """
-    if int(k) < 1:
-        raise ValueError(f"k must be a positive number of importance samples, got {k}.")
-    total = None
-    done = 0
-    while done < k:
-        m = min(chunk, k - done)
-        lw = numpy.asarray(to_numpy(log_weights(draw_noise(m))), dtype=numpy.float64)
-        # log Σ_i w_i over this chunk, merged with the running log Σ
-        chunk_lse = numpy.logaddexp.reduce(lw, axis=0)
-        total = chunk_lse if total is None else numpy.logaddexp(total, chunk_lse)
-        done += m
-    # log (1/k) Σ_i w_i
-    return total - numpy.log(k)
+    _check_counts(warmup_epochs=warmup_epochs)
+    if not 0.0 <= beta_start <= 1.0:
+        raise ValueError(f"beta_start must lie in [0, 1], got {beta_start!r}.")
+
+    def schedule(epoch: int) -> Objective:
+        # β_e: linear from beta_start at epoch 1, exactly 1 from epoch warmup_epochs + 1 on
+        beta = 1.0 if epoch > warmup_epochs else beta_start + (1.0 - beta_start) * (epoch - 1) / warmup_epochs
+        return objective(vae, beta)
+
+    return schedule
+
+
+def cvae_objective(cvae: CVAE) -> Objective:
+    r"""Minimise −(1/N) Σ_n ELBO(y_n|x_n) over rows packed by :func:`pack_pairs`; one z sample per row.
+
+    The packed rows are data, not traced values, so slicing them apart inside the loss is device-safe.
+    """
+    def loss(params: dict, xy: Any, eps: Any) -> Any:
+        if anp.shape(xy)[-1] != cvae.x_dim + cvae.y_dim:
+            raise ValueError(f"rows have {anp.shape(xy)[-1]} columns but the CVAE expects x_dim + y_dim = "
+                             f"{cvae.x_dim + cvae.y_dim}; pack them with pack_pairs(x, y).")
+        return -vmean(cvae.elbo(params, xy[:, :cvae.x_dim], xy[:, cvae.x_dim:], eps))
+
+    return Objective(loss, lambda n: (n, cvae.z_dim), "elbo")
+
+
+def m2_objective(m2: M2, x_labelled: Any, labels: Any, alpha: float) -> Objective:
+    r"""J^α as a :class:`minivae.train.Objective` whose rows are the *unlabelled* examples.
+
+    Every step uses the whole (small) labelled set ``x_labelled``, ``labels`` as its labelled batch. The
+    noise of one step is one array of ``C·n + N_l`` rows of z noise, split inside the loss into ``eps_u``,
+    ``(C, n, z_dim)``, and ``eps_l``, ``(N_l, z_dim)`` (noise is data, so slicing it is device-safe).
+    """
+    n_l, C = len(labels), m2.n_classes
+
+    def loss(params: dict, x_u: Any, eps: Any) -> Any:
+        n = anp.shape(x_u)[0]
+        # the labelled set, moved to the device and dtype of the batch (a no-op on the CPU)
+        x_l = asarray_like(to_numpy(x_labelled), x_u)
+        eps_u = anp.reshape(eps[:C * n], (C, n, m2.z_dim))
+        return m2.objective(params, x_l, labels, x_u, eps[C * n:], eps_u, alpha)
+
+    return Objective(loss, lambda n: (C * n + n_l, m2.z_dim), "neg_j_alpha")

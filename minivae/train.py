@@ -26,73 +26,12 @@ import numpy
 
 from minivae.backend import get_backend, to_numpy
 from minivae.data import BINARIZE, binarize_pixels, check_data
-from minivae.fused import value_and_grad
-from minivae.ops import mean as vmean
+from minivae.grad import value_and_grad
+from minivae.objectives import Objective
 from minivae.optim import Adam
 from minivae.tree import tree_leaves, tree_map
 
 CHECKPOINT_FORMAT = "minivae-checkpoint-1"
-
-
-@dataclass(frozen=True)
-class Objective:
-    r"""A training objective: ``loss(params, x, eps)`` → scalar to minimise, and the noise it needs.
-
-    ``bound`` names what ``−loss`` is (for example ``"elbo"``), so the trainer can report it in nats.
-    ``likelihood`` (``"bernoulli"`` or ``"gaussian"``) and ``x_dim``, when given, let :func:`fit` refuse
-    data the model cannot score (values outside [0, 1] for a Bernoulli decoder, rows of the wrong width).
-    """
-
-    loss: Callable[[Any, Any, Any], Any]
-    noise_shape: Callable[[int], tuple] | None
-    bound: str
-    likelihood: str | None = None
-    x_dim: int | None = None
-
-
-def vae_objective(vae: Any, beta: float = 1.0) -> Objective:
-    r"""Minimise −(1/N) Σ_n ELBO_β(x_n): one reparameterized sample per example.
-
-    Zhu, Deep Generative Models II: the ELBO; β ≠ 1 is Barra's β-VAE (Variational Autoencoders).
-    """
-    return Objective(lambda p, x, eps: -vmean(vae.elbo(p, x, eps, beta)), lambda n: (n, vae.z_dim),
-                     "elbo" if beta == 1.0 else f"elbo_beta{beta:g}", vae.likelihood, vae.x_dim)
-
-
-def iwae_objective(vae: Any, k: int) -> Objective:
-    r"""Minimise −(1/N) Σ_n L_k(x_n): k importance samples per example (Burda et al.)."""
-    _check_counts(k=k)
-    return Objective(lambda p, x, eps: -vmean(vae.iwae_bound(p, x, eps)), lambda n: (k, n, vae.z_dim),
-                     f"iwae_{k}", vae.likelihood, vae.x_dim)
-
-
-def ae_objective(ae: Any) -> Objective:
-    r"""Minimise (1/N) Σ_n ‖x_n − x̂_n‖²: the deterministic autoencoder needs no noise.
-
-    Klushyn, "A brief introduction to (variational) autoencoders": the deterministic AE's squared error.
-    """
-    return Objective(lambda p, x, eps: vmean(ae.loss(p, x)), None, "neg_squared_error", None, ae.x_dim)
-
-
-def kl_warmup(vae: Any, warmup_epochs: int, beta_start: float = 0.1,
-              objective: Callable[[Any, float], Objective] = vae_objective) -> Callable[[int], Objective]:
-    r"""A KL warm-up schedule for :func:`fit`: epoch e ↦ ``objective(vae, β_e)``, β rising linearly to 1.
-
-    β_e = beta_start + (1 − beta_start)(e − 1)/warmup_epochs for e ≤ warmup_epochs, and 1 afterwards
-    (Sønderby et al. 2016, "How to train deep variational autoencoders": the KL term is switched on slowly,
-    so the decoder learns to use z before the prior pulls q(z|x) onto N(0, I)). ``objective(vae, beta)``
-    builds one epoch's Objective, :func:`vae_objective` (the ELBO_β) by default.
-    """
-    _check_counts(warmup_epochs=warmup_epochs)
-    if not 0.0 <= beta_start <= 1.0:
-        raise ValueError(f"beta_start must lie in [0, 1], got {beta_start!r}.")
-
-    def schedule(epoch: int) -> Objective:
-        # β_e: linear from beta_start at epoch 1, exactly 1 from epoch warmup_epochs + 1 on
-        beta = 1.0 if epoch > warmup_epochs else beta_start + (1.0 - beta_start) * (epoch - 1) / warmup_epochs
-        return objective(vae, beta)
-
-    return schedule
 
 
 @dataclass

@@ -6,9 +6,10 @@ import numpy
 import pytest
 
 from minivae import distributions as dist
-from minivae.cvae import CVAE, cvae_objective, init_joint_linear, joint_dense, pack_pairs
+from minivae.cvae import CVAE, init_joint_linear, joint_dense, pack_pairs
 from minivae.gradcheck import check_grad
 from minivae.nn import init_linear
+from minivae.objectives import cvae_objective
 
 X_DIM, Y_DIM, Z_DIM, N = 5, 4, 2, 3
 

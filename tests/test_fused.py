@@ -13,12 +13,12 @@ import pytest
 import strict_array
 
 from minivae import distributions as dist
-from minivae import fused, nn, ops
+from minivae import fused, grad, nn, ops
 from minivae.backend import register_array_type
 from minivae.gradcheck import check_grad
 from minivae.models import AE, VAE
+from minivae.objectives import ae_objective, iwae_objective, vae_objective
 from minivae.optim import SGD, Adam
-from minivae.train import ae_objective, iwae_objective, vae_objective
 from minivae.tree import tree_leaves, tree_map
 
 N, D, H, K = 4, 5, 3, 3
@@ -129,7 +129,7 @@ def test_bad_input_names_the_argument():
     with pytest.raises(ValueError, match="params is empty"):
         fused.mlp([], x)
     with pytest.raises(ValueError, match="scalar loss"):
-        fused.value_and_grad(lambda p: p["w"] * 2.0)({"w": np.ones(3)})
+        grad.value_and_grad(lambda p: p["w"] * 2.0)({"w": np.ones(3)})
 
 
 # ---------------------------------------------------------------- the trainer's value_and_grad
@@ -147,7 +147,7 @@ def _models():
 @pytest.mark.parametrize("case", range(3), ids=["elbo", "iwae", "ae"])
 def test_value_and_grad_equals_autograds_bit_for_bit(case):
     loss, params, x, eps = _models()[case]
-    value, grads = fused.value_and_grad(loss)(params, x, eps)
+    value, grads = grad.value_and_grad(loss)(params, x, eps)
     want_value, want_grads = autograd.value_and_grad(loss)(params, x, eps)
     assert value == want_value and value.dtype == np.float32
     tree_map(lambda a, b: np.testing.assert_array_equal(a, b), grads, want_grads)  # same nest structure too
@@ -156,11 +156,11 @@ def test_value_and_grad_equals_autograds_bit_for_bit(case):
 
 def test_value_and_grad_gives_zeros_for_unused_arrays_and_sums_shared_ones():
     params = {"used": np.array([1.0, 2.0]), "unused": [np.ones((2, 2))]}
-    value, grads = fused.value_and_grad(lambda p, c: ops.sum(p["used"] * p["used"]) * c)(params, 3.0)
+    value, grads = grad.value_and_grad(lambda p, c: ops.sum(p["used"] * p["used"]) * c)(params, 3.0)
     assert value == 15.0
     np.testing.assert_array_equal(grads["used"], [6.0, 12.0])
     np.testing.assert_array_equal(grads["unused"][0], np.zeros((2, 2)))
-    value, grads = fused.value_and_grad(lambda p: ops.sum(p["used"] * 0.0) + 1.0)(params)
+    value, grads = grad.value_and_grad(lambda p: ops.sum(p["used"] * 0.0) + 1.0)(params)
     np.testing.assert_array_equal(grads["used"], [0.0, 0.0])
 
 
@@ -176,7 +176,7 @@ def test_float32_vae_step_gradients_stay_float32_in_every_fused_vjp():
     params = vae.init(rng)
     x = (rng.random((8, 784)) < 0.3).astype(np.float32)
     eps = rng.standard_normal((8, 20)).astype(np.float32)
-    value, grads = fused.value_and_grad(vae_objective(vae).loss)(params, x, eps)
+    value, grads = grad.value_and_grad(vae_objective(vae).loss)(params, x, eps)
     assert value.dtype == np.float32
     assert all(g.dtype == np.float32 for g in tree_leaves(grads))
 
@@ -202,8 +202,8 @@ def test_fused_on_the_strict_device_array_equals_numpy_bit_for_bit(name):
 def test_value_and_grad_on_the_strict_device_array():
     register_array_type(strict_array.StrictArray, strict_array.xp, strict_array.to_numpy)
     loss, params, x, eps = _models()[0]
-    want_value, want = fused.value_and_grad(loss)(params, x, eps)
-    value, got = fused.value_and_grad(loss)(tree_map(strict_array.xp.asarray, params), strict_array.xp.asarray(x),
+    want_value, want = grad.value_and_grad(loss)(params, x, eps)
+    value, got = grad.value_and_grad(loss)(tree_map(strict_array.xp.asarray, params), strict_array.xp.asarray(x),
                                             strict_array.xp.asarray(eps))
     assert float(value) == float(want_value)
     for g, w in zip(tree_leaves(got), tree_leaves(want)):

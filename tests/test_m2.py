@@ -6,7 +6,8 @@ import numpy
 import pytest
 
 from minivae.gradcheck import check_grad
-from minivae.m2 import M2, log_softmax, m2_objective, one_hot
+from minivae.m2 import M2, log_softmax, one_hot
+from minivae.objectives import m2_objective
 
 X_DIM, Z_DIM, C, N = 5, 2, 3, 4
 

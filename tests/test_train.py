@@ -9,11 +9,12 @@ import autograd.numpy as anp
 import numpy
 import pytest
 
-from minivae import train
+from minivae import objectives, train
 from minivae.data import two_gaussians
 from minivae.models import VAE
+from minivae.objectives import Objective, kl_warmup, vae_objective
 from minivae.optim import SGD, Adam
-from minivae.train import NonFiniteLossError, Objective, evaluate, fit, kl_warmup, load_checkpoint, vae_objective
+from minivae.train import NonFiniteLossError, evaluate, fit, load_checkpoint
 from minivae.tree import tree_leaves
 
 WALL_CLOCK = {"seconds", "examples_per_second", "eval_seconds"}
@@ -210,7 +211,7 @@ def test_bad_epochs_and_batch_size():
         with pytest.raises(ValueError, match="positive integer"):
             fit(vae_objective(vae), params, x, progress=False, **kw)
     with pytest.raises(ValueError, match="k must be a positive integer"):
-        train.iwae_objective(vae, 0)
+        objectives.iwae_objective(vae, 0)
 
 
 def test_threshold_binarization_equals_binarizing_first():

@@ -36,13 +36,14 @@ import time
 
 import numpy
 
-from minivae.cli import prepare_out, print_table, save_metrics, walkthrough_parser
 from minivae.data import ring
 from minivae.distributions import sample_gaussian
 from minivae.models import VAE
+from minivae.objectives import kl_warmup, vae_objective
 from minivae.optim import Adam
 from minivae.plotting import plt, save_figure, scatter_panel
-from minivae.train import evaluate, fit, kl_warmup, vae_objective
+from minivae.train import evaluate, fit
+from minivae.walkthrough import prepare_out, print_table, save_metrics, walkthrough_parser
 
 RADIUS_BAND = (0.8, 1.4)
 HIST_EDGES = numpy.linspace(0.0, 2.0, 41)

@@ -46,12 +46,13 @@ import time
 import numpy
 from matplotlib.patches import Ellipse
 
-from minivae.cli import prepare_out, print_table, save_metrics, walkthrough_parser
 from minivae.distributions import kl_standard_normal, sample_gaussian
 from minivae.models import VAE
+from minivae.objectives import kl_warmup, vae_objective
 from minivae.optim import Adam
 from minivae.plotting import plt, save_figure, scatter_panel
-from minivae.train import evaluate, fit, kl_warmup, vae_objective
+from minivae.train import evaluate, fit
+from minivae.walkthrough import prepare_out, print_table, save_metrics, walkthrough_parser
 
 NOISE = 0.1  # the true sigma* of p(x|z)
 XLIM, YLIM = (-1.5, 1.5), (-0.5, 1.5)  # the plane panels' window onto the half circle

@@ -54,13 +54,14 @@ import time
 
 import numpy
 
-from minivae.cli import prepare_out, print_table, save_metrics, walkthrough_parser
 from minivae.data import two_gaussians
 from minivae.distributions import kl_standard_normal, sample_gaussian
 from minivae.models import AE, VAE
+from minivae.objectives import ae_objective, kl_warmup, vae_objective
 from minivae.optim import Adam
 from minivae.plotting import plt, save_figure, scatter_panel
-from minivae.train import ae_objective, evaluate, fit, kl_warmup, vae_objective
+from minivae.train import evaluate, fit
+from minivae.walkthrough import prepare_out, print_table, save_metrics, walkthrough_parser
 
 BANDWIDTHS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.8)
 WINDOW = {"xlim": (-6, 6), "ylim": (-4.5, 4.5)}  # the common axes of the scatter panels

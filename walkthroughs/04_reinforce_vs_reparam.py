@@ -45,16 +45,17 @@ import time
 import numpy
 from autograd import grad
 
-from minivae.cli import prepare_out, print_table, save_metrics, walkthrough_parser
 from minivae.data import two_gaussians
 from minivae.distributions import kl_standard_normal
 from minivae.estimators import reinforce_surrogate, reparameterization_surrogate
 from minivae.models import VAE
+from minivae.objectives import Objective, kl_warmup, vae_objective
 from minivae.ops import mean as vmean
 from minivae.optim import Adam
 from minivae.plotting import plt, save_curves, save_figure
-from minivae.train import FitResult, Objective, fit, kl_warmup, vae_objective
+from minivae.train import FitResult, fit
 from minivae.tree import tree_leaves
+from minivae.walkthrough import prepare_out, print_table, save_metrics, walkthrough_parser
 
 ESTIMATORS = ("reparameterization", "reinforce", "reinforce_baseline")
 LABELS = {"reparameterization": "reparameterization", "reinforce": "REINFORCE",

@@ -31,12 +31,20 @@ import time
 
 import numpy
 
-from minivae.cli import add_mnist_args, load_mnist_split, prepare_out, print_table, save_metrics, walkthrough_parser
 from minivae.distributions import kl_standard_normal, sigmoid
 from minivae.models import VAE
+from minivae.objectives import vae_objective
 from minivae.optim import Adam
 from minivae.plotting import save_curves, save_image_grid
-from minivae.train import evaluate, fit, vae_objective
+from minivae.train import evaluate, fit
+from minivae.walkthrough import (
+    add_mnist_args,
+    load_mnist_split,
+    prepare_out,
+    print_table,
+    save_metrics,
+    walkthrough_parser,
+)
 
 
 def parse_args(argv: list[str] | None = None):

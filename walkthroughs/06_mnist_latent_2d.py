@@ -27,11 +27,19 @@ from statistics import NormalDist
 
 import numpy
 
-from minivae.cli import add_mnist_args, load_mnist_split, prepare_out, print_table, save_metrics, walkthrough_parser
 from minivae.distributions import kl_standard_normal, sigmoid
 from minivae.models import VAE
+from minivae.objectives import vae_objective
 from minivae.plotting import save_image_grid, save_latent_scatter
-from minivae.train import evaluate, fit, vae_objective
+from minivae.train import evaluate, fit
+from minivae.walkthrough import (
+    add_mnist_args,
+    load_mnist_split,
+    prepare_out,
+    print_table,
+    save_metrics,
+    walkthrough_parser,
+)
 
 
 def manifold_codes(n: int = 20) -> numpy.ndarray:

@@ -27,11 +27,19 @@ import time
 
 import numpy
 
-from minivae.cli import add_mnist_args, load_mnist_split, prepare_out, print_table, save_metrics, walkthrough_parser
 from minivae.distributions import sigmoid
 from minivae.models import VAE, active_units, unit_activity
+from minivae.objectives import vae_objective
 from minivae.plotting import save_image_grid, save_image_panels
-from minivae.train import evaluate, fit, vae_objective
+from minivae.train import evaluate, fit
+from minivae.walkthrough import (
+    add_mnist_args,
+    load_mnist_split,
+    prepare_out,
+    print_table,
+    save_metrics,
+    walkthrough_parser,
+)
 
 
 def traversal_codes(start: numpy.ndarray, units: list[int], values: numpy.ndarray) -> numpy.ndarray:

@@ -35,11 +35,19 @@ import time
 
 import numpy
 
-from minivae.cli import add_mnist_args, load_mnist_split, prepare_out, print_table, save_metrics, walkthrough_parser
 from minivae.distributions import kl_standard_normal, sigmoid
 from minivae.models import AE, VAE
+from minivae.objectives import ae_objective, vae_objective
 from minivae.plotting import save_image_panels
-from minivae.train import ae_objective, evaluate, fit, vae_objective
+from minivae.train import evaluate, fit
+from minivae.walkthrough import (
+    add_mnist_args,
+    load_mnist_split,
+    prepare_out,
+    print_table,
+    save_metrics,
+    walkthrough_parser,
+)
 
 
 def fit_bernoulli_mixture(x: numpy.ndarray, c: int, rng: numpy.random.Generator, iters: int = 30) -> tuple:

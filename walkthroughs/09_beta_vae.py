@@ -29,11 +29,19 @@ import time
 
 import numpy
 
-from minivae.cli import add_mnist_args, load_mnist_split, prepare_out, print_table, save_metrics, walkthrough_parser
 from minivae.distributions import kl_standard_normal, sigmoid
 from minivae.models import VAE, active_units
+from minivae.objectives import vae_objective
 from minivae.plotting import save_curve_panels, save_image_panels
-from minivae.train import evaluate, fit, vae_objective
+from minivae.train import evaluate, fit
+from minivae.walkthrough import (
+    add_mnist_args,
+    load_mnist_split,
+    prepare_out,
+    print_table,
+    save_metrics,
+    walkthrough_parser,
+)
 
 
 def test_terms(vae: VAE, params: dict, x: numpy.ndarray, rng: numpy.random.Generator) -> dict:

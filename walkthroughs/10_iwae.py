@@ -29,13 +29,22 @@ import time
 
 import numpy
 
-from minivae.cli import add_mnist_args, load_mnist_split, prepare_out, print_table, save_metrics, walkthrough_parser
 from minivae.distributions import sigmoid
 from minivae.models import VAE, active_units
-from minivae.plotting import save_curve_panels, save_image_panels
-from minivae.train import evaluate, fit, iwae_objective, vae_objective
 
 # Zhu, Deep Generative Models II, density estimation table: test log-likelihood on MNIST, nats
+from minivae.objectives import iwae_objective, vae_objective
+from minivae.plotting import save_curve_panels, save_image_panels
+from minivae.train import evaluate, fit
+from minivae.walkthrough import (
+    add_mnist_args,
+    load_mnist_split,
+    prepare_out,
+    print_table,
+    save_metrics,
+    walkthrough_parser,
+)
+
 SLIDES = {1: -85.69, 5: -84.43, 50: -83.58}
 
 

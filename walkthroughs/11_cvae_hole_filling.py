@@ -37,15 +37,23 @@ import time
 
 import numpy
 
-from minivae.cli import add_mnist_args, load_mnist_split, prepare_out, print_table, save_metrics, walkthrough_parser
-from minivae.cvae import CVAE, cvae_objective, pack_pairs
+from minivae.cvae import CVAE, pack_pairs
 from minivae.distributions import bernoulli_log_prob, sample_bernoulli, sigmoid
 from minivae.models import VAE
 from minivae.nn import init_mlp, mlp
+from minivae.objectives import Objective, cvae_objective, vae_objective
 from minivae.ops import mean as vmean
 from minivae.optim import Adam
 from minivae.plotting import save_image_grid
-from minivae.train import Objective, evaluate, fit, vae_objective
+from minivae.train import evaluate, fit
+from minivae.walkthrough import (
+    add_mnist_args,
+    load_mnist_split,
+    prepare_out,
+    print_table,
+    save_metrics,
+    walkthrough_parser,
+)
 
 IMPUTATION_STEPS = (1, 2, 5, 10, 25, 50)
 

@@ -44,14 +44,22 @@ import time
 import numpy
 
 from minivae.backend import asarray_like
-from minivae.cli import add_mnist_args, load_mnist_split, prepare_out, print_table, save_metrics, walkthrough_parser
-from minivae.m2 import M2, log_softmax, m2_objective, one_hot
+from minivae.m2 import M2, log_softmax, one_hot
 from minivae.nn import init_mlp, mlp
+from minivae.objectives import Objective, m2_objective
 from minivae.ops import mean as vmean
 from minivae.ops import sum as vsum
 from minivae.optim import Adam
 from minivae.plotting import save_curves, save_image_grid
-from minivae.train import Objective, fit
+from minivae.train import fit
+from minivae.walkthrough import (
+    add_mnist_args,
+    load_mnist_split,
+    prepare_out,
+    print_table,
+    save_metrics,
+    walkthrough_parser,
+)
 
 
 def parse_args(argv: list[str] | None = None):

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from minivae.cli import print_table, save_metrics, walkthrough_parser
+from minivae.walkthrough import print_table, save_metrics, walkthrough_parser
 
 
 def test_parser_defaults_and_flags(tmp_path) -> None:

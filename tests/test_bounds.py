@@ -6,7 +6,7 @@ import autograd
 import numpy as np
 import pytest
 
-from minivae import objectives as obj
+from minivae import bounds as obj
 from minivae.gradcheck import check_grad
 
 A = np.random.default_rng(0).standard_normal((5, 3)) * 3
