@@ -9,7 +9,7 @@ import autograd.numpy as anp
 import numpy
 import pytest
 
-from minivae import objectives, train
+from minivae import checkpoint, objectives
 from minivae.data import two_gaussians
 from minivae.models import VAE
 from minivae.objectives import Objective, kl_warmup, vae_objective
@@ -150,7 +150,7 @@ def test_a_crash_while_saving_keeps_the_previous_checkpoint(tmp_path, monkeypatc
         f.write(b"PK\x03\x04 half a zip file")
         raise KeyboardInterrupt("killed while saving")
 
-    monkeypatch.setattr(train, "_write_npz", dying_writer)
+    monkeypatch.setattr(checkpoint, "_write_npz", dying_writer)
     with pytest.raises(KeyboardInterrupt):
         fit(vae_objective(vae), params, x, epochs=2, seed=3, progress=False, checkpoint=path, resume=path)
     assert path.read_bytes() == before and load_checkpoint(path)["epoch"] == 1
