@@ -113,3 +113,26 @@ def test_bad_hyperparameters():
             Adam(**kwargs)
     with pytest.raises(ValueError, match="momentum"):
         SGD(0.1, momentum=1.0)
+
+
+@pytest.mark.parametrize("make", [lambda: Adam(0.1), lambda: SGD(0.1, momentum=0.9)], ids=["adam", "sgd"])
+def test_optimizers_update_in_place_but_never_the_callers_arrays(make):
+    opt = make()
+    start = {"w": np.array([1.0, -2.0, 0.5]), "b": [np.zeros(2)]}
+    kept = tree_map(np.copy, start)
+    grads = {"w": np.array([0.3, -0.1, 0.2]), "b": [np.array([1.0, -1.0])]}
+    first = opt.step(start, grads)
+    # the caller's arrays are copied, not changed
+    tree_map(np.testing.assert_array_equal, start, kept)
+    assert first["w"] is not start["w"] and not np.array_equal(first["w"], kept["w"])
+    # the arrays a step returned are updated in place by the next step
+    snapshot, state = tree_map(np.copy, first), opt.state()
+    saved = tree_map(np.copy, state)
+    second = opt.step(first, grads)
+    assert second["w"] is first["w"] and second["b"][0] is first["b"][0]
+    assert not np.array_equal(second["w"], snapshot["w"])
+    # state() is a copy that later steps leave alone, and load_state copies what it is given
+    tree_map(lambda a, b: np.testing.assert_array_equal(a, b) if isinstance(a, np.ndarray) else None, state, saved)
+    opt.load_state(state)
+    opt.step(second, grads)
+    tree_map(lambda a, b: np.testing.assert_array_equal(a, b) if isinstance(a, np.ndarray) else None, state, saved)
