@@ -1,4 +1,8 @@
-r"""Figures saved to files: image grids, scatter plots, curves (matplotlib's Agg backend, never a window)."""
+r"""Figures saved to files: image grids, scatter plots, curves.
+
+In a script matplotlib draws with its Agg backend (files only, never a window, never ``plt.show()``); in a
+Jupyter kernel each saved figure is also shown inline, below the cell that made it.
+"""
 
 from __future__ import annotations
 
@@ -7,17 +11,27 @@ from typing import Any
 
 import matplotlib
 
-matplotlib.use("Agg")
+from minivae.walkthrough import in_notebook
+
+if not in_notebook():
+    matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy  # noqa: E402
 
+DPI = 100
 
-def save_figure(fig: Any, path: Path, dpi: int = 80) -> Path:
-    r"""Save ``fig`` as a PNG at ``path`` (parents created) and close it."""
+
+def save_figure(fig: Any, path: Path, dpi: int = DPI) -> Path:
+    r"""Save ``fig`` as a PNG at ``path`` (parents created; at least 100 dpi), show it inline in a notebook,
+    and close it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi, bbox_inches="tight")
+    fig.savefig(path, dpi=max(dpi, DPI), bbox_inches="tight")
     plt.close(fig)
+    if in_notebook():
+        from IPython.display import Image, display
+
+        display(Image(filename=str(path)))
     return path
 
 
@@ -53,11 +67,20 @@ def save_curves(curves: dict, path: Path, xlabel: str = "epoch", ylabel: str = "
         ax.plot(xs, ys, marker="o", ms=3, label=label)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
+    whole_number_ticks(ax, [x for xs, _ in curves.values() for x in xs])
     if title:
-        ax.set_title(title)
+        ax.set_title(title, fontsize=10)
     ax.legend()
     ax.grid(alpha=0.3)
     return save_figure(fig, path)
+
+
+def whole_number_ticks(ax: Any, xs: list) -> None:
+    r"""Put the x ticks of ``ax`` on whole numbers when every x is a count (epochs, steps, samples)."""
+    if xs and all(float(x).is_integer() for x in xs):
+        from matplotlib.ticker import MaxNLocator
+
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
 def save_latent_scatter(z: numpy.ndarray, labels: numpy.ndarray, path: Path, title: str = "") -> Path:
@@ -99,6 +122,7 @@ def save_curve_panels(panels: dict, path: Path, xlabel: str = "", logx: bool = F
         if logx:
             ax.set_xscale("log", base=2)
             ax.set_xticks(list(xs), [f"{x:g}" for x in xs])
+            ax.minorticks_off()
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
         if ylims and ylabel in ylims:

