@@ -12,8 +12,8 @@ import autograd.numpy as anp
 import numpy
 from autograd.tracer import getval
 
+from minivae import ops
 from minivae.backend import to_numpy
-from minivae.ops import mean as vmean
 
 
 def log_mean_exp(a: Any, axis: int = 0) -> Any:
@@ -26,7 +26,7 @@ def log_mean_exp(a: Any, axis: int = 0) -> Any:
     m = getval(a).max(axis=axis, keepdims=True)
     m = numpy.where(numpy.isfinite(m), m, 0.0).astype(m.dtype)
     # log mean exp(a − m) + m
-    return anp.log(vmean(anp.exp(a - m), axis=axis)) + anp.squeeze(m, axis=axis)
+    return anp.log(ops.mean(anp.exp(a - m), axis=axis)) + anp.squeeze(m, axis=axis)
 
 
 def elbo(log_px_given_z: Any, kl: Any, beta: float = 1.0) -> Any:

@@ -9,9 +9,8 @@ The slides' example is hole filling (also in Zhu, Deep Generative Models II, mis
 X is the visible part of an image, Y the hidden part. A plain regression network X → Y can give only one
 answer, the blurry mean of all plausible completions; the CVAE draws z and gives a sharp one per draw.
 
-Networks that take two inputs (x and y, or x and z) start with one affine layer ``a W_a + b W_b + c``,
-which equals a layer on the concatenation ``[a, b]`` but never concatenates traced arrays (the stock vjp of
-``concatenate`` allocates on the host, so it is not device-safe). Rows are examples: ``x`` is
+Networks that take two inputs (x and y, or x and z) are :func:`minivae.nn.two_input_net`: their first layer
+``a W_a + b W_b + c`` equals a layer on the concatenation ``[a, b]``. Rows are examples: ``x`` is
 ``(N, x_dim)``, ``y`` is ``(N, y_dim)``, ``z`` is ``(N, z_dim)`` or ``(k, N, z_dim)``.
 """
 
@@ -28,53 +27,18 @@ from autograd.tracer import getval
 from minivae import distributions as dist
 from minivae.backend import array_module
 from minivae.bounds import elbo, importance_sampled_log_likelihood, iwae_bound
-from minivae.models import check_count, check_likelihood, check_rows, check_sizes, init_trunk, trunk_heads
-from minivae.nn import activation_fn, dense, hidden_features, init_linear
+from minivae.distributions import check_count, decoder_heads_for
+from minivae.nn import (
+    activation_fn,
+    check_rows,
+    check_sizes,
+    init_trunk_heads,
+    init_two_input_net,
+    trunk_heads,
+    two_input_net,
+)
 
 PRIORS = ("learned", "standard")
-
-
-def init_joint_linear(a_dim: int, b_dim: int, width: int, rng: numpy.random.Generator,
-                      dtype: Any = numpy.float32) -> dict:
-    r"""A first layer on two inputs, ``{"W_a": (a_dim, width), "W_b": (b_dim, width), "b": (width,)}``.
-
-    Drawn exactly as one ``init_linear(a_dim + b_dim, width)`` whose weight rows are split in two, so it
-    is the layer a concatenated input [a, b] would get.
-    """
-    W, b = init_linear(a_dim + b_dim, width, rng, dtype)
-    return {"W_a": W[:a_dim], "W_b": W[a_dim:], "b": b}
-
-
-def joint_dense(layer: dict, a: Any, b: Any) -> Any:
-    r"""[a, b] W + c = a W_a + b W_b + c, without concatenating a and b.
-
-    ``a`` is ``(..., a_dim)`` and ``b`` is ``(..., b_dim)``; their leading axes broadcast (an ``(N, ·)``
-    input with a ``(k, N, ·)`` one gives ``(k, N, width)``).
-    """
-    return a @ layer["W_a"] + b @ layer["W_b"] + layer["b"]
-
-
-def init_two_input_net(a_dim: int, b_dim: int, hidden: Sequence[int], heads: Sequence[str], out_dim: int,
-                       rng: numpy.random.Generator, dtype: Any) -> dict:
-    r"""An MLP on two inputs: ``{"input": init_joint_linear(...), "hidden": [...], <head>: (W, b), ...}``.
-
-    The first layer takes (a, b), the further hidden layers have the widths ``hidden``, and each name in
-    ``heads`` gets a linear head of ``out_dim`` outputs.
-    """
-    net = {"input": init_joint_linear(a_dim, b_dim, hidden[0], rng, dtype),
-           "hidden": init_trunk(list(hidden), rng, dtype)}
-    for name in heads:
-        net[name] = init_linear(hidden[-1], out_dim, rng, dtype)
-    return net
-
-
-def two_input_net(net: dict, a: Any, b: Any, heads: Sequence[str], activation: str) -> tuple:
-    r"""h_1 = act(a W_a + b W_b + c), h_l = act(h_{l−1} W_l + b_l), then one linear head per name in ``heads``."""
-    # h_1 = a(x W_x + y W_y + c), the layer on both inputs
-    h = activation_fn(activation)(joint_dense(net["input"], a, b))
-    # further hidden layers, then one linear head per output
-    h = hidden_features(net["hidden"], h, activation)
-    return tuple(dense(net[name], h) for name in heads)
 
 
 @dataclass(frozen=True)
@@ -111,7 +75,7 @@ class CVAE:
             raise ValueError(f"y_dim must be a positive integer, got {self.y_dim!r}.")
         if not self.hidden:
             raise ValueError("hidden must list at least one layer width: the first layer takes two inputs.")
-        check_likelihood(self.likelihood)
+        decoder_heads_for(self.likelihood)
         if self.prior not in PRIORS:
             raise ValueError(f"prior must be 'learned' (p(z|x)) or 'standard' (N(0, I)), got {self.prior!r}.")
         activation_fn(self.activation)
@@ -119,7 +83,7 @@ class CVAE:
     @property
     def decoder_heads(self) -> tuple[str, ...]:
         r"""Names of the decoder's output heads: ``("logits",)`` or ``("mean", "log_var")``."""
-        return check_likelihood(self.likelihood)
+        return decoder_heads_for(self.likelihood)
 
     def init(self, rng: numpy.random.Generator, dtype: Any = numpy.float32) -> dict:
         r"""Fresh parameters ``{"encoder", "decoder"[, "prior"]}`` drawn with ``rng``."""
@@ -130,10 +94,7 @@ class CVAE:
                                           self.y_dim, rng, dtype),
         }
         if self.prior == "learned":
-            sizes = [self.x_dim, *self.hidden]
-            params["prior"] = {"hidden": init_trunk(sizes, rng, dtype)}
-            for name in heads:
-                params["prior"][name] = init_linear(sizes[-1], self.z_dim, rng, dtype)
+            params["prior"] = init_trunk_heads([self.x_dim, *self.hidden], heads, self.z_dim, rng, dtype)
         return params
 
     def encode(self, params: dict, x: Any, y: Any) -> tuple[Any, Any]:
@@ -151,7 +112,8 @@ class CVAE:
         """
         check_rows("x", x, self.x_dim, "input")
         if self.prior == "standard":
-            like = getval(params["encoder"]["mean"][1])
+            # zeros on the device of the input x
+            like = getval(x)
             zeros = array_module(like).zeros((anp.shape(x)[0], self.z_dim), dtype=like.dtype)
             return zeros, zeros
         net = params["prior"]
@@ -229,14 +191,14 @@ class CVAE:
         check_rows("x", x, self.x_dim, "input")
         check_rows("y", y, self.y_dim, "output")
         check_count("batch_size", batch_size, "rows", minimum=1)
-        like = params["encoder"]["mean"][0]
         out = []
         for start in range(0, anp.shape(x)[0], batch_size):
             xb, yb = x[start:start + batch_size], y[start:start + batch_size]
             rows = anp.shape(xb)[0]
+            # the noise goes to the device of the data x
             out.append(importance_sampled_log_likelihood(
                 lambda eps, xb=xb, yb=yb: self.log_weights(params, xb, yb, eps),
-                lambda m, rows=rows: dist.standard_normal_noise((m, rows, self.z_dim), rng, like), k))
+                lambda m, xb=xb, rows=rows: dist.standard_normal_noise((m, rows, self.z_dim), rng, xb), k))
         return numpy.concatenate(out)
 
     def sample(self, params: dict, x: Any, n: int, rng: numpy.random.Generator) -> Any:
@@ -247,7 +209,7 @@ class CVAE:
         check_count("n", n, "samples", minimum=0)
         mean, log_var = self.prior_params(params, x)
         # z = μ_ψ(x) + σ_ψ(x) ε, n draws per row
-        eps = dist.standard_normal_noise((int(n),) + tuple(anp.shape(mean)), rng, params["encoder"]["mean"][0])
+        eps = dist.standard_normal_noise((int(n),) + tuple(anp.shape(mean)), rng, x)
         z = dist.reparameterize(mean, log_var, eps)
         out = self.decode(params, x, z)
         return dist.sigmoid(out) if self.likelihood == "bernoulli" else out[0]

@@ -2,6 +2,14 @@ r"""Log-densities, closed-form KL divergences, reparameterization and sampling.
 
 Every density is summed over the last axis, so ``(N, D)`` arrays give one value per row, ``(N,)``, and
 ``(k, N, D)`` arrays give ``(k, N)``. ``log_var`` is always log σ², never log σ.
+
+The terms of a VAE's loss (the Bernoulli and Gaussian log-likelihoods, the closed-form KL, the
+reparameterization) are autograd primitives with their gradient written by hand, as the layers of
+:mod:`minivae.nn` are: each function computes its formula, and its vector-Jacobian product follows right below
+it under "backprop by hand", with the derivative as a formula. Each vjp maps g = ∂L/∂out (one value per row)
+to ∂L/∂in, keeps the dtype of g, allocates only through the arrays it is given (so it runs on CuPy), and sums
+over the axes an argument was broadcast along. ``f.fun`` is the formula as autograd would trace it, which
+``tests/test_distributions.py`` differentiates to check each vjp.
 """
 
 from __future__ import annotations
@@ -10,13 +18,23 @@ from typing import Any
 
 import autograd.numpy as anp
 import numpy
-from autograd.extend import Box
+from autograd.extend import Box, defvjp, defvjp_argnums, primitive
 
+from minivae import ops
 from minivae.backend import asarray_like
-from minivae.ops import relu
-from minivae.ops import sum as vsum
+from minivae.nn import sigmoid, softplus
 
 LOG_2PI = float(numpy.log(2.0 * numpy.pi))
+LIKELIHOODS = ("bernoulli", "gaussian")
+
+
+def _sum_to_shape(g: Any, shape: tuple[int, ...]) -> Any:
+    # the vjp of broadcasting: sum g over the axes that broadcasting added or stretched to size > 1
+    extra = g.ndim - len(shape)
+    if extra > 0:
+        g = g.sum(axis=tuple(range(extra)))
+    stretched = tuple(i for i, n in enumerate(shape) if n == 1 and g.shape[i] != 1)
+    return g.sum(axis=stretched, keepdims=True) if stretched else g
 
 
 def _shape(a: Any) -> tuple[int, ...]:
@@ -68,19 +86,57 @@ def check_generator(rng: Any) -> None:
                          f"got {type(rng).__name__}.")
 
 
+def check_count(name: str, value: int, what: str, minimum: int) -> None:
+    r"""Raise a ``ValueError`` unless ``value`` is an integer ≥ ``minimum`` (a number of ``what``)."""
+    if int(value) != value or value < minimum:
+        kind = "positive" if minimum == 1 else "non-negative"
+        raise ValueError(f"{name} must be a {kind} integer number of {what}, got {value!r}.")
+
+
+def decoder_heads_for(likelihood: str) -> tuple[str, ...]:
+    r"""The parameters a decoder outputs for ``likelihood``: ``("logits",)`` (Bernoulli) or ``("mean", "log_var")``.
+
+    Raises a ``ValueError`` for any other likelihood.
+    """
+    if likelihood not in LIKELIHOODS:
+        raise ValueError(f"likelihood must be 'bernoulli' or 'gaussian', got {likelihood!r}.")
+    return ("logits",) if likelihood == "bernoulli" else ("mean", "log_var")
+
+
+@primitive
 def gaussian_log_prob(x: Any, mean: Any, log_var: Any) -> Any:
-    r"""log N(x; μ, diag(σ²)) = −½ Σ_d [log 2π + log σ²_d + (x_d − μ_d)² / σ²_d].
+    r"""log N(x; μ, diag(σ²)) = −½ Σ_d [log 2π + log σ²_d + r_d²], with r_d = (x_d − μ_d)/σ_d.
 
     Zhu, Deep Generative Models II: the Gaussian −log p(x|z). ``x``, ``mean`` and ``log_var``
     (log σ²) are ``(..., D)`` and broadcast together (x ``(N, D)`` against a decoder's ``(k, N, D)``, or
     z ``(k, N, D)`` against an encoder's ``(N, D)``). Returns the broadcast ``(...)``: one value per row.
+    The residual r = (x − μ) exp(−½ log σ²) is formed before squaring, so a tiny σ² (log σ² < −88.7 in
+    float32, where exp(−log σ²) overflows) gives the finite value, not inf · 0 = NaN. With g = ∂L/∂out,
+
+        ∂/∂x = −g r/σ,   ∂/∂μ = g r/σ,   ∂/∂log σ² = ½ g (r² − 1).
     """
     check_broadcast_together(("x", x), ("mean", mean), ("log_var", log_var))
-    # squared error (x − μ)², scaled by the precision 1/σ² = exp(−log σ²)
-    diff = x - mean
-    scaled = diff * diff * anp.exp(-log_var)
-    # −½ Σ_d [log 2π + log σ²_d + (x_d − μ_d)²/σ²_d]
-    return -0.5 * vsum(LOG_2PI + log_var + scaled, axis=-1)
+    # the standardized residual r = (x − μ)/σ, with 1/σ = exp(−½ log σ²)
+    r = (x - mean) * anp.exp(-0.5 * log_var)
+    # −½ Σ_d [log 2π + log σ²_d + r_d²]
+    return -0.5 * ops.sum(LOG_2PI + log_var + r * r, axis=-1)
+
+
+def _gaussian_backprop(argnums: tuple[int, ...], ans: Any, args: tuple, kwargs: dict) -> Any:
+    x, mean, log_var = args
+
+    def vjp(g: Any) -> tuple:
+        inv_sigma = anp.exp(-0.5 * log_var)
+        r = (x - mean) * inv_sigma
+        g = g[..., None]
+        rules = {0: lambda: -g * r * inv_sigma, 1: lambda: g * r * inv_sigma, 2: lambda: 0.5 * g * (r * r - 1.0)}
+        return tuple(_sum_to_shape(rules[i](), _shape(args[i])) for i in argnums)
+
+    return vjp
+
+
+# backprop by hand: ∂/∂x = −r/σ, ∂/∂μ = r/σ, ∂/∂log σ² = ½ (r² − 1), times g, summed over broadcast axes
+defvjp_argnums(gaussian_log_prob, _gaussian_backprop)
 
 
 def standard_normal_log_prob(z: Any) -> Any:
@@ -88,31 +144,62 @@ def standard_normal_log_prob(z: Any) -> Any:
 
     ``z`` is ``(..., D)``; returns ``(...)``.
     """
-    return -0.5 * vsum(LOG_2PI + z * z, axis=-1)
+    return -0.5 * ops.sum(LOG_2PI + z * z, axis=-1)
 
 
+@primitive
 def bernoulli_log_prob(x: Any, logits: Any) -> Any:
-    r"""log Bern(x; sigmoid(l)) = Σ_d [x_d l_d − max(l_d, 0) − log(1 + e^{−|l_d|})].
+    r"""log Bern(x; σ(l)) = Σ_d [x_d l_d − softplus(l_d)], softplus(l) = log(1 + e^l).
 
     Shan, Variational Autoencoder: Bernoulli P(X|z) and the BCE loss of the PyTorch example, written from
     the logits l so it is finite for any l (±1e4 included): never log(sigmoid(l)). ``x`` holds targets in
-    [0, 1] and broadcasts to the shape of ``logits``, ``(..., D)``; returns ``(...)``.
+    [0, 1] and broadcasts to the shape of ``logits``, ``(..., D)`` (an IWAE passes x ``(N, D)`` with logits
+    ``(k, N, D)``); returns ``(...)``. Since d softplus(l)/dl = σ(l), with g = ∂L/∂out of the row,
+
+        ∂/∂l_d = g (x_d − σ(l_d)),   ∂/∂x_d = g l_d,
+
+    smooth at l = 0, where ∂/∂l = x − ½.
     """
     check_broadcasts("x", x, _shape(logits), "logits")
     check_unit_interval("x", x)
-    # −BCE(x, l) = x l − max(l, 0) − log1p(e^{−|l|})
-    return vsum(x * logits - relu(logits) - anp.log1p(anp.exp(-anp.abs(logits))), axis=-1)
+    # −BCE(x, l) = x l − softplus(l)
+    return ops.sum(x * logits - softplus(logits), axis=-1)
 
 
+def _bernoulli_grad_logits(ans: Any, x: Any, logits: Any) -> Any:
+    def vjp(g: Any) -> Any:
+        # (σ(l) − x)(−g), written into the fresh array σ(l)
+        s = sigmoid(logits)
+        s -= x
+        s *= -g[..., None]
+        return s
+
+    return vjp
+
+
+# backprop by hand: ∂/∂x = l (summed over the k samples x was broadcast along), ∂/∂l = x − σ(l), times g
+defvjp(bernoulli_log_prob, lambda ans, x, logits: lambda g: _sum_to_shape(g[..., None] * logits, _shape(x)),
+       _bernoulli_grad_logits)
+
+
+@primitive
 def kl_standard_normal(mean: Any, log_var: Any) -> Any:
     r"""KL(N(μ, diag σ²) ‖ N(0, I)) = −½ Σ_d (1 + log σ²_d − μ_d² − σ²_d).
 
     Zhu, Deep Generative Models II, and Shan, Variational Autoencoder: the closed-form KL of the ELBO
     (the ``KLD`` of the PyTorch example). ``mean`` and ``log_var`` are ``(..., D)``; returns ``(...)``.
+    Differentiating each term of the sum, with g = ∂L/∂KL of the row,
+
+        ∂KL/∂μ_d = g μ_d,   ∂KL/∂log σ²_d = ½ g (σ²_d − 1).
     """
     check_same_shape("log_var", log_var, "mean", mean)
     # −½ Σ (1 + log σ² − μ² − σ²)
-    return -0.5 * vsum(1.0 + log_var - mean * mean - anp.exp(log_var), axis=-1)
+    return -0.5 * ops.sum(1.0 + log_var - mean * mean - anp.exp(log_var), axis=-1)
+
+
+# backprop by hand: ∂KL/∂μ = μ, ∂KL/∂log σ² = ½ (σ² − 1), times g of the row
+defvjp(kl_standard_normal, lambda ans, mean, log_var: lambda g: g[..., None] * mean,
+       lambda ans, mean, log_var: lambda g: (anp.exp(log_var) - 1.0) * (0.5 * g[..., None]))
 
 
 def kl_diag_gaussians(mean_q: Any, log_var_q: Any, mean_p: Any, log_var_p: Any) -> Any:
@@ -132,14 +219,20 @@ def kl_diag_gaussians(mean_q: Any, log_var_q: Any, mean_p: Any, log_var_p: Any) 
     diff = mean_q - mean_p
     ratio = (anp.exp(log_var_q) + diff * diff) * anp.exp(-log_var_p)
     # ½ Σ [log σ_p² − log σ_q² + ratio − 1]
-    return 0.5 * vsum(log_var_p - log_var_q + ratio - 1.0, axis=-1)
+    return 0.5 * ops.sum(log_var_p - log_var_q + ratio - 1.0, axis=-1)
 
 
+@primitive
 def reparameterize(mean: Any, log_var: Any, eps: Any) -> Any:
     r"""z = μ + σ ⊙ ε with σ = exp(½ log σ²) and ε ~ N(0, I): the reparameterization trick.
 
     Shan, Variational Autoencoder, and Zhu, Deep Generative Models II. ``mean`` and ``log_var`` are
     ``(N, D)``; ``eps`` is ``(N, D)`` or ``(k, N, D)`` for k samples per row. Returns the shape of ``eps``.
+    z is linear in μ and in ε, and dσ/d log σ² = ½ σ, so with g = ∂L/∂z
+
+        ∂L/∂μ = Σ_k g,   ∂L/∂log σ² = Σ_k ½ g ⊙ σ ⊙ ε,   ∂L/∂ε = g ⊙ σ,
+
+    where Σ_k sums over the leading sample axis of a ``(k, N, D)`` ``eps`` (and is absent for ``(N, D)``).
     """
     check_same_shape("log_var", log_var, "mean", mean)
     if _shape(eps)[-len(_shape(mean)):] != _shape(mean) or anp.ndim(eps) > anp.ndim(mean) + 1:
@@ -147,6 +240,14 @@ def reparameterize(mean: Any, log_var: Any, eps: Any) -> Any:
                          "(N, D) or (k, N, D) with (N, D) the shape of mean.")
     # z = μ + exp(½ log σ²) ε
     return mean + anp.exp(0.5 * log_var) * eps
+
+
+# backprop by hand: ∂z/∂μ = 1, ∂z/∂log σ² = ½ σ ε, ∂z/∂ε = σ, times g, summed over the k samples of a row
+defvjp(reparameterize,
+       lambda ans, mean, log_var, eps: lambda g: _sum_to_shape(g, _shape(mean)),
+       lambda ans, mean, log_var, eps: lambda g: _sum_to_shape(0.5 * g * anp.exp(0.5 * log_var) * eps,
+                                                               _shape(log_var)),
+       lambda ans, mean, log_var, eps: lambda g: g * anp.exp(0.5 * log_var))
 
 
 def standard_normal_noise(shape: tuple[int, ...], rng: numpy.random.Generator, like: Any) -> Any:
@@ -174,11 +275,3 @@ def sample_bernoulli(probs: Any, rng: numpy.random.Generator) -> Any:
     check_generator(rng)
     u = asarray_like(rng.random(_shape(probs)), probs)
     return (u < probs).astype(probs.dtype)
-
-
-def sigmoid(logits: Any) -> Any:
-    r"""σ(l) = 1 / (1 + e^{−l}), written as ½(1 + tanh(l/2)) so it never overflows.
-
-    Shan, Variational Autoencoder: the mean p = σ(l) of the Bernoulli P(X|z) given the decoder's logits l.
-    """
-    return 0.5 * (anp.tanh(0.5 * logits) + 1.0)

@@ -23,8 +23,8 @@ from typing import Any, Callable
 import autograd.numpy as anp
 from autograd.tracer import getval
 
+from minivae import ops
 from minivae.distributions import gaussian_log_prob, reparameterize
-from minivae.ops import mean as vmean
 
 Integrand = Callable[[Any], Any]  # z of shape (k, N, D) -> f(z) of shape (k, N)
 
@@ -54,7 +54,7 @@ def reparameterization_surrogate(f: Integrand, mean: Any, log_var: Any, eps: Any
     # z_i = μ + σ ε_i, differentiable in (μ, log σ²)
     z = reparameterize(mean, log_var, eps)
     # (1/k) Σ_i f(z_i)
-    return vmean(_evaluate(f, z), axis=0)
+    return ops.mean(_evaluate(f, z), axis=0)
 
 
 def leave_one_out_baseline(fz: Any) -> Any:
@@ -106,7 +106,7 @@ def reinforce_surrogate(f: Integrand, mean: Any, log_var: Any, eps: Any, baselin
     log_q = gaussian_log_prob(z, mean, log_var)
     score = log_q - getval(log_q)
     # (1/k) Σ_i [f(z_i) + ⊥(f(z_i) − b_i) · score_i]
-    return vmean(fz + getval(fz - b) * score, axis=0)
+    return ops.mean(fz + getval(fz - b) * score, axis=0)
 
 
 class RunningMeanBaseline:

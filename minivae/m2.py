@@ -29,12 +29,10 @@ import numpy
 from autograd.tracer import getval
 
 from minivae import distributions as dist
+from minivae import ops
 from minivae.backend import array_module, to_numpy
-from minivae.cvae import init_two_input_net, two_input_net
-from minivae.models import check_likelihood, check_rows, check_sizes
-from minivae.nn import activation_fn, init_mlp, mlp
-from minivae.ops import mean as vmean
-from minivae.ops import sum as vsum
+from minivae.distributions import decoder_heads_for
+from minivae.nn import activation_fn, check_rows, check_sizes, init_mlp, init_two_input_net, mlp, two_input_net
 
 
 def log_softmax(logits: Any) -> Any:
@@ -47,7 +45,7 @@ def log_softmax(logits: Any) -> Any:
     # m = max_j l_j, held constant
     shifted = logits - getval(logits).max(axis=-1, keepdims=True)
     # (l − m) − log Σ exp(l − m)
-    return shifted - anp.log(vsum(anp.exp(shifted), axis=-1, keepdims=True))
+    return shifted - anp.log(ops.sum(anp.exp(shifted), axis=-1, keepdims=True))
 
 
 def one_hot(labels: Any, n_classes: int, like: Any) -> Any:
@@ -85,13 +83,13 @@ class M2:
             raise ValueError(f"n_classes must be an integer of at least 2, got {self.n_classes!r}.")
         if not self.hidden:
             raise ValueError("hidden must list at least one layer width: the first layer takes two inputs.")
-        check_likelihood(self.likelihood)
+        decoder_heads_for(self.likelihood)
         activation_fn(self.activation)
 
     @property
     def decoder_heads(self) -> tuple[str, ...]:
         r"""Names of the decoder's output heads: ``("logits",)`` or ``("mean", "log_var")``."""
-        return check_likelihood(self.likelihood)
+        return decoder_heads_for(self.likelihood)
 
     def init(self, rng: numpy.random.Generator, dtype: Any = numpy.float32) -> dict:
         r"""Fresh parameters ``{"classifier", "encoder", "decoder"}`` drawn with ``rng``."""
@@ -177,7 +175,7 @@ class M2:
         # q(y|x) and log q(y|x), (N, C)
         log_q = self.classify(params, x)
         # Σ_y q(y|x) [L(x, y) − log q(y|x)] = E_q[L] + H(q)
-        return vsum(anp.exp(log_q) * (bounds - log_q), axis=-1)
+        return ops.sum(anp.exp(log_q) * (bounds - log_q), axis=-1)
 
     def objective(self, params: dict, x_l: Any, labels: Any, x_u: Any, eps_l: Any, eps_u: Any,
                   alpha: float) -> Any:
@@ -191,11 +189,11 @@ class M2:
             raise ValueError(f"alpha must be a non-negative weight of the classification term, got {alpha!r}.")
         # −log q(y|x) on the labelled batch: the cross-entropy of the classifier
         y = one_hot(labels, self.n_classes, x_l)
-        cross_entropy = -vsum(y * self.classify(params, x_l), axis=-1)
+        cross_entropy = -ops.sum(y * self.classify(params, x_l), axis=-1)
         # −L(x, y) on the labelled batch, −U(x) on the unlabelled batch
-        labelled = vmean(self.labelled_bound(params, x_l, labels, eps_l))
-        unlabelled = vmean(self.unlabelled_bound(params, x_u, eps_u))
-        return -labelled - unlabelled + alpha * vmean(cross_entropy)
+        labelled = ops.mean(self.labelled_bound(params, x_l, labels, eps_l))
+        unlabelled = ops.mean(self.unlabelled_bound(params, x_u, eps_u))
+        return -labelled - unlabelled + alpha * ops.mean(cross_entropy)
 
     def generate(self, params: dict, labels: Any, z: Any) -> Any:
         r"""Decoder means of p_θ(x|y, z) for given classes ``(N,)`` and codes z ``(N, z_dim)``: ``(N, x_dim)``.

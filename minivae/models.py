@@ -3,9 +3,8 @@ r"""The deterministic autoencoder and the VAE: frozen dataclasses of hyperparame
 A model object holds only its sizes; its parameters are a plain nest of dicts, lists and tuples of arrays
 that the caller owns, so ``autograd.grad(lambda p: ...)(params)`` works directly (the stax/Haiku split of
 "model = config + pure functions"). Rows are examples: ``x`` is ``(N, x_dim)``, ``z`` is ``(N, z_dim)``.
-
-The forward passes call the fused twins in :mod:`minivae.fused` (same numbers, hand-written gradients, a
-faster training step) of the plain lesson functions in :mod:`minivae.nn` and :mod:`minivae.distributions`.
+The networks come from :mod:`minivae.nn`, the densities and the KL from :mod:`minivae.distributions`, the
+bounds from :mod:`minivae.bounds`.
 """
 
 from __future__ import annotations
@@ -18,64 +17,11 @@ import autograd.numpy as anp
 import numpy
 
 from minivae import distributions as dist
-from minivae import fused
+from minivae import ops
 from minivae.backend import to_numpy
 from minivae.bounds import elbo, importance_sampled_log_likelihood, iwae_bound
-from minivae.nn import activation_fn, init_linear, init_mlp
-
-LIKELIHOODS = ("bernoulli", "gaussian")
-
-
-def check_sizes(x_dim: int, hidden: Sequence[int], z_dim: int) -> tuple[int, ...]:
-    r"""Validate a model's sizes (positive x_dim, z_dim and hidden widths); return ``hidden`` as a tuple."""
-    for name, value in (("x_dim", x_dim), ("z_dim", z_dim)):
-        if int(value) != value or value <= 0:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}.")
-    try:
-        hidden = tuple(int(h) for h in hidden)
-    except TypeError:
-        raise ValueError(f"hidden must be a sequence of layer widths such as [400] (or [] for none), "
-                         f"got {hidden!r}.") from None
-    if any(h <= 0 for h in hidden):
-        raise ValueError(f"hidden must list positive layer widths, got {hidden}.")
-    return hidden
-
-
-def check_rows(name: str, x: Any, width: int, what: str) -> None:
-    r"""Raise a ``ValueError`` unless ``x`` is ``(N, width)``: one ``what`` per row."""
-    if anp.ndim(x) != 2 or anp.shape(x)[1] != width:
-        raise ValueError(f"{name} has shape {anp.shape(x)}, but this model expects (N, {width}): "
-                         f"one {what} of {width} values per row.")
-
-
-def check_count(name: str, value: int, what: str, minimum: int) -> None:
-    """Raise a ``ValueError`` unless ``value`` is an integer ≥ ``minimum`` (a number of ``what``)."""
-    if int(value) != value or value < minimum:
-        kind = "positive" if minimum == 1 else "non-negative"
-        raise ValueError(f"{name} must be a {kind} integer number of {what}, got {value!r}.")
-
-
-def init_trunk(sizes: Sequence[int], rng: numpy.random.Generator, dtype: Any) -> list:
-    r"""The hidden layers of widths ``sizes`` (an empty list when there is no hidden layer)."""
-    return init_mlp(sizes, rng, dtype) if len(sizes) > 1 else []
-
-
-def trunk_heads(trunk: list, x: Any, heads: dict, names: Sequence[str], activation: str) -> tuple:
-    r"""h = a(... a(x W_1 + b_1) ...) through the shared ``trunk``, then one linear head h W + b per name."""
-    fan_in = anp.shape((trunk[0] if trunk else heads[names[0]])[0])[0]
-    if anp.shape(x)[-1] != fan_in:
-        raise ValueError(f"params do not fit this model: their first layer takes {fan_in} inputs but the input "
-                         f"has {anp.shape(x)[-1]}; build params with this model's init.")
-    # shared hidden layers h = a(... a(x W_1 + b_1) ...), then one linear head per output
-    h = fused.hidden_features(trunk, x, activation)
-    return tuple(fused.linear(h, *heads[name]) for name in names)
-
-
-def check_likelihood(likelihood: str) -> tuple[str, ...]:
-    r"""The decoder's output heads for ``likelihood``: ``("logits",)`` (Bernoulli) or ``("mean", "log_var")``."""
-    if likelihood not in LIKELIHOODS:
-        raise ValueError(f"likelihood must be 'bernoulli' or 'gaussian', got {likelihood!r}.")
-    return ("logits",) if likelihood == "bernoulli" else ("mean", "log_var")
+from minivae.distributions import check_count, decoder_heads_for
+from minivae.nn import activation_fn, check_rows, check_sizes, init_mlp, init_trunk_heads, mlp, trunk_heads
 
 
 def unit_activity(mean: Any) -> numpy.ndarray:
@@ -110,24 +56,18 @@ class VAE:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hidden", check_sizes(self.x_dim, self.hidden, self.z_dim))
-        check_likelihood(self.likelihood)
+        decoder_heads_for(self.likelihood)
         activation_fn(self.activation)
 
     @property
     def decoder_heads(self) -> tuple[str, ...]:
         r"""Names of the decoder's output heads: ``("logits",)`` or ``("mean", "log_var")``."""
-        return check_likelihood(self.likelihood)
+        return decoder_heads_for(self.likelihood)
 
     def init(self, rng: numpy.random.Generator, dtype: Any = numpy.float32) -> dict:
         r"""Fresh parameters ``{"encoder": {...}, "decoder": {...}}`` drawn with ``rng`` (see ``init_mlp``)."""
-        enc_sizes = [self.x_dim, *self.hidden]
-        dec_sizes = [self.z_dim, *reversed(self.hidden)]
-        encoder = {"hidden": init_trunk(enc_sizes, rng, dtype)}
-        for name in ("mean", "log_var"):
-            encoder[name] = init_linear(enc_sizes[-1], self.z_dim, rng, dtype)
-        decoder = {"hidden": init_trunk(dec_sizes, rng, dtype)}
-        for name in self.decoder_heads:
-            decoder[name] = init_linear(dec_sizes[-1], self.x_dim, rng, dtype)
+        encoder = init_trunk_heads([self.x_dim, *self.hidden], ("mean", "log_var"), self.z_dim, rng, dtype)
+        decoder = init_trunk_heads([self.z_dim, *reversed(self.hidden)], self.decoder_heads, self.x_dim, rng, dtype)
         return {"encoder": encoder, "decoder": decoder}
 
     def encode(self, params: dict, x: Any) -> tuple[Any, Any]:
@@ -154,7 +94,7 @@ class VAE:
     def log_px_given_z(self, params: dict, x: Any, z: Any) -> Any:
         r"""log p_θ(x|z), summed over pixels: ``(N,)`` for z ``(N, z_dim)``, ``(k, N)`` for ``(k, N, z_dim)``."""
         if self.likelihood == "bernoulli":
-            return fused.bernoulli_log_prob(x, self.decode(params, z))
+            return dist.bernoulli_log_prob(x, self.decode(params, z))
         mean, log_var = self.decode(params, z)
         return dist.gaussian_log_prob(x, mean, log_var)
 
@@ -169,9 +109,9 @@ class VAE:
             raise ValueError(f"eps has shape {anp.shape(eps)} but must be (N, z_dim) = {anp.shape(mean)}, "
                              "one standard-normal draw per example.")
         # z = μ + σ ε
-        z = fused.reparameterize(mean, log_var, eps)
+        z = dist.reparameterize(mean, log_var, eps)
         # log p(x|z) − β KL(q ‖ p)
-        return elbo(self.log_px_given_z(params, x, z), fused.kl_standard_normal(mean, log_var), beta)
+        return elbo(self.log_px_given_z(params, x, z), dist.kl_standard_normal(mean, log_var), beta)
 
     def log_weights(self, params: dict, x: Any, eps: Any) -> Any:
         r"""log w_i = log p(x|z_i) + log p(z_i) − log q(z_i|x), z_i = μ + σ ε_i, shape ``(k, N)``."""
@@ -180,7 +120,7 @@ class VAE:
             raise ValueError(f"eps has shape {anp.shape(eps)} but must be (k, N, z_dim) with (N, z_dim) = "
                              f"{anp.shape(mean)}: k standard-normal draws per example.")
         # z_i = μ + σ ε_i
-        z = fused.reparameterize(mean, log_var, eps)
+        z = dist.reparameterize(mean, log_var, eps)
         # log p(x|z_i) + log p(z_i) − log q(z_i|x)
         return (self.log_px_given_z(params, x, z) + dist.standard_normal_log_prob(z)
                 - dist.gaussian_log_prob(z, mean, log_var))
@@ -201,14 +141,14 @@ class VAE:
         """
         check_rows("x", x, self.x_dim, "example")
         check_count("batch_size", batch_size, "rows", minimum=1)
-        like = params["encoder"]["mean"][0]
         out = []
         for start in range(0, anp.shape(x)[0], batch_size):
             xb = x[start:start + batch_size]
             rows = anp.shape(xb)[0]
+            # the noise goes to the device of the data x
             out.append(importance_sampled_log_likelihood(
                 lambda eps, xb=xb: self.log_weights(params, xb, eps),
-                lambda m, rows=rows: dist.standard_normal_noise((m, rows, self.z_dim), rng, like), k))
+                lambda m, xb=xb, rows=rows: dist.standard_normal_noise((m, rows, self.z_dim), rng, xb), k))
         return numpy.concatenate(out)
 
     def sample(self, params: dict, n: int, rng: numpy.random.Generator) -> Any:
@@ -245,16 +185,16 @@ class AE:
     def encode(self, params: dict, x: Any) -> Any:
         r"""z = f_φ(x), ``(N, z_dim)``."""
         check_rows("x", x, self.x_dim, "example")
-        return fused.mlp(params["encoder"], x, self.activation)
+        return mlp(params["encoder"], x, self.activation)
 
     def decode(self, params: dict, z: Any) -> Any:
         r"""x̂ = g_θ(z), ``(N, x_dim)``."""
         check_rows("z", z, self.z_dim, "code")
-        return fused.mlp(params["decoder"], z, self.activation)
+        return mlp(params["decoder"], z, self.activation)
 
     def loss(self, params: dict, x: Any) -> Any:
         r"""‖x − g_θ(f_φ(x))‖² summed over the features, one value per example, ``(N,)``."""
         # reconstruction x̂ = g(f(x))
         diff = x - self.decode(params, self.encode(params, x))
         # squared error Σ_d (x_d − x̂_d)²
-        return dist.vsum(diff * diff, axis=-1)
+        return ops.sum(diff * diff, axis=-1)

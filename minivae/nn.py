@@ -1,7 +1,15 @@
-r"""Multilayer perceptrons as plain lists of ``(W, b)`` tuples.
+r"""Neural networks as plain nests of arrays: dense layers, activations, MLPs, a trunk with several heads,
+and networks on two inputs.
 
-Klushyn, "A brief introduction to (variational) autoencoders": an MLP is h_l = a(h_{l-1} W_l + b_l), the
-last layer linear, trained by the chain rule (here: autograd). Rows are examples: ``x`` is ``(N, D_in)``.
+Klushyn, "A brief introduction to (variational) autoencoders": an MLP is h_l = a(h_{l−1} W_l + b_l), the
+last layer linear, trained by the chain rule. Rows are examples: ``x`` is ``(N, D_in)`` (or ``(..., D_in)``).
+
+The layers and activations are autograd primitives whose gradient is written by hand (HIPS autograd's
+``examples/define_gradient.py``): each function computes its formula, and its vector-Jacobian product (vjp)
+follows right below it under "backprop by hand", with the derivative as a formula. A vjp maps the gradient
+g = ∂L/∂out to ∂L/∂in; it keeps the dtype of g (float32 stays float32) and allocates only through the arrays
+it is given, so it runs unchanged on CuPy. ``f.fun`` is the same formula as autograd would trace it, which
+``tests/test_nn.py`` differentiates to check each hand-written vjp.
 """
 
 from __future__ import annotations
@@ -11,15 +19,50 @@ from typing import Any
 
 import autograd.numpy as anp
 import numpy
-
-from minivae.ops import relu
+from autograd.extend import defvjp, defvjp_argnums, primitive
 
 Params = list  # [(W, b), ...]: W has shape (fan_in, fan_out), b has shape (fan_out,)
 
+# ---------------------------------------------------------------- activations
 
-def softplus(x: Any) -> Any:
-    r"""softplus(x) = log(1 + e^x), computed stably as max(x, 0) + log1p(e^{-|x|})."""
-    return relu(x) + anp.log1p(anp.exp(-anp.abs(x)))
+
+@primitive
+def relu(a: Any) -> Any:
+    r"""relu(a) = max(a, 0) = a · [a > 0], elementwise.
+
+    Klushyn, "A brief introduction to (variational) autoencoders": the ReLU activation. Its derivative is
+    [a > 0]; at the kink a = 0 this takes the subgradient 0, as PyTorch does.
+    """
+    return a * (a > 0)
+
+
+# backprop by hand: ∂relu(a)/∂a = [a > 0] (the subgradient 0 at a = 0)
+defvjp(relu, lambda ans, a: lambda g: g * (ans > 0))
+
+
+@primitive
+def softplus(a: Any) -> Any:
+    r"""softplus(a) = log(1 + e^a) = log(e^0 + e^a), finite for any a (±1e4 included).
+
+    Shan, Variational Autoencoder: the log-normaliser of the Bernoulli P(X|z) from its logit. Its derivative
+    is e^a / (1 + e^a) = σ(a), smooth everywhere: ½ at a = 0.
+    """
+    # log(e^0 + e^a), computed as max(a, 0) + log1p(e^{−|a|}) by numpy's logaddexp
+    return anp.logaddexp(0.0, a)
+
+
+# backprop by hand: d softplus(a)/da = σ(a)
+defvjp(softplus, lambda ans, a: lambda g: g * sigmoid(a))
+
+
+def sigmoid(a: Any) -> Any:
+    r"""σ(a) = 1 / (1 + e^{−a}) = exp(−softplus(−a)), which keeps the tail: σ(−20) = 2.1e-9 in float32.
+
+    Shan, Variational Autoencoder: the mean p = σ(l) of the Bernoulli P(X|z) given the decoder's logits l.
+    Neither form overflows; this one also never rounds 1 + e^{−a} away for very negative a, where the value is
+    tiny but not 0 (½(1 + tanh(a/2)) is exactly 0 below a ≈ −17 in float32).
+    """
+    return anp.exp(-softplus(-a))
 
 
 ACTIVATIONS = {"relu": relu, "tanh": anp.tanh, "softplus": softplus}
@@ -30,6 +73,69 @@ def activation_fn(name: str) -> Any:
     if name not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {name!r}.")
     return ACTIVATIONS[name]
+
+
+# ---------------------------------------------------------------- dense layers
+
+
+def _rows(a: Any) -> Any:
+    # (..., n) as a matrix of rows (..., n) → (M, n): a view, no copy
+    return a.reshape(-1, a.shape[-1])
+
+
+def _dense_backprop(argnums: tuple[int, ...], g: Any, x: Any, W: Any) -> tuple:
+    # with g = ∂L/∂a for a = x W + b: ∂L/∂x = g Wᵀ, ∂L/∂W = xᵀ g, ∂L/∂b = Σ_n g_n, for the arguments autograd asks for
+    rules = {0: lambda: g @ W.T, 1: lambda: _rows(x).T @ _rows(g), 2: lambda: _rows(g).sum(axis=0)}
+    return tuple(rules[i]() for i in argnums)
+
+
+@primitive
+def dense(x: Any, W: Any, b: Any) -> Any:
+    r"""a = x W + b, one affine layer: ``x`` ``(..., fan_in)``, ``W`` ``(fan_in, fan_out)``, ``b`` ``(fan_out,)``.
+
+    Klushyn, "A brief introduction to (variational) autoencoders": one layer of an MLP before its activation.
+    Backprop through it by the chain rule on a_{nj} = Σ_i x_{ni} W_{ij} + b_j, with g = ∂L/∂a:
+
+        ∂L/∂x = g Wᵀ,   ∂L/∂W = xᵀ g,   ∂L/∂b_j = Σ_n g_{nj}
+
+    (the leading axes of ``x`` are rows too). Returns ``(..., fan_out)``.
+    """
+    return x @ W + b
+
+
+# backprop by hand: ∂L/∂x = g Wᵀ, ∂L/∂W = xᵀ g, ∂L/∂b = Σ_n g_n
+defvjp_argnums(dense, lambda argnums, a, args, kwargs: lambda g: _dense_backprop(argnums, g, args[0], args[1]))
+
+
+@primitive
+def dense_relu(x: Any, W: Any, b: Any) -> Any:
+    r"""h = relu(x W + b), a hidden layer: ``(..., fan_in)`` → ``(..., fan_out)``.
+
+    Klushyn, "A brief introduction to (variational) autoencoders": a hidden layer of an MLP. relu passes the
+    gradient where h > 0 and blocks it elsewhere (the subgradient 0 at a pre-activation of exactly 0, as
+    PyTorch), so with g = ∂L/∂h and the mask m = [h > 0],
+
+        ∂L/∂a = g ⊙ m,   then ∂L/∂x = (g ⊙ m) Wᵀ,  ∂L/∂W = xᵀ (g ⊙ m),  ∂L/∂b = Σ_n (g ⊙ m)_n
+
+    as in :func:`dense`: one graph node per layer, the masked gradient computed once for three products.
+    """
+    return relu(dense(x, W, b))
+
+
+# backprop by hand: ∂L/∂a = g ⊙ [h > 0], then the three products of dense's backprop
+defvjp_argnums(dense_relu,
+               lambda argnums, h, args, kwargs: lambda g: _dense_backprop(argnums, g * (h > 0), args[0], args[1]))
+
+
+def hidden_layer(x: Any, W: Any, b: Any, activation: str = "relu") -> Any:
+    r"""h = a(x W + b): :func:`dense_relu` for ReLU, the activation after :func:`dense` otherwise."""
+    act = activation_fn(activation)
+    if act is relu:
+        return dense_relu(x, W, b)
+    return act(dense(x, W, b))
+
+
+# ---------------------------------------------------------------- initialisation
 
 
 def init_linear(fan_in: int, fan_out: int, rng: numpy.random.Generator, dtype: Any = numpy.float32) -> tuple:
@@ -55,24 +161,40 @@ def init_mlp(sizes: Sequence[int], rng: numpy.random.Generator, dtype: Any = num
     return [init_linear(m, n, rng, dtype) for m, n in zip(sizes[:-1], sizes[1:])]
 
 
-def dense(layer: tuple, x: Any) -> Any:
-    r"""One affine layer: x W + b, for ``x`` of shape ``(N, fan_in)`` → ``(N, fan_out)``.
+def check_sizes(x_dim: int, hidden: Sequence[int], z_dim: int) -> tuple[int, ...]:
+    r"""Validate a model's sizes (positive x_dim, z_dim and hidden widths); return ``hidden`` as a tuple."""
+    for name, value in (("x_dim", x_dim), ("z_dim", z_dim)):
+        if int(value) != value or value <= 0:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+    try:
+        hidden = tuple(int(h) for h in hidden)
+    except TypeError:
+        raise ValueError(f"hidden must be a sequence of layer widths such as [400] (or [] for none), "
+                         f"got {hidden!r}.") from None
+    if any(h <= 0 for h in hidden):
+        raise ValueError(f"hidden must list positive layer widths, got {hidden}.")
+    return hidden
 
-    Klushyn, "A brief introduction to (variational) autoencoders": one layer of an MLP before its activation.
-    """
-    W, b = layer
-    return x @ W + b
+
+# ---------------------------------------------------------------- MLPs
 
 
 def hidden_features(params: Params, x: Any, activation: str = "relu") -> Any:
-    r"""h_L after L layers h_l = a(h_{l-1} W_l + b_l), with the activation on every layer.
+    r"""h_L after L layers h_l = a(h_{l−1} W_l + b_l), with the activation on every layer.
 
     Klushyn, "A brief introduction to (variational) autoencoders": the hidden layers of an MLP.
     """
-    act = activation_fn(activation)
-    for layer in params:
-        x = act(dense(layer, x))
+    activation_fn(activation)  # a bad name fails even without hidden layers
+    for W, b in params:
+        x = hidden_layer(x, W, b, activation)
     return x
+
+
+def check_rows(name: str, x: Any, width: int, what: str) -> None:
+    r"""Raise a ``ValueError`` unless ``x`` is ``(N, width)``: one ``what`` per row."""
+    if anp.ndim(x) != 2 or anp.shape(x)[1] != width:
+        raise ValueError(f"{name} has shape {anp.shape(x)}, but this model expects (N, {width}): "
+                         f"one {what} of {width} values per row.")
 
 
 def check_mlp_input(params: Params, x: Any) -> None:
@@ -86,13 +208,88 @@ def check_mlp_input(params: Params, x: Any) -> None:
 
 
 def mlp(params: Params, x: Any, activation: str = "relu") -> Any:
-    r"""f(x) = h_{L-1} W_L + b_L with h_l = a(h_{l-1} W_l + b_l): the last layer has no activation.
+    r"""f(x) = h_{L−1} W_L + b_L with h_l = a(h_{l−1} W_l + b_l): the last layer has no activation.
 
     Klushyn, "A brief introduction to (variational) autoencoders": MLPs. ``x`` is ``(N, D_in)``; the
     result is ``(N, D_out)``. ``activation`` is ``"relu"``, ``"tanh"`` or ``"softplus"``.
     """
     check_mlp_input(params, x)
-    # hidden layers h_l = a(h_{l-1} W_l + b_l)
+    # hidden layers h_l = a(h_{l−1} W_l + b_l)
     h = hidden_features(params[:-1], x, activation)
     # output layer, linear
-    return dense(params[-1], h)
+    return dense(h, *params[-1])
+
+
+# ---------------------------------------------------------------- a shared trunk with several heads
+
+
+def init_trunk(sizes: Sequence[int], rng: numpy.random.Generator, dtype: Any) -> Params:
+    r"""The hidden layers of widths ``sizes`` (an empty list when there is no hidden layer)."""
+    return init_mlp(sizes, rng, dtype) if len(sizes) > 1 else []
+
+
+def init_trunk_heads(sizes: Sequence[int], heads: Sequence[str], out_dim: int, rng: numpy.random.Generator,
+                     dtype: Any) -> dict:
+    r"""``{"hidden": init_trunk(sizes), <head>: (W, b), ...}``: a trunk, then a linear head of ``out_dim`` per name."""
+    net = {"hidden": init_trunk(sizes, rng, dtype)}
+    for name in heads:
+        net[name] = init_linear(sizes[-1], out_dim, rng, dtype)
+    return net
+
+
+def trunk_heads(trunk: Params, x: Any, heads: dict, names: Sequence[str], activation: str) -> tuple:
+    r"""h = a(... a(x W_1 + b_1) ...) through the shared ``trunk``, then one linear head h W + b per name.
+
+    The encoder's μ and log σ² (Shan, Variational Autoencoder: Q(z|X) = N(μ(X), Σ(X))) share one trunk this way.
+    """
+    fan_in = anp.shape((trunk[0] if trunk else heads[names[0]])[0])[0]
+    if anp.shape(x)[-1] != fan_in:
+        raise ValueError(f"params do not fit this model: their first layer takes {fan_in} inputs but the input "
+                         f"has {anp.shape(x)[-1]}; build params with this model's init.")
+    # shared hidden layers h = a(... a(x W_1 + b_1) ...), then one linear head per output
+    h = hidden_features(trunk, x, activation)
+    return tuple(dense(h, *heads[name]) for name in names)
+
+
+# ---------------------------------------------------------------- networks on two inputs
+
+
+def init_joint_linear(a_dim: int, b_dim: int, width: int, rng: numpy.random.Generator,
+                      dtype: Any = numpy.float32) -> dict:
+    r"""A first layer on two inputs, ``{"W_a": (a_dim, width), "W_b": (b_dim, width), "b": (width,)}``.
+
+    Drawn exactly as one ``init_linear(a_dim + b_dim, width)`` whose weight rows are split in two, so it
+    is the layer a concatenated input [a, b] would get.
+    """
+    W, b = init_linear(a_dim + b_dim, width, rng, dtype)
+    return {"W_a": W[:a_dim], "W_b": W[a_dim:], "b": b}
+
+
+def joint_dense(layer: dict, a: Any, b: Any) -> Any:
+    r"""[a, b] W + c = a W_a + b W_b + c, without concatenating a and b.
+
+    Shan, Variational Autoencoder, conditional VAE: the networks of Q(z|Y, X) and P(Y|z, X) take two inputs.
+    ``a`` is ``(..., a_dim)`` and ``b`` is ``(..., b_dim)``; their leading axes broadcast (an ``(N, ·)``
+    input with a ``(k, N, ·)`` one gives ``(k, N, width)``). Never concatenating traced arrays keeps the
+    backward pass on the device (the stock vjp of ``concatenate`` allocates on the host).
+    """
+    return a @ layer["W_a"] + b @ layer["W_b"] + layer["b"]
+
+
+def init_two_input_net(a_dim: int, b_dim: int, hidden: Sequence[int], heads: Sequence[str], out_dim: int,
+                       rng: numpy.random.Generator, dtype: Any) -> dict:
+    r"""An MLP on two inputs: ``{"input": init_joint_linear(...), "hidden": [...], <head>: (W, b), ...}``.
+
+    The first layer takes (a, b), the further hidden layers have the widths ``hidden``, and each name in
+    ``heads`` gets a linear head of ``out_dim`` outputs.
+    """
+    return {"input": init_joint_linear(a_dim, b_dim, hidden[0], rng, dtype),
+            **init_trunk_heads(list(hidden), heads, out_dim, rng, dtype)}
+
+
+def two_input_net(net: dict, a: Any, b: Any, heads: Sequence[str], activation: str) -> tuple:
+    r"""h_1 = act(a W_a + b W_b + c), h_l = act(h_{l−1} W_l + b_l), then one linear head per name in ``heads``."""
+    # h_1 = act(a W_a + b W_b + c), the layer on both inputs
+    h = activation_fn(activation)(joint_dense(net["input"], a, b))
+    # further hidden layers, then one linear head per output
+    return trunk_heads(net["hidden"], h, net, heads, activation)

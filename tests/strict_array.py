@@ -108,6 +108,12 @@ class StrictArray(NDArrayOperatorsMixin):
     def min(self, *args: Any, **kwargs: Any) -> StrictArray:
         return numpy.min(self, *args, **kwargs)
 
+    def all(self, *args: Any, **kwargs: Any) -> StrictArray:
+        return numpy.all(self, *args, **kwargs)
+
+    def any(self, *args: Any, **kwargs: Any) -> StrictArray:
+        return numpy.any(self, *args, **kwargs)
+
     def get(self) -> numpy.ndarray:
         """An explicit host copy, like ``cupy.ndarray.get``."""
         return self.data.copy()

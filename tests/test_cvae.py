@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import numpy
 import pytest
+from autograd import grad
 
 from minivae import distributions as dist
-from minivae.cvae import CVAE, init_joint_linear, joint_dense, pack_pairs
+from minivae.cvae import CVAE, pack_pairs
 from minivae.gradcheck import check_grad
-from minivae.nn import init_linear
+from minivae.nn import init_joint_linear, init_linear, joint_dense
 from minivae.objectives import cvae_objective
 
 X_DIM, Y_DIM, Z_DIM, N = 5, 4, 2, 3
@@ -30,6 +31,18 @@ def test_elbo_gradient_matches_finite_differences(likelihood: str, prior: str) -
     cvae, params, x, y, rng = _setup(likelihood=likelihood, prior=prior)
     eps = rng.standard_normal((N, Z_DIM))
     check_grad(lambda p, x, y, e: cvae.elbo(p, x, y, e), params, x, y, eps)
+
+
+def test_a_zero_initialised_output_layer_gets_the_gradient_of_the_formula() -> None:
+    # logits l = h W + b = 0 exactly: ∂ELBO_n/∂b_d = y_nd − σ(0) = y_nd − ½, so the loss −mean_n ELBO_n has
+    # ∂/∂b = −mean_n (y_n − ½); taking the subgradient 0 of max(l, 0) and |l| there would give −mean_n y_n
+    cvae, params, x, y, rng = _setup(2)
+    W, b = params["decoder"]["logits"]
+    params["decoder"]["logits"] = (numpy.zeros_like(W), numpy.zeros_like(b))
+    loss = cvae_objective(cvae).loss
+    grads = grad(loss)(params, pack_pairs(x, y), rng.standard_normal((N, Z_DIM)))
+    numpy.testing.assert_allclose(grads["decoder"]["logits"][1], -(y - 0.5).mean(axis=0), rtol=1e-14)
+    check_grad(lambda p: cvae.elbo(p, x, y, numpy.zeros((N, Z_DIM))), params)
 
 
 def test_iwae_bound_gradient_matches_finite_differences() -> None:
@@ -134,8 +147,8 @@ def test_gradient_is_device_safe_on_a_strict_stand_in_array() -> None:
     from autograd import grad
     from strict_array import StrictArray, to_numpy, xp
 
+    from minivae import ops
     from minivae.backend import register_array_type
-    from minivae.ops import sum as vsum
     from minivae.tree import tree_map
 
     register_array_type(StrictArray, xp, to_numpy)
@@ -143,7 +156,7 @@ def test_gradient_is_device_safe_on_a_strict_stand_in_array() -> None:
     eps = rng.standard_normal((N, Z_DIM))
     on_device = [tree_map(xp.asarray, a) for a in (params, x, y, eps)]
     host_grad = grad(lambda p: numpy.sum(cvae.elbo(p, x, y, eps)))(params)
-    device_grad = grad(lambda p: vsum(cvae.elbo(p, *on_device[1:])))(on_device[0])
+    device_grad = grad(lambda p: ops.sum(cvae.elbo(p, *on_device[1:])))(on_device[0])
     tree_map(lambda d, h: numpy.testing.assert_allclose(to_numpy(d), h, rtol=1e-13), device_grad, host_grad)
     assert cvae.log_likelihood(on_device[0], *on_device[1:3], 5, rng).shape == (N,)
     assert isinstance(cvae.sample(on_device[0], on_device[1], 2, rng), StrictArray)

@@ -1,4 +1,5 @@
-"""Log-densities against reference formulas, closed-form KLs against Monte Carlo, gradients, samplers."""
+"""Log-densities against reference formulas, closed-form KLs against Monte Carlo, each hand-written vjp
+against autograd's and finite differences, the kinks and the float32 tails, samplers."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ import math
 import autograd
 import numpy as np
 import pytest
+from vjp_check import assert_vjp_matches_traced
 
 from minivae import distributions as dist
+from minivae import ops
 from minivae.gradcheck import check_grad
 
 RNG = np.random.default_rng(0)
@@ -77,7 +80,74 @@ def test_gradients():
     check_grad(dist.kl_diag_gaussians, MEAN, LOG_VAR, X, -LOG_VAR)
     check_grad(dist.reparameterize, MEAN, LOG_VAR, X)
     check_grad(dist.reparameterize, MEAN, LOG_VAR, RNG.standard_normal((2, 4, 3)))
-    check_grad(dist.sigmoid, X)
+    check_grad(dist.sigmoid, X)  # σ is the activation of minivae.nn, the Bernoulli mean here
+
+
+def _unit(rng, *shape):
+    # Bernoulli targets strictly inside (0, 1), so finite differences in x stay in range
+    return rng.uniform(0.05, 0.95, size=shape)
+
+
+def _primitive_cases(rng, dtype):
+    """name -> (primitive of distributions, its arguments): the shapes a VAE, an IWAE and a CVAE pass."""
+    N, D, K = 4, 5, 3
+    m, lv = rng.standard_normal((N, D)), rng.standard_normal((N, D))
+    cases = {
+        "bernoulli_log_prob": (dist.bernoulli_log_prob, (_unit(rng, N, D), 3 * rng.standard_normal((N, D)))),
+        "bernoulli_log_prob k samples": (dist.bernoulli_log_prob,
+                                         (_unit(rng, N, D), 3 * rng.standard_normal((K, N, D)))),
+        "gaussian_log_prob": (dist.gaussian_log_prob, (rng.standard_normal((N, D)), m, lv)),
+        "gaussian_log_prob broadcast": (dist.gaussian_log_prob,
+                                        (rng.standard_normal((K, N, D)), m, rng.standard_normal(D))),
+        "gaussian_log_prob k decoder samples": (dist.gaussian_log_prob,
+                                                (rng.standard_normal((N, D)), rng.standard_normal((K, N, D)),
+                                                 rng.standard_normal((K, N, D)))),
+        "kl_standard_normal": (dist.kl_standard_normal, (m, lv)),
+        "reparameterize": (dist.reparameterize, (m, lv, rng.standard_normal((N, D)))),
+        "reparameterize k samples": (dist.reparameterize, (m, lv, rng.standard_normal((K, N, D)))),
+    }
+    return {name: (f, tuple(a.astype(dtype) for a in args)) for name, (f, args) in cases.items()}
+
+
+PRIMITIVES = sorted(_primitive_cases(np.random.default_rng(0), np.float64))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("name", PRIMITIVES)
+def test_each_vjp_by_hand_equals_autograds_gradient_of_the_formula(name, dtype):
+    f, args = _primitive_cases(np.random.default_rng(1), dtype)[name]
+    assert_vjp_matches_traced(f, args)
+
+
+@pytest.mark.parametrize("name", PRIMITIVES)
+def test_each_primitive_passes_check_grad(name):
+    f, args = _primitive_cases(np.random.default_rng(2), np.float64)[name]
+    check_grad(f, *args)
+
+
+@pytest.mark.parametrize("k", [None, 3])
+def test_bernoulli_gradient_at_a_logit_of_exactly_zero_is_x_minus_one_half(k):
+    # ∂/∂l [x l − softplus(l)] = x − σ(l) = x − ½ at l = 0 (a zero-initialised output layer starts there)
+    x = np.array([[0.0, 0.3, 1.0], [1.0, 0.5, 0.0]])
+    logits = np.zeros(x.shape if k is None else (k, *x.shape))
+    g = autograd.grad(lambda lg: ops.sum(dist.bernoulli_log_prob(x, lg)))(logits)
+    np.testing.assert_array_equal(g, np.broadcast_to(x - 0.5, logits.shape))
+    check_grad(lambda lg: dist.bernoulli_log_prob(x, lg), logits)
+
+
+def test_gaussian_log_prob_is_finite_for_a_tiny_float32_variance():
+    # log σ² = −100: exp(−log σ²) = e^100 overflows float32 (max e^88.7), yet the density is finite
+    log_var = np.full((2, 3), -100.0, np.float32)
+    mean = np.array([[0.5, -1.0, 2.0], [0.0, 1.0, -3.0]], np.float32)
+    x = mean.copy()
+    x[1] += np.float32(1e-21)  # (x − μ)/σ = 1e-21 · e^50 ≈ 5.2, still finite in float32
+    want = ref_gaussian(x.astype(np.float64), mean.astype(np.float64), log_var.astype(np.float64))
+    with np.errstate(over="raise", invalid="raise"):
+        got = dist.gaussian_log_prob(x, mean, log_var)
+        grads = autograd.grad(lambda m, lv: ops.sum(dist.gaussian_log_prob(x, m, lv)), argnum=(0, 1))(mean, log_var)
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    assert all(np.all(np.isfinite(g)) and g.dtype == np.float32 for g in grads)
 
 
 def test_kl_diag_gaussians_with_standard_prior_is_kl_standard_normal():

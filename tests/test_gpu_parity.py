@@ -143,8 +143,15 @@ CASES: dict[str, tuple[Callable, Callable, tuple[int, ...]]] = {
     "log_mean_exp axis 1": (bounds.log_mean_exp, lambda rng, dt: (4 * _normal(rng, dt, K, N), 1), (0,)),
     "bounds.iwae_bound": (bounds.iwae_bound, lambda rng, dt: (4 * _normal(rng, dt, K, N),), (0,)),
     **{f"mlp {act}": (lambda p, x, act=act: nn.mlp(p, x, act),
-                      lambda rng, dt: (nn.init_mlp([D, 5, 3], rng, dt), _normal(rng, dt, N, D)), (0, 1))
+                      lambda rng, dt: (nn.init_mlp([D, 5, 5, 3], rng, dt), _normal(rng, dt, N, D)), (0, 1))
        for act in nn.ACTIVATIONS},
+    **{f"nn.{f.__name__}{name}": (f, lambda rng, dt, lead=lead: (_normal(rng, dt, *lead, D), _normal(rng, dt, D, 5),
+                                                                 _normal(rng, dt, 5)), (0, 1, 2))
+       for f in (nn.dense, nn.dense_relu) for name, lead in (("", (N,)), (" k samples", (K, N)))},
+    **{f"nn.{f.__name__}": (f, lambda rng, dt: (3 * _normal(rng, dt, N, D),), (0,))
+       for f in (nn.relu, nn.softplus, nn.sigmoid)},
+    "bernoulli_log_prob k samples": (dist.bernoulli_log_prob,
+                                     lambda rng, dt: (_unit(rng, dt, N, D), 3 * _normal(rng, dt, K, N, D)), (0, 1)),
     **{f"VAE.elbo {lik}": (VAES[lik].elbo, _vae_args(lik, None), (0,)) for lik in VAES},
     **{f"VAE.iwae_bound {lik}": (VAES[lik].iwae_bound, _vae_args(lik, K), (0,)) for lik in VAES},
     "AE.loss": (AE_MODEL.loss, lambda rng, dt: (AE_MODEL.init(rng, dt), _normal(rng, dt, N, 6)), (0,)),
@@ -152,7 +159,7 @@ CASES: dict[str, tuple[Callable, Callable, tuple[int, ...]]] = {
 
 
 def _optional_cases() -> dict:
-    """Cases for modules that other issues add (estimators, cvae, m2, fused), when they are present."""
+    """Cases for modules that other issues add (estimators, cvae, m2), when they are present."""
     cases = {}
     estimators = _maybe_import("minivae.estimators")
     if estimators is not None:
@@ -180,26 +187,6 @@ def _optional_cases() -> dict:
             lambda p, x_l, x_u, e_l, e_u: m2.objective(p, x_l, numpy.array([0, 2, 1]), x_u, e_l, e_u, 0.5),
             lambda rng, dt: (m2.init(rng, dt), _unit(rng, dt, N, 6), _unit(rng, dt, 2, 6),
                              _normal(rng, dt, N, 2), _normal(rng, dt, 3, 2, 2)), (0,))
-    fused = _maybe_import("minivae.fused")
-    if fused is not None:
-        layer = lambda rng, dt: (_normal(rng, dt, N, D), _normal(rng, dt, D, 5), _normal(rng, dt, 5))  # noqa: E731
-        cases["fused.linear"] = (fused.linear, layer, (0, 1, 2))
-        cases["fused.linear_relu"] = (fused.linear_relu, layer, (0, 1, 2))
-        for act in ("relu", "tanh"):
-            cases[f"fused.mlp {act}"] = (lambda p, x, act=act: fused.mlp(p, x, act),
-                                         lambda rng, dt: (nn.init_mlp([D, 5, 5, 3], rng, dt), _normal(rng, dt, N, D)),
-                                         (0, 1))
-        cases["fused.bernoulli_log_prob"] = (
-            fused.bernoulli_log_prob, lambda rng, dt: (_unit(rng, dt, N, D), 3 * _normal(rng, dt, N, D)), (0, 1))
-        cases["fused.bernoulli_log_prob k samples"] = (
-            fused.bernoulli_log_prob, lambda rng, dt: (_unit(rng, dt, N, D), 3 * _normal(rng, dt, K, N, D)), (0, 1))
-        cases["fused.kl_standard_normal"] = (
-            fused.kl_standard_normal, lambda rng, dt: (_normal(rng, dt, N, D), _normal(rng, dt, N, D)), (0, 1))
-        for name, noise in (("", (N, D)), (" k samples", (K, N, D))):
-            cases[f"fused.reparameterize{name}"] = (
-                fused.reparameterize,
-                lambda rng, dt, noise=noise: (_normal(rng, dt, N, D), _normal(rng, dt, N, D), _normal(rng, dt, *noise)),
-                (0, 1, 2))
     return cases
 
 
@@ -253,7 +240,9 @@ def test_the_case_list_covers_the_public_api() -> None:
     # the parity table must not silently lose a function the issue names
     names = set(CASES)
     for required in ("gaussian_log_prob", "bernoulli_log_prob", "standard_normal_log_prob", "kl_standard_normal",
-                     "kl_diag_gaussians", "reparameterize", "log_mean_exp axis 0", "AE.loss",
+                     "kl_diag_gaussians", "reparameterize", "log_mean_exp axis 0", "AE.loss", "nn.dense",
+                     "nn.dense_relu", "nn.dense_relu k samples", "nn.relu", "nn.softplus",
+                     "bernoulli_log_prob k samples",
                      *(f"mlp {a}" for a in ("relu", "tanh", "softplus")),
                      *(f"VAE.{m} {lik}" for m in ("elbo", "iwae_bound") for lik in ("bernoulli", "gaussian"))):
         assert required in names

@@ -7,15 +7,13 @@ import numpy as np
 import pytest
 from autograd.core import VJPNode, add_outgrads
 from autograd.extend import vspace
-from autograd.tracer import toposort, trace
+from autograd.numpy.numpy_vjps import nograd_functions
+from autograd.tracer import register_notrace, toposort, trace
 
 from minivae import distributions as dist
-from minivae import nn
+from minivae import nn, ops
 from minivae.gradcheck import check_grad
 from minivae.models import AE, VAE, active_units, unit_activity
-from minivae.ops import mean as vmean
-from minivae.ops import relu
-from minivae.ops import sum as vsum
 from minivae.tree import tree_leaves
 
 LOG_2PI = np.log(2 * np.pi)
@@ -228,6 +226,11 @@ class NamedVJPNode(VJPNode):
         self.name = getattr(fun, "__name__", repr(fun))
 
 
+# comparisons such as a > 0 are not traced by autograd's own node type; the same holds for this one
+for _fun in nograd_functions:
+    register_notrace(NamedVJPNode, _fun)
+
+
 def backward_dtypes(fun, x):
     """Run autograd's backward pass of ``fun`` at ``x`` by hand; (primitive, dtype) of every vjp output.
 
@@ -249,31 +252,36 @@ def backward_dtypes(fun, x):
 def float32_loss(likelihood, activation="relu"):
     vae, params, x = small(likelihood, activation, np.float32, n=4)
     eps = np.random.default_rng(13).standard_normal((4, 2)).astype(np.float32)
-    return (lambda p: -vmean(vae.elbo(p, x, eps))), params
+    return (lambda p: -ops.mean(vae.elbo(p, x, eps))), params
 
 
-def plain_float32_loss(likelihood):
-    """The same ELBO written with the lesson functions of nn and distributions (no fused primitives)."""
+def traced_float32_loss(likelihood):
+    """The same ELBO with every primitive replaced by its formula as autograd traces it (``f.fun``)."""
     vae, params, x = small(likelihood, "relu", np.float32, n=4)
     eps = np.random.default_rng(13).standard_normal((4, 2)).astype(np.float32)
 
+    def layers(hidden, h):
+        for W, b in hidden:
+            h = nn.relu.fun(nn.dense.fun(h, W, b))
+        return h
+
     def loss(p):
         enc, dec = p["encoder"], p["decoder"]
-        h = nn.hidden_features(enc["hidden"], x)
-        mean, log_var = nn.dense(enc["mean"], h), nn.dense(enc["log_var"], h)
-        g = nn.hidden_features(dec["hidden"], dist.reparameterize(mean, log_var, eps))
+        h = layers(enc["hidden"], x)
+        mean, log_var = nn.dense.fun(h, *enc["mean"]), nn.dense.fun(h, *enc["log_var"])
+        g = layers(dec["hidden"], dist.reparameterize.fun(mean, log_var, eps))
         if likelihood == "bernoulli":
-            rec = dist.bernoulli_log_prob(x, nn.dense(dec["logits"], g))
+            rec = dist.bernoulli_log_prob.fun(x, nn.dense.fun(g, *dec["logits"]))
         else:
-            rec = dist.gaussian_log_prob(x, nn.dense(dec["mean"], g), nn.dense(dec["log_var"], g))
-        return -vmean(rec - dist.kl_standard_normal(mean, log_var))
+            rec = dist.gaussian_log_prob.fun(x, nn.dense.fun(g, *dec["mean"]), nn.dense.fun(g, *dec["log_var"]))
+        return -ops.mean(rec - dist.kl_standard_normal.fun(mean, log_var))
 
     np.testing.assert_allclose(loss(params), float32_loss(likelihood)[0](params), rtol=1e-6)
     return loss, params
 
 
 @pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian"])
-@pytest.mark.parametrize("make", [float32_loss, plain_float32_loss], ids=["VAE.elbo", "lesson functions"])
+@pytest.mark.parametrize("make", [float32_loss, traced_float32_loss], ids=["VAE.elbo", "traced formulas"])
 def test_float32_vae_backward_pass_stays_float32(likelihood, make):
     loss, params = make(likelihood)
     seen = backward_dtypes(loss, params)
@@ -284,12 +292,12 @@ def test_float32_vae_backward_pass_stays_float32(likelihood, make):
 
 
 def test_the_walk_catches_relu_by_np_maximum(monkeypatch):
-    """Stock np.maximum's vjp returns float64 for float32 inputs: ops.relu exists to avoid that."""
+    """Stock np.maximum's vjp returns float64 for float32 inputs: nn.relu is a · [a > 0] to avoid that."""
     x = np.ones((3, 2), np.float32) - np.arange(6, dtype=np.float32).reshape(3, 2)
     V = np.ones((2, 2), np.float32)
-    clean = backward_dtypes(lambda W: vsum(relu(x @ W) @ V), V)
+    clean = backward_dtypes(lambda W: ops.sum(nn.relu(x @ W) @ V), V)
     assert {d for _, d in clean} == {np.dtype(np.float32)}
-    leaky = backward_dtypes(lambda W: vsum(anp.maximum(x @ W, 0.0) @ V), V)
+    leaky = backward_dtypes(lambda W: ops.sum(anp.maximum(x @ W, 0.0) @ V), V)
     assert np.dtype(np.float64) in {d for _, d in leaky}
     # and the VAE walk itself would fail with such a ReLU
     monkeypatch.setitem(nn.ACTIVATIONS, "relu", lambda a: anp.maximum(a, 0.0))

@@ -1,11 +1,17 @@
-"""MLPs: gradients for every activation, the documented initialisation, shapes and bad input."""
+"""Layers and MLPs: each hand-written vjp against autograd's and finite differences, the kinks, every
+activation, the documented initialisation, shapes and bad input."""
 
 from __future__ import annotations
 
+import autograd
+import autograd.numpy as anp
 import numpy as np
 import pytest
+import strict_array
+from vjp_check import assert_vjp_matches_traced
 
-from minivae import nn
+from minivae import nn, ops
+from minivae.backend import register_array_type, to_numpy
 from minivae.gradcheck import check_grad
 
 SIZES = [3, 5, 4, 2]
@@ -31,6 +37,96 @@ def test_mlp_matches_a_hand_written_forward_pass(activation):
         h = act[activation](h @ W + b)
     want = h @ params[-1][0] + params[-1][1]  # the last layer is linear
     np.testing.assert_allclose(nn.mlp(params, x, activation), want, rtol=1e-13)
+
+
+def _primitive_cases(rng, dtype):
+    """name -> (primitive of nn, its arguments)."""
+    x, x3 = rng.standard_normal((4, 5)), rng.standard_normal((3, 4, 5))
+    W, b = rng.standard_normal((5, 6)), rng.standard_normal(6)
+    cases = {"dense": (nn.dense, (x, W, b)), "dense k samples": (nn.dense, (x3, W, b)),
+             "dense_relu": (nn.dense_relu, (x, W, b)), "dense_relu k samples": (nn.dense_relu, (x3, W, b)),
+             "relu": (nn.relu, (x3,)), "softplus": (nn.softplus, (3 * x3,))}
+    return {name: (f, tuple(a.astype(dtype) for a in args)) for name, (f, args) in cases.items()}
+
+
+PRIMITIVES = sorted(_primitive_cases(np.random.default_rng(0), np.float64))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("name", PRIMITIVES)
+def test_each_vjp_by_hand_equals_autograds_gradient_of_the_formula(name, dtype):
+    f, args = _primitive_cases(np.random.default_rng(1), dtype)[name]
+    assert_vjp_matches_traced(f, args)
+
+
+@pytest.mark.parametrize("name", PRIMITIVES)
+def test_each_primitive_passes_check_grad(name):
+    f, args = _primitive_cases(np.random.default_rng(2), np.float64)[name]
+    check_grad(f, *args)
+
+
+def test_dense_with_leading_sample_axes_is_the_layer_on_each_row():
+    f, (x3, W, b) = _primitive_cases(np.random.default_rng(3), np.float64)["dense k samples"]
+    np.testing.assert_array_equal(nn.dense(x3, W, b), x3 @ W + b)
+    np.testing.assert_array_equal(nn.dense_relu(x3, W, b), np.maximum(x3 @ W + b, 0.0))
+
+
+def test_softplus_derivative_at_zero_is_one_half():
+    # d softplus/da = σ(a), and σ(0) = ½ exactly; max(a, 0) + log1p(e^{−|a|}) traced op by op gives 0 there
+    a = np.array([0.0, -0.0, 1e-300, -2.0, 2.0])
+    g = autograd.grad(lambda v: ops.sum(nn.softplus(v)))(a)
+    np.testing.assert_array_equal(g[:3], [0.5, 0.5, 0.5])
+    np.testing.assert_allclose(g[3:], 1.0 / (1.0 + np.exp(-a[3:])), rtol=1e-15)
+    check_grad(nn.softplus, a)
+    for dtype in (np.float32, np.float64):
+        assert autograd.grad(lambda v: ops.sum(nn.softplus(v)))(np.zeros(3, dtype)).dtype == dtype
+
+
+def test_relu_takes_the_subgradient_zero_at_a_pre_activation_of_exactly_zero():
+    # as PyTorch: relu'(0) = 0, so a unit whose pre-activation is exactly 0 passes no gradient at all
+    rng = np.random.default_rng(4)
+    x, W = rng.standard_normal((3, 4)), rng.standard_normal((4, 2))
+    b = np.array([0.0, 1.0])
+    W[:, 0] = 0.0  # unit 0: a = x W_0 + b_0 = 0 exactly for every row
+    a = x @ W + b
+    assert np.all(a[:, 0] == 0.0)
+    gx, gW, gb = autograd.grad(lambda x, W, b: ops.sum(nn.dense_relu(x, W, b) * 3.0), argnum=(0, 1, 2))(x, W, b)
+    np.testing.assert_array_equal(gW[:, 0], 0.0)
+    np.testing.assert_array_equal(gb, [0.0, 3.0 * np.sum(a[:, 1] > 0)])
+    np.testing.assert_allclose(gx, 3.0 * np.outer(a[:, 1] > 0, W[:, 1]), rtol=1e-15)
+    np.testing.assert_array_equal(autograd.grad(lambda v: ops.sum(nn.relu(v)))(np.array([-1.0, 0.0, 2.0])),
+                                  [0.0, 0.0, 1.0])
+
+
+def test_sigmoid_keeps_the_tail_in_float32():
+    # ½(1 + tanh(l/2)) rounds to exactly 0 below l ≈ −17 in float32; exp(−softplus(−l)) keeps it
+    logits = np.array([-80.0, -50.0, -20.0, -17.5, 0.0, 17.5, 80.0])
+    want = 1.0 / (1.0 + np.exp(-logits))
+    got = nn.sigmoid(logits.astype(np.float32))
+    assert got.dtype == np.float32 and got[4] == 0.5
+    # float32 rounding of softplus(−l) ≈ |l| is 6e-8 |l| absolute, so ≤ 5e-6 relative error at |l| = 80
+    np.testing.assert_allclose(got, want, rtol=5e-6)
+    with np.errstate(over="raise", invalid="raise"):
+        np.testing.assert_array_equal(nn.sigmoid(np.array([-1e4, 1e4])), [0.0, 1.0])
+    check_grad(nn.sigmoid, np.array([-30.0, -3.0, 0.0, 2.0, 30.0]))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_relu_value_gradient_and_dtype_on_the_strict_device_array(dtype):
+    register_array_type(strict_array.StrictArray, strict_array.xp, strict_array.to_numpy)
+    x = np.array([-2.0, -0.5, 0.5, 3.0], dtype=dtype)
+    np.testing.assert_array_equal(nn.relu(x), [0.0, 0.0, 0.5, 3.0])
+    for v in (x, strict_array.xp.asarray(x)):
+        g = autograd.grad(lambda u: ops.sum(nn.relu(u) * 2.0))(v)
+        assert g.dtype == dtype
+        np.testing.assert_array_equal(to_numpy(g), [0.0, 0.0, 2.0, 2.0])
+
+
+def test_stock_maximum_relu_loses_float32():
+    # why relu is a · [a > 0]: the vjp of np.maximum(x, 0) returns float64 gradients for float32 inputs
+    x = np.array([-1.0, 2.0], dtype=np.float32)
+    assert autograd.grad(lambda u: ops.sum(anp.maximum(u, 0.0)))(x).dtype == np.float64
+    assert autograd.grad(lambda u: ops.sum(nn.relu(u)))(x).dtype == np.float32
 
 
 def test_softplus_is_stable_and_exact():

@@ -1,9 +1,11 @@
-r"""minivae.ops: device-safe sum, mean, relu, where, concatenate and getitem.
+r"""minivae.ops: device-safe sum and mean; and where, concatenate and getitem written the same way.
 
-Each primitive is checked three ways: its value against NumPy, its gradient against the exact answer or
-finite differences (float64), and on the strict stand-in for CuPy (gradients stay stand-ins, in their dtype).
-For every primitive a test also shows that autograd's stock version fails on the stand-in, so the
-device-safe one is not tested vacuously.
+minivae needs only ``sum`` and ``mean`` (the models never select, join or index traced arrays), so the
+device-safe ``where``, ``concatenate`` and ``getitem`` live here, as worked examples of the technique for a
+reader who needs them. Each primitive is checked three ways: its value against NumPy, its gradient against
+the exact answer or finite differences (float64), and on the strict stand-in for CuPy (gradients stay
+stand-ins, in their dtype). For every primitive a test also shows that autograd's stock version fails on the
+stand-in, so the device-safe one is not tested vacuously.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import autograd.numpy as anp
 import numpy
 import pytest
 import strict_array
+from autograd.extend import defvjp, defvjp_argnum, primitive
+from autograd.numpy.numpy_vjps import unbroadcast_f
 from strict_array import StrictArray
 
 from minivae import ops
@@ -24,6 +28,82 @@ from minivae.gradcheck import check_grad
 register_array_type(StrictArray, strict_array.xp, strict_array.to_numpy)
 
 AXES = [None, 0, 1, -1, (0, 2), (-1, 0)]
+
+
+# ----- device-safe where, concatenate and getitem (minivae itself does not need them) -----
+
+@primitive
+def where(condition: Any, x: Any, y: Any) -> Any:
+    r"""x where ``condition`` holds, else y, like ``numpy.where``; its vjps send g to the chosen branch.
+
+    ``x`` and ``y`` are arrays or Python numbers that broadcast against ``condition``.
+    """
+    return anp.where(condition, x, y)
+
+
+def _masked(g: Any, keep: Any) -> Any:
+    # g where keep holds, else 0, allocated like g (on its device, in its dtype)
+    return anp.where(keep, g, anp.zeros_like(g))
+
+
+defvjp(where, None,
+       lambda ans, c, x, y: unbroadcast_f(x, lambda g: _masked(g, c)),
+       lambda ans, c, x, y: unbroadcast_f(y, lambda g: _masked(g, anp.logical_not(c))))
+
+
+def concatenate(arrays: Any, axis: int = 0) -> Any:
+    r"""[a_1, a_2, ...] joined along ``axis``, like ``numpy.concatenate``; each a_i gets back its slice of g."""
+    return _concatenate(axis, *arrays)
+
+
+@primitive
+def _concatenate(axis: int, *arrays: Any) -> Any:
+    # numpy.concatenate dispatches to the arrays' own module (autograd's wrapper would make a host view)
+    return numpy.concatenate(arrays, axis=axis)
+
+
+def _concatenate_vjp(argnum: int, ans: Any, args: tuple, kwargs: dict) -> Any:
+    # argument argnum is a_{argnum}; its slice of g starts after the widths of the arrays before it
+    axis, arrays = args[0], args[1:]
+    widths = [anp.shape(a)[axis] for a in arrays]
+    start = sum(widths[:argnum - 1])
+    key = [slice(None)] * anp.ndim(ans)
+    key[axis] = slice(start, start + widths[argnum - 1])
+    return lambda g: g[tuple(key)]
+
+
+defvjp_argnum(_concatenate, _concatenate_vjp)
+
+
+def _check_basic_key(key: Any) -> tuple:
+    key = key if isinstance(key, tuple) else (key,)
+    for part in key:
+        if not (part is None or part is Ellipsis or isinstance(part, (int, slice))):
+            raise ValueError(f"getitem takes ints, slices, None and ... only, got {type(part).__name__}; "
+                             "index with arrays outside the traced computation instead.")
+    return key
+
+
+@primitive
+def getitem(x: Any, key: Any) -> Any:
+    r"""x[key] for a basic ``key`` (ints, slices, ``None``, ``...``); its vjp writes g into zeros shaped like x.
+
+    Basic indexing never selects an entry twice, so writing g (instead of adding it) is exact.
+    """
+    return x[_check_basic_key(key)]
+
+
+def _getitem_vjp(ans: Any, x: Any, key: Any) -> Any:
+    def vjp(g: Any) -> Any:
+        # zeros like x, on x's device, with g written into the selected entries
+        out = anp.zeros_like(x)
+        out[_check_basic_key(key)] = g
+        return out
+
+    return vjp
+
+
+defvjp(getitem, _getitem_vjp)
 
 
 def _x(dtype: Any = numpy.float64, shape: tuple = (2, 3, 4), seed: int = 0) -> numpy.ndarray:
@@ -87,29 +167,9 @@ def test_stock_sum_and_mean_fail_on_the_stand_in(stock: Callable) -> None:
 def test_sum_and_mean_accumulate_gradients_in_place_on_the_stand_in() -> None:
     # three uses of x: autograd adds the third gradient in place (vspace.mut_add), through out=
     x = _x()
-    f = lambda v: ops.sum(v) + ops.mean(v * v) + ops.getitem(ops.sum(v, axis=0), (1, 2))  # noqa: E731
+    f = lambda v: ops.sum(v) + ops.mean(v * v) + getitem(ops.sum(v, axis=0), (1, 2))  # noqa: E731
     g = autograd.grad(lambda v: f(v) + ops.sum(v * 2.0))(_on_stand_in(x))
     numpy.testing.assert_array_equal(to_numpy(g), autograd.grad(lambda v: f(v) + ops.sum(v * 2.0))(x))
-
-
-# ----- relu -----
-
-@pytest.mark.parametrize("dtype", [numpy.float32, numpy.float64])
-def test_relu_value_gradient_and_dtype(dtype: Any) -> None:
-    x = numpy.array([-2.0, -0.5, 0.5, 3.0], dtype=dtype)
-    numpy.testing.assert_array_equal(ops.relu(x), [0.0, 0.0, 0.5, 3.0])
-    for v in (x, _on_stand_in(x)):
-        g = autograd.grad(lambda u: ops.sum(ops.relu(u) * 2.0))(v)
-        assert g.dtype == dtype
-        numpy.testing.assert_array_equal(to_numpy(g), [0.0, 0.0, 2.0, 2.0])
-    check_grad(lambda u: ops.relu(u * u - 0.3), _x())
-
-
-def test_stock_maximum_relu_loses_float32() -> None:
-    # why ops.relu exists: the vjp of np.maximum(x, 0) returns float64 gradients for float32 inputs
-    x = numpy.array([-1.0, 2.0], dtype=numpy.float32)
-    assert autograd.grad(lambda u: ops.sum(anp.maximum(u, 0.0)))(x).dtype == numpy.float64
-    assert autograd.grad(lambda u: ops.sum(ops.relu(u)))(x).dtype == numpy.float32
 
 
 # ----- where -----
@@ -117,8 +177,8 @@ def test_stock_maximum_relu_loses_float32() -> None:
 def test_where_value_and_gradients() -> None:
     x, y = _x(seed=2), _x(seed=3)
     c = x > 0.2
-    numpy.testing.assert_array_equal(ops.where(c, x, y), numpy.where(c, x, y))
-    gx, gy = autograd.grad(lambda a, b: ops.sum(ops.where(c, a * a, b) * 3.0), argnum=(0, 1))(x, y)
+    numpy.testing.assert_array_equal(where(c, x, y), numpy.where(c, x, y))
+    gx, gy = autograd.grad(lambda a, b: ops.sum(where(c, a * a, b) * 3.0), argnum=(0, 1))(x, y)
     numpy.testing.assert_array_equal(gx, numpy.where(c, 6.0 * x, 0.0))
     numpy.testing.assert_array_equal(gy, numpy.where(c, 0.0, 3.0))
 
@@ -127,14 +187,14 @@ def test_where_broadcasts_and_passes_check_grad() -> None:
     # y of shape (4,) broadcasts over (2, 3, 4): its gradient sums over the broadcast axes
     x, y = _x(seed=4), _x(shape=(4,), seed=5)
     c = numpy.abs(x) > 0.5
-    check_grad(lambda a, b: ops.where(c, a * a, b * b), x, y)
-    check_grad(lambda a: ops.where(c, a, 0.0), x)
+    check_grad(lambda a, b: where(c, a * a, b * b), x, y)
+    check_grad(lambda a: where(c, a, 0.0), x)
 
 
 @pytest.mark.parametrize("dtype", [numpy.float32, numpy.float64])
 def test_where_on_the_stand_in(dtype: Any) -> None:
     x = _x(dtype, seed=6)
-    f = lambda v: ops.sum(ops.where(v > 0, v * v, -v))  # noqa: E731
+    f = lambda v: ops.sum(where(v > 0, v * v, -v))  # noqa: E731
     g = autograd.grad(f)(_on_stand_in(x))
     assert type(g) is StrictArray and g.dtype == dtype
     numpy.testing.assert_array_equal(to_numpy(g), autograd.grad(f)(x))
@@ -147,17 +207,17 @@ def test_where_on_the_stand_in(dtype: Any) -> None:
 @pytest.mark.parametrize("axis", [0, 1, -1])
 def test_concatenate_value_and_check_grad(axis: Any) -> None:
     parts = [_x(shape=(2, 3, 4), seed=s) for s in (7, 8, 9)]
-    numpy.testing.assert_array_equal(ops.concatenate(parts, axis=axis), numpy.concatenate(parts, axis=axis))
-    check_grad(lambda a, b, c: ops.concatenate([a * a, b, 2.0 * c], axis=axis), *parts)
+    numpy.testing.assert_array_equal(concatenate(parts, axis=axis), numpy.concatenate(parts, axis=axis))
+    check_grad(lambda a, b, c: concatenate([a * a, b, 2.0 * c], axis=axis), *parts)
 
 
 @pytest.mark.parametrize("dtype", [numpy.float32, numpy.float64])
 def test_concatenate_on_the_stand_in(dtype: Any) -> None:
     a, b = _x(dtype, seed=10), _x(dtype, shape=(2, 3, 2), seed=11)
     w = _on_stand_in(_x(dtype, shape=(2, 3, 6), seed=12))
-    f = lambda u, v: ops.sum(ops.concatenate([u, v * v], axis=-1) * w)  # noqa: E731
+    f = lambda u, v: ops.sum(concatenate([u, v * v], axis=-1) * w)  # noqa: E731
     ga, gb = autograd.grad(f, argnum=(0, 1))(_on_stand_in(a), _on_stand_in(b))
-    ea, eb = autograd.grad(lambda u, v: ops.sum(ops.concatenate([u, v * v], axis=-1) * to_numpy(w)),
+    ea, eb = autograd.grad(lambda u, v: ops.sum(concatenate([u, v * v], axis=-1) * to_numpy(w)),
                            argnum=(0, 1))(a, b)
     for g, e in ((ga, ea), (gb, eb)):
         assert type(g) is StrictArray and g.dtype == dtype
@@ -174,14 +234,14 @@ KEYS = [0, -1, slice(1, None), (slice(None), 1), (Ellipsis, slice(0, 3, 2)), (No
 @pytest.mark.parametrize("key", KEYS, ids=str)
 def test_getitem_value_and_check_grad(key: Any) -> None:
     x = _x(seed=13)
-    numpy.testing.assert_array_equal(ops.getitem(x, key), x[key])
-    check_grad(lambda v: ops.getitem(v * v, key), x)
+    numpy.testing.assert_array_equal(getitem(x, key), x[key])
+    check_grad(lambda v: getitem(v * v, key), x)
 
 
 @pytest.mark.parametrize("dtype", [numpy.float32, numpy.float64])
 def test_getitem_on_the_stand_in(dtype: Any) -> None:
     x = _x(dtype, seed=14)
-    f = lambda v: ops.sum(ops.getitem(v, (slice(None), 1)) * 2.0) + ops.sum(ops.getitem(v * v, 0))  # noqa: E731
+    f = lambda v: ops.sum(getitem(v, (slice(None), 1)) * 2.0) + ops.sum(getitem(v * v, 0))  # noqa: E731
     g = autograd.grad(f)(_on_stand_in(x))
     assert type(g) is StrictArray and g.dtype == dtype
     numpy.testing.assert_array_equal(to_numpy(g), autograd.grad(f)(x))
@@ -193,7 +253,7 @@ def test_getitem_on_the_stand_in(dtype: Any) -> None:
                          ids=["int_array", "list", "bool_mask"])
 def test_getitem_refuses_advanced_indexing(key: Any) -> None:
     with pytest.raises(ValueError, match="getitem takes ints, slices, None and ... only"):
-        ops.getitem(_x(), key)
+        getitem(_x(), key)
 
 
 def test_dot_fails_on_the_stand_in_and_matmul_works() -> None:
