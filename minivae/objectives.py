@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import autograd.numpy as anp
+import numpy
 
 from minivae.backend import asarray_like, to_numpy
 from minivae.cvae import CVAE
@@ -21,9 +22,10 @@ from minivae.m2 import M2
 from minivae.ops import mean as vmean
 
 
-def _check_counts(**counts: Any) -> None:
+def check_counts(**counts: Any) -> None:
+    r"""Refuse anything but a positive int (a float such as 2.0 and a bool are refused too), naming it."""
     for name, value in counts.items():
-        if int(value) != value or value < 1:
+        if isinstance(value, bool) or not isinstance(value, (int, numpy.integer)) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}.")
 
 
@@ -32,8 +34,14 @@ class Objective:
     r"""A training objective: ``loss(params, x, eps)`` → scalar to minimise, and the noise it needs.
 
     ``bound`` names what ``−loss`` is (for example ``"elbo"``), so the trainer can report it in nats.
-    ``likelihood`` (``"bernoulli"`` or ``"gaussian"``) and ``x_dim``, when given, let :func:`fit` refuse
-    data the model cannot score (values outside [0, 1] for a Bernoulli decoder, rows of the wrong width).
+    The optional fields let :func:`minivae.train.fit` refuse mistakes before the first step:
+
+    - ``likelihood`` (``"bernoulli"`` or ``"gaussian"``) and ``x_dim``: data the model cannot score (values
+      outside [0, 1] for a Bernoulli decoder, rows of the wrong width);
+    - ``init``: the model's ``init(rng)``, whose nest of shapes ``params`` must have (params of another model);
+    - ``data_map``: for an objective that carries data of its own (M2's labelled digits), ``f ↦`` the same
+      objective with ``f`` applied to that data, so the trainer binarizes it like ``x_train`` (see
+      :meth:`map_data`).
     """
 
     loss: Callable[[Any, Any, Any], Any]
@@ -41,6 +49,12 @@ class Objective:
     bound: str
     likelihood: str | None = None
     x_dim: int | None = None
+    init: Callable[[numpy.random.Generator], Any] | None = None
+    data_map: Callable[[Callable[[Any], Any]], Objective] | None = None
+
+    def map_data(self, f: Callable[[Any], Any]) -> Objective:
+        r"""This objective with ``f`` applied to the data it carries (M2's labelled digits); itself if none."""
+        return self if self.data_map is None else self.data_map(f)
 
 
 def vae_objective(vae: Any, beta: float = 1.0) -> Objective:
@@ -49,14 +63,14 @@ def vae_objective(vae: Any, beta: float = 1.0) -> Objective:
     Zhu, Deep Generative Models II: the ELBO; β ≠ 1 is Barra's β-VAE (Variational Autoencoders).
     """
     return Objective(lambda p, x, eps: -vmean(vae.elbo(p, x, eps, beta)), lambda n: (n, vae.z_dim),
-                     "elbo" if beta == 1.0 else f"elbo_beta{beta:g}", vae.likelihood, vae.x_dim)
+                     "elbo" if beta == 1.0 else f"elbo_beta{beta:g}", vae.likelihood, vae.x_dim, vae.init)
 
 
 def iwae_objective(vae: Any, k: int) -> Objective:
     r"""Minimise −(1/N) Σ_n L_k(x_n): k importance samples per example (Burda et al.)."""
-    _check_counts(k=k)
+    check_counts(k=k)
     return Objective(lambda p, x, eps: -vmean(vae.iwae_bound(p, x, eps)), lambda n: (k, n, vae.z_dim),
-                     f"iwae_{k}", vae.likelihood, vae.x_dim)
+                     f"iwae_{k}", vae.likelihood, vae.x_dim, vae.init)
 
 
 def ae_objective(ae: Any) -> Objective:
@@ -64,7 +78,7 @@ def ae_objective(ae: Any) -> Objective:
 
     Klushyn, "A brief introduction to (variational) autoencoders": the deterministic AE's squared error.
     """
-    return Objective(lambda p, x, eps: vmean(ae.loss(p, x)), None, "neg_squared_error", None, ae.x_dim)
+    return Objective(lambda p, x, eps: vmean(ae.loss(p, x)), None, "neg_squared_error", None, ae.x_dim, ae.init)
 
 
 def kl_warmup(vae: Any, warmup_epochs: int, beta_start: float = 0.1,
@@ -76,7 +90,7 @@ def kl_warmup(vae: Any, warmup_epochs: int, beta_start: float = 0.1,
     so the decoder learns to use z before the prior pulls q(z|x) onto N(0, I)). ``objective(vae, beta)``
     builds one epoch's Objective, :func:`vae_objective` (the ELBO_β) by default.
     """
-    _check_counts(warmup_epochs=warmup_epochs)
+    check_counts(warmup_epochs=warmup_epochs)
     if not 0.0 <= beta_start <= 1.0:
         raise ValueError(f"beta_start must lie in [0, 1], got {beta_start!r}.")
 
@@ -99,15 +113,18 @@ def cvae_objective(cvae: CVAE) -> Objective:
                              f"{cvae.x_dim + cvae.y_dim}; pack them with pack_pairs(x, y).")
         return -vmean(cvae.elbo(params, xy[:, :cvae.x_dim], xy[:, cvae.x_dim:], eps))
 
-    return Objective(loss, lambda n: (n, cvae.z_dim), "elbo")
+    return Objective(loss, lambda n: (n, cvae.z_dim), "elbo", init=cvae.init)
 
 
 def m2_objective(m2: M2, x_labelled: Any, labels: Any, alpha: float) -> Objective:
-    r"""J^α as a :class:`minivae.train.Objective` whose rows are the *unlabelled* examples.
+    r"""J^α as an :class:`Objective` whose rows are the *unlabelled* examples.
 
-    Every step uses the whole (small) labelled set ``x_labelled``, ``labels`` as its labelled batch. The
-    noise of one step is one array of ``C·n + N_l`` rows of z noise, split inside the loss into ``eps_u``,
-    ``(C, n, z_dim)``, and ``eps_l``, ``(N_l, z_dim)`` (noise is data, so slicing it is device-safe).
+    Kingma et al. (2014), eq. 9, with batch means (see :meth:`minivae.m2.M2.objective`). Every step uses the
+    whole (small) labelled set ``x_labelled``, ``labels`` as its labelled batch. The noise of one step is one
+    array of ``C·n + N_l`` rows of z noise, split inside the loss into ``eps_u``, ``(C, n, z_dim)``, and
+    ``eps_l``, ``(N_l, z_dim)`` (noise is data, so slicing it is device-safe). The labelled digits are data
+    the objective carries: with ``fit(binarize=...)`` they are binarized like the unlabelled ones, through
+    :meth:`Objective.map_data` (a fresh draw every epoch for ``"stochastic"``).
     """
     n_l, C = len(labels), m2.n_classes
 
@@ -118,4 +135,5 @@ def m2_objective(m2: M2, x_labelled: Any, labels: Any, alpha: float) -> Objectiv
         eps_u = anp.reshape(eps[:C * n], (C, n, m2.z_dim))
         return m2.objective(params, x_l, labels, x_u, eps[C * n:], eps_u, alpha)
 
-    return Objective(loss, lambda n: (C * n + n_l, m2.z_dim), "neg_j_alpha")
+    return Objective(loss, lambda n: (C * n + n_l, m2.z_dim), "neg_j_alpha", init=m2.init,
+                     data_map=lambda f: m2_objective(m2, f(x_labelled), labels, alpha))

@@ -3,19 +3,22 @@ objective schedules (KL warm-up)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import autograd.numpy as anp
 import numpy
 import pytest
 
-from minivae import checkpoint, objectives
+from minivae.checkpoint import load_checkpoint, save_checkpoint
 from minivae.data import two_gaussians
+from minivae.grad import value_and_grad
+from minivae.m2 import M2
 from minivae.models import VAE
-from minivae.objectives import Objective, kl_warmup, vae_objective
+from minivae.objectives import Objective, kl_warmup, m2_objective, vae_objective
 from minivae.optim import SGD, Adam
-from minivae.train import NonFiniteLossError, evaluate, fit, load_checkpoint
-from minivae.tree import tree_leaves
+from minivae.train import NonFiniteLossError, evaluate, fit, train_epoch
+from minivae.tree import tree_leaves, tree_map, tree_unflatten
 
 WALL_CLOCK = {"seconds", "examples_per_second", "eval_seconds"}
 
@@ -66,19 +69,34 @@ def counting(objective: Objective, poison_call: int | None = None) -> tuple[Obje
         value = objective.loss(p, x, eps)
         return value * numpy.nan if len(calls) == poison_call else value
 
-    return Objective(loss, objective.noise_shape, objective.bound, objective.likelihood, objective.x_dim), calls
+    return dataclasses.replace(objective, loss=loss), calls
 
 
 def test_nan_guard_names_epoch_and_step_and_keeps_last_good_params():
     vae, params, x, _ = tiny_bernoulli()
-    # 200 rows, batch 100: two steps per epoch, so the third call is epoch 2, step 1
+    # 200 rows in one batch: one step per epoch, so the third call is epoch 3, step 1
+    poisoned, _ = counting(vae_objective(vae), poison_call=3)
+    with pytest.raises(NonFiniteLossError, match="loss became non-finite.*epoch 3, step 1") as err:
+        fit(poisoned, params, x, epochs=4, batch_size=200, seed=5, progress=False)
+    assert (err.value.epoch, err.value.step) == (3, 1)
+    # the parameters that gave the NaN (after epoch 2) are not handed back, but those before the last update,
+    # whose loss and gradient were finite: exactly those after epoch 1
+    reference = fit(vae_objective(vae), params, x, epochs=1, batch_size=200, seed=5, progress=False)
+    assert_same_tree(err.value.params, reference.params)
+
+
+def test_the_last_good_params_cross_epoch_boundaries():
+    vae, params, x, _ = tiny_bernoulli()
+    # 200 rows, batch 100: the third call is epoch 2, step 1, so the last good parameters are those after one
+    # step, the input of epoch 1's second step; that step by hand:
     poisoned, _ = counting(vae_objective(vae), poison_call=3)
     with pytest.raises(NonFiniteLossError, match="epoch 2, step 1") as err:
-        fit(poisoned, params, x, epochs=3, seed=5, progress=False)
-    assert (err.value.epoch, err.value.step) == (2, 1)
-    # the last good parameters are exactly those after epoch 1
-    reference = fit(vae_objective(vae), params, x, epochs=1, seed=5, progress=False)
-    assert_same_tree(err.value.params, reference.params)
+        fit(poisoned, params, x, optimizer=Adam(1e-2), epochs=3, seed=5, progress=False)
+    rng = numpy.random.default_rng(5)
+    order = rng.permutation(200)
+    eps = rng.standard_normal((100, 2)).astype(numpy.float32)
+    _, grads = value_and_grad(vae_objective(vae).loss)(params, x[order[:100]], eps)
+    assert_same_tree(err.value.params, Adam(1e-2).step(params, grads))
 
 
 def test_nan_guard_catches_a_non_finite_gradient_under_a_finite_loss():
@@ -128,35 +146,6 @@ def test_resume_is_bit_identical(tmp_path, make_optimizer):
     assert without_wall_clock(first.history) == without_wall_clock(straight.history[:2])
 
 
-def test_checkpoint_contents_and_no_pickles(tmp_path):
-    vae, params, x, _ = tiny_bernoulli()
-    path = tmp_path / "c.npz"
-    result = fit(vae_objective(vae), params, x, epochs=1, seed=2, progress=False, checkpoint=path)
-    with numpy.load(path, allow_pickle=False) as npz:
-        assert all(npz[key].dtype != object for key in npz.files)
-    state = load_checkpoint(path)
-    assert state["epoch"] == 1 and state["optimizer_class"] == "Adam" and state["optimizer"]["t"] == 2
-    assert_same_tree(state["params"], result.params)
-    assert state["rng"]["bit_generator"] == "PCG64"
-
-
-def test_a_crash_while_saving_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
-    vae, params, x, _ = tiny_bernoulli()
-    path = tmp_path / "c.npz"
-    fit(vae_objective(vae), params, x, epochs=1, seed=3, progress=False, checkpoint=path)
-    before = path.read_bytes()
-
-    def dying_writer(f, arrays):
-        f.write(b"PK\x03\x04 half a zip file")
-        raise KeyboardInterrupt("killed while saving")
-
-    monkeypatch.setattr(checkpoint, "_write_npz", dying_writer)
-    with pytest.raises(KeyboardInterrupt):
-        fit(vae_objective(vae), params, x, epochs=2, seed=3, progress=False, checkpoint=path, resume=path)
-    assert path.read_bytes() == before and load_checkpoint(path)["epoch"] == 1
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.npz"]
-
-
 def test_resume_refuses_a_different_model_or_optimizer(tmp_path):
     vae, params, x, _ = tiny_bernoulli()
     path = tmp_path / "c.npz"
@@ -169,7 +158,7 @@ def test_resume_refuses_a_different_model_or_optimizer(tmp_path):
         fit(vae_objective(vae), params, x, optimizer=SGD(0.1), epochs=2, progress=False, resume=path)
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
     with pytest.raises(ValueError, match="junk.npz"):
-        load_checkpoint(tmp_path / "junk.npz")
+        fit(vae_objective(vae), params, x, epochs=2, progress=False, resume=tmp_path / "junk.npz")
 
 
 def test_same_seed_same_numbers_and_metrics_json(tmp_path):
@@ -210,8 +199,6 @@ def test_bad_epochs_and_batch_size():
     for kw in ({"epochs": 0}, {"batch_size": 0}, {"batch_size": 2.5}):
         with pytest.raises(ValueError, match="positive integer"):
             fit(vae_objective(vae), params, x, progress=False, **kw)
-    with pytest.raises(ValueError, match="k must be a positive integer"):
-        objectives.iwae_objective(vae, 0)
 
 
 def test_threshold_binarization_equals_binarizing_first():
@@ -258,22 +245,6 @@ def test_a_schedule_is_called_per_epoch_and_its_objective_used():
         fit(lambda epoch: None, params, x, epochs=3, progress=False)
 
 
-def test_kl_warmup_steps_beta_from_beta_start_to_one():
-    vae = VAE(12, [8], 2)
-    schedule = kl_warmup(vae, 4)
-    # beta_e = 0.1 + 0.9 (e - 1) / 4: 0.1, 0.325, 0.55, 0.775, then exactly 1 (the plain ELBO)
-    assert [schedule(e).bound for e in range(1, 8)] == [
-        "elbo_beta0.1", "elbo_beta0.325", "elbo_beta0.55", "elbo_beta0.775", "elbo", "elbo", "elbo"]
-    assert kl_warmup(vae, 2, beta_start=0.0)(2).bound == "elbo_beta0.5"
-    betas = []
-    kl_warmup(vae, 3, 0.4, objective=lambda v, beta: betas.append(beta) or vae_objective(v, beta))(2)
-    assert betas == [pytest.approx(0.6, abs=1e-15)]
-    for kw, words in (({"warmup_epochs": 0}, "warmup_epochs"), ({"warmup_epochs": 2, "beta_start": 1.5},
-                                                                  "beta_start")):
-        with pytest.raises(ValueError, match=words):
-            kl_warmup(vae, **kw)
-
-
 def test_kl_warmup_equals_one_fit_per_beta_chained_by_resume(tmp_path):
     vae, params, x, _ = tiny_bernoulli()
     kw = {"batch_size": 64, "seed": 3, "progress": False}
@@ -310,3 +281,256 @@ def test_resume_with_a_schedule_is_bit_identical(tmp_path):
     # every epoch's test bound is the final objective's: the ELBO at beta = 1
     assert all("test_elbo" in h for h in straight.history)
     assert json.loads((tmp_path / "m.json").read_text())["objective"] == "elbo"
+
+
+
+# ------------------------------------------------------------------------------- the guard (issue 12: 1, 2)
+
+
+def strict_json(path) -> dict:
+    return json.loads(path.read_text(), parse_constant=lambda token: pytest.fail(f"non-strict JSON: {token}"))
+
+
+def test_a_diverging_run_keeps_its_last_good_checkpoint_and_strict_metrics(tmp_path):
+    # the issue's repro: a Gaussian VAE on uniform data with SGD(0.3), full batch, diverges within 40 epochs
+    # (with this seed, the unguarded trainer wrote a bare NaN into metrics.json)
+    rng = numpy.random.default_rng(1)
+    vae = VAE(12, [8], 2, likelihood="gaussian")
+    params, x = vae.init(rng), rng.random((230, 12)).astype(numpy.float32)
+    path, metrics = tmp_path / "c.npz", tmp_path / "m.json"
+    with pytest.raises(NonFiniteLossError, match="non-finite|became") as err, numpy.errstate(all="ignore"):
+        fit(vae_objective(vae), params, x[:200], x_test=x[200:], optimizer=SGD(0.3), epochs=40, batch_size=200,
+            seed=0, progress=False, checkpoint=path, metrics_path=metrics)
+    saved, history = load_checkpoint(path), strict_json(metrics)["history"]
+    # the checkpoint and metrics.json stop at the last epoch that passed every check, and hold finite numbers
+    assert saved["epoch"] == len(history) == err.value.epoch - 1
+    assert all(numpy.isfinite(leaf).all() for leaf in tree_leaves([saved["params"], saved["optimizer"]]))
+    assert all(numpy.isfinite(v) for record in history for v in record.values())
+    # the parameters handed back are finite, and so is their ELBO on the training set
+    assert all(numpy.isfinite(leaf).all() for leaf in tree_leaves(err.value.params))
+    assert numpy.isfinite(evaluate(vae_objective(vae), err.value.params, x[:200], numpy.random.default_rng(1)))
+
+
+class Exploding:
+    """SGD(0.01) whose update number ``at`` turns one parameter array into inf (a blown-up step)."""
+
+    def __init__(self, at: int) -> None:
+        self.inner, self.at, self.steps = SGD(0.01), at, 0
+
+    def step(self, params, grads):
+        self.steps += 1
+        new = self.inner.step(params, grads)
+        if self.steps == self.at:
+            tree_leaves(new)[0][...] = numpy.inf
+        return new
+
+    def state(self):
+        return self.inner.state()
+
+
+def test_parameters_blown_up_by_a_step_are_caught_at_that_step(tmp_path):
+    vae, params, x, _ = tiny_bernoulli()
+    path = tmp_path / "c.npz"
+    with pytest.raises(NonFiniteLossError, match="updated parameters became non-finite.*epoch 2, step 1") as err:
+        fit(vae_objective(vae), params, x, optimizer=Exploding(at=3), epochs=3, seed=1, progress=False,
+            checkpoint=path)
+    # handed back: the input of that step (its loss and gradient were finite), which is the end of epoch 1
+    assert load_checkpoint(path)["epoch"] == 1
+    assert_same_tree(err.value.params, load_checkpoint(path)["params"])
+
+
+def test_a_non_finite_test_bound_stops_before_anything_of_that_epoch_is_written(tmp_path):
+    vae, params, x, x_test = tiny_bernoulli()
+    # calls: epoch 1 steps 1, 2, its evaluation (call 3), epoch 2 steps 1, 2, its evaluation (call 6)
+    poisoned, _ = counting(vae_objective(vae), poison_call=6)
+    path, metrics = tmp_path / "c.npz", tmp_path / "m.json"
+    with pytest.raises(NonFiniteLossError, match="test elbo became nan at epoch 2") as err:
+        fit(poisoned, params, x, x_test=x_test, epochs=3, seed=1, progress=False, checkpoint=path,
+            metrics_path=metrics)
+    assert (err.value.epoch, err.value.step) == (2, None)
+    assert load_checkpoint(path)["epoch"] == 1 and [h["epoch"] for h in strict_json(metrics)["history"]] == [1]
+    assert_same_tree(err.value.params, load_checkpoint(path)["params"])
+
+
+# ---------------------------------------------------------------- one sentence per mistake (issue 12: 6-8)
+
+
+def test_output_paths_that_cannot_be_written_are_refused_before_the_first_step(tmp_path):
+    vae, params, x, _ = tiny_bernoulli()
+    (tmp_path / "a_file").write_text("x")
+    counted, calls = counting(vae_objective(vae))
+    for kw, words in (({"checkpoint": tmp_path}, "checkpoint=.* is a folder"),
+                      ({"metrics_path": tmp_path}, "metrics_path=.* is a folder"),
+                      ({"checkpoint": tmp_path / "a_file" / "c.npz"}, "lies under .*a_file, which is a file"),
+                      ({"metrics_path": tmp_path / "a_file" / "m.json"}, "lies under")):
+        with pytest.raises(ValueError, match=words):
+            fit(counted, params, x, epochs=1, progress=False, **kw)
+    assert calls == []
+
+
+def edited_checkpoint(path, edit_optimizer_state=None, edit_params=None, **meta) -> None:
+    """Rewrite the checkpoint at ``path`` as a hand edit would: its optimizer state, params or metadata."""
+    state = load_checkpoint(path)
+    optimizer_state = (edit_optimizer_state or (lambda s: s))(state["optimizer"])
+    stand_in = type(state["optimizer_class"], (), {"state": lambda self: optimizer_state})()
+    rng = numpy.random.default_rng()
+    rng.bit_generator.state = state["rng"]
+    save_checkpoint(path, (edit_params or (lambda p: p))(state["params"]), stand_in, meta.get("epoch", state["epoch"]),
+                    rng, state["history"], seed=meta.get("seed", state["seed"]))
+
+
+def test_resume_refuses_a_checkpoint_that_does_not_fit_this_run(tmp_path):
+    vae, params, x, _ = tiny_bernoulli()
+    path = tmp_path / "c.npz"
+    kw = {"seed": 4, "progress": False}
+    fit(vae_objective(vae), params, x, epochs=2, checkpoint=path, **kw)
+    good = path.read_bytes()
+
+    def wrong_moment(state):
+        leaves = tree_leaves(state["m"])
+        state["m"] = tree_unflatten(state["m"], [numpy.zeros((leaves[0].shape[0] + 1, *leaves[0].shape[1:]),
+                                                             leaves[0].dtype)] + leaves[1:])
+        return state
+
+    cases = [({"edit_optimizer_state": wrong_moment}, {}, "optimizer state 'm' .* has an array of shape"),
+             ({"edit_params": lambda p: tree_map(lambda a: a.astype(numpy.float64), p)}, {}, "dtype float64"),
+             ({}, {"epochs": 1}, "already at epoch 2, but epochs=1"),
+             ({}, {"seed": 5}, "seed=4, but fit got seed=5"),
+             ({"epoch": -5}, {}, "damaged metadata: epoch -5")]
+    for edit, change, words in cases:
+        path.write_bytes(good)
+        if edit:
+            edited_checkpoint(path, **edit)
+        with pytest.raises(ValueError, match=words):
+            fit(vae_objective(vae), params, x, epochs=change.get("epochs", 3), resume=path,
+                **{**kw, "seed": change.get("seed", 4)})
+
+
+def test_bad_arguments_are_one_sentence():
+    vae, params, x, _ = tiny_bernoulli()
+    objective = vae_objective(vae)
+    for kw, words in (({"epochs": 2.0}, "epochs must be a positive integer"),
+                      ({"epochs": True}, "epochs must be a positive integer"),
+                      ({"batch_size": 64.0}, "batch_size must be a positive integer"),
+                      ({"seed": -1}, "seed must be a non-negative integer"),
+                      ({"seed": 1.5}, "seed must be a non-negative integer")):
+        with pytest.raises(ValueError, match=words):
+            fit(objective, params, x, progress=False, **kw)
+    for bad, words in ((None, "params must be a nest"), ({}, "params must be a nest"),
+                       ({"w": [1.0, 2.0]}, r"params\['w'\]\[0\] is a float"),
+                       ({"w": numpy.array([None, 1.0], dtype=object)}, "dtype object"),
+                       ({"w": numpy.ones(2, numpy.float32), "b": numpy.ones(2)}, "mix the dtypes"),
+                       ({"w": numpy.array([numpy.nan], numpy.float32)}, r"params\['w'\] holds NaN")):
+        with pytest.raises(ValueError, match=words):
+            fit(Objective(lambda p, x, eps: 0.0, None, "neg_loss"), bad, x, epochs=1, progress=False)
+    with pytest.raises(ValueError, match="x must be a 2-D array"):
+        evaluate(objective, params, x[:0], numpy.random.default_rng(0))
+    with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+        evaluate(objective, params, x, numpy.random.default_rng(0), batch_size=0)
+
+
+def test_params_of_another_model_are_refused_before_the_first_step():
+    vae, _, x, _ = tiny_bernoulli()
+    counted, calls = counting(vae_objective(vae))
+    wider = VAE(12, [9], 2).init(numpy.random.default_rng(0))
+    with pytest.raises(ValueError, match=r"objective's model has an array of shape \(12, 8\).*params has \(12, 9\)"):
+        fit(counted, wider, x, epochs=1, progress=False)
+    with pytest.raises(ValueError, match="objective's model and params have different structures"):
+        fit(counted, {"w": numpy.ones((12, 2), numpy.float32)}, x, epochs=1, progress=False)
+    assert calls == []
+
+
+# ----------------------------------------------------------------- what is trained and recorded (13-15, 18)
+
+
+def test_the_test_set_never_changes_what_is_trained():
+    vae, params, x, x_test = tiny_bernoulli()
+    kw = {"epochs": 2, "batch_size": 64, "seed": 6, "progress": False, "binarize": "stochastic"}
+    alone = fit(vae_objective(vae), params, x, **kw)
+    for test in (x_test, x_test[:10]):
+        assert_same_tree(fit(vae_objective(vae), params, x, x_test=test, **kw).params, alone.params)
+
+
+def test_the_train_bound_weights_examples_not_batches():
+    vae, params, x, _ = tiny_bernoulli()
+    losses, sizes = [], []
+
+    def recording(p, xb, eps):
+        value = vae_objective(vae).loss(p, xb, eps)
+        losses.append(float(value._value if hasattr(value, "_value") else value))
+        sizes.append(len(xb))
+        return value
+
+    # 200 rows in batches of 64: 64, 64, 64 and a short last batch of 8
+    result = fit(dataclasses.replace(vae_objective(vae), loss=recording), params, x, epochs=1, batch_size=64,
+                 progress=False)
+    assert sizes == [64, 64, 64, 8]
+    # -(1/N) Σ_b n_b L_b, summed in another order than the trainer's, so equal up to float64 rounding
+    expected = -float(numpy.dot(sizes, losses)) / 200
+    assert result.history[0]["train_elbo"] == pytest.approx(expected, rel=1e-14)
+    assert abs(expected + numpy.mean(losses)) > 1e-6  # the unweighted mean is another number
+
+
+def test_float64_data_train_float32_params_in_float32():
+    vae, params, x, x_test = tiny_bernoulli()
+    seen = []
+
+    def recording(p, xb, eps):
+        seen.append((xb.dtype, eps.dtype))
+        return vae_objective(vae).loss(p, xb, eps)
+
+    result = fit(dataclasses.replace(vae_objective(vae), loss=recording), params, x.astype(numpy.float64),
+                 x_test=x_test.astype(numpy.float64), optimizer=SGD(0.1, momentum=0.5), epochs=1, progress=False)
+    float32 = numpy.dtype(numpy.float32)
+    assert set(seen) == {(float32, float32)}
+    assert {leaf.dtype for leaf in tree_leaves([result.params, result.optimizer.velocity])} == {float32}
+
+
+def test_binarization_reaches_the_data_an_objective_carries():
+    vae, params, x, x_test = tiny_bernoulli()
+    grey = numpy.random.default_rng(9).random((50, 12)).astype(numpy.float32)
+    seen = []
+
+    def carrying(f):
+        seen.append(f(grey))
+        return vae_objective(vae)
+
+    objective = dataclasses.replace(vae_objective(vae), data_map=carrying)
+    fit(objective, params, x, x_test=x_test, epochs=3, seed=2, progress=False, binarize="stochastic")
+    # once for the final objective (test), then once per epoch: Bernoulli draws, fresh every epoch
+    assert len(seen) == 4 and all(set(numpy.unique(s)) <= {0.0, 1.0} for s in seen)
+    assert len({s.tobytes() for s in seen[1:]}) == 3
+    # each pixel is 1 with probability equal to its grey level: 150 draws per pixel, mean within 4 s.e.
+    frequency = numpy.mean(seen[1:], axis=0).mean()
+    assert abs(frequency - grey.mean()) < 4 * numpy.sqrt(0.25 / (3 * grey.size))
+    seen.clear()
+    fit(objective, params, x, epochs=1, progress=False, binarize="threshold")
+    assert len(seen) == 1 and numpy.array_equal(seen[0], (grey > 0.5).astype(numpy.float32))
+
+
+def test_m2_trains_on_binarized_labelled_digits_with_stochastic_binarization():
+    m2 = M2(12, [8], 2, n_classes=3)
+    rng = numpy.random.default_rng(3)
+    x_l, labels, x_u = rng.random((6, 12)).astype(numpy.float32), numpy.array([0, 1, 2, 0, 1, 2]), \
+        rng.random((40, 12)).astype(numpy.float32)
+    seen = []
+    objective = m2_objective(m2, x_l, labels, 1.0)
+    spying = dataclasses.replace(objective, data_map=lambda f: objective.map_data(
+        lambda x: seen.append(f(x)) or seen[-1]))
+    fit(spying, m2.init(rng), x_u, epochs=2, batch_size=20, progress=False, binarize="stochastic")
+    assert len(seen) == 2 and all(set(numpy.unique(s)) <= {0.0, 1.0} and s.shape == x_l.shape for s in seen)
+
+
+def test_train_epoch_visits_every_row_once_and_returns_the_mean_loss_per_example():
+    w = numpy.zeros((3, 1))
+    rows = []
+
+    def loss(p, xb, eps):
+        rows.extend(map(tuple, xb))
+        # L(w; x_b) = mean_b (x_b·w − 1)²: at w = 0 each row scores exactly 1
+        return anp.mean((xb @ p["w"] - 1.0) ** 2)
+
+    x = numpy.random.default_rng(0).random((25, 3))
+    params, mean_loss = train_epoch(Objective(loss, None, "neg_loss"), {"w": w}, x, SGD(0.0 + 1e-9),
+                                    numpy.random.default_rng(1), batch_size=10)
+    assert sorted(rows) == sorted(map(tuple, x)) and mean_loss == pytest.approx(1.0, abs=1e-8)

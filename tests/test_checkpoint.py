@@ -1,0 +1,342 @@
+"""minivae.checkpoint: params files and checkpoints round-trip bit for bit, every damaged or foreign file is one
+ValueError naming it, nothing non-finite is written, and atomic_write leaves no half file, honours the umask,
+cleans up after a kill -9 and fsyncs the folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy
+import pytest
+
+import minivae
+from minivae import checkpoint
+from minivae.checkpoint import (
+    atomic_write,
+    check_output_path,
+    load_checkpoint,
+    load_params,
+    save_checkpoint,
+    save_params,
+    write_metrics,
+)
+from minivae.models import VAE
+from minivae.objectives import vae_objective
+from minivae.optim import Adam
+from minivae.train import fit
+from minivae.tree import tree_items, tree_leaves, tree_unflatten
+
+
+def tiny_run(tmp_path: Path, epochs: int = 1) -> tuple:
+    """A 12-pixel VAE trained for ``epochs`` with a checkpoint: (vae, initial params, x, checkpoint path)."""
+    rng = numpy.random.default_rng(0)
+    vae = VAE(12, [8], 2)
+    params, x = vae.init(rng), rng.random((200, 12)).astype(numpy.float32)
+    path = tmp_path / "c.npz"
+    fit(vae_objective(vae), params, x, epochs=epochs, seed=2, progress=False, checkpoint=path)
+    return vae, params, x, path
+
+
+def assert_identical(a, b) -> None:
+    """The same nest: container types, dict key order, array types, dtypes, shapes and bytes."""
+    assert type(a) is type(b)
+    if isinstance(a, dict):
+        assert list(a) == list(b)
+        for key in a:
+            assert_identical(a[key], b[key])
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b)
+        for u, v in zip(a, b):
+            assert_identical(u, v)
+    else:
+        assert a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
+
+
+# ------------------------------------------------------------------------------------------- params files
+
+
+def test_save_params_round_trips_any_nest_bit_for_bit(tmp_path):
+    rng = numpy.random.default_rng(0)
+    weird = rng.standard_normal(5).astype(numpy.float32)
+    weird[[1, 3]] = numpy.nan, -numpy.inf  # NaN and inf bit patterns survive too
+    params = {"z_last": [rng.standard_normal((3, 2)), (numpy.arange(4, dtype=numpy.int64), numpy.array(True))],
+              "a_first": {"w": weird, "empty": numpy.zeros((0, 7), numpy.float16), "scalar": numpy.float32(2.5)},
+              "tuple": (), "list": []}
+    assert minivae.save_params is save_params and minivae.load_params is load_params
+    save_params(tmp_path / "p.npz", params)
+    back = load_params(tmp_path / "p.npz")
+    params["a_first"]["scalar"] = numpy.asarray(params["a_first"]["scalar"])  # a numpy scalar comes back 0-d
+    assert_identical(back, params)
+    # no pickles inside: every array loads with allow_pickle=False and none is of object dtype
+    with numpy.load(tmp_path / "p.npz", allow_pickle=False) as npz:
+        assert all(npz[key].dtype != object for key in npz.files)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.npz"]
+
+
+def test_load_params_reads_the_params_of_a_checkpoint(tmp_path):
+    _, _, _, path = tiny_run(tmp_path)
+    assert_identical(load_params(path), load_checkpoint(path)["params"])
+
+
+def test_foreign_and_pickled_files_are_one_sentence(tmp_path):
+    import pickle
+
+    files = {"pickle.npz": lambda p: p.write_bytes(pickle.dumps({"w": numpy.ones(2)})),
+             "object.npz": lambda p: numpy.savez(p, w=numpy.array([{"w": 1}], dtype=object)),
+             "plain.npz": lambda p: numpy.savez(p, w=numpy.ones(2)),
+             "single.npy": lambda p: numpy.save(p, numpy.ones(2)),
+             "text.npz": lambda p: p.write_text("hello"),
+             "empty.npz": lambda p: p.write_bytes(b"")}
+    words = {"pickle.npz": "pickle", "object.npz": "pickle", "plain.npz": "without minivae's metadata",
+             "single.npy": "not an .npz", "text.npz": "not an .npz", "empty.npz": "not an .npz"}
+    for name, make in files.items():
+        make(tmp_path / name)
+        with pytest.raises(ValueError, match=words[name]) as err:
+            load_params(tmp_path / name)
+        assert str(tmp_path / name) in str(err.value)
+    with pytest.raises(ValueError, match="does not exist"):
+        load_params(tmp_path / "missing.npz")
+    numpy.savez(tmp_path / "other.npz", meta=numpy.array(json.dumps({"format": "other"})))
+    with pytest.raises(ValueError, match="not a minivae params file"):
+        load_params(tmp_path / "other.npz")
+
+
+@pytest.mark.parametrize("params, words", [
+    ({"w": numpy.array([None, 1.0], dtype=object)}, r"params\['w'\] is an array of dtype object"),
+    ({1: numpy.ones(2)}, "only string keys"),
+    ({"w": "a string"}, None),
+    ([numpy.ones(2), {"b": object()}], r"params\[1\]\['b'\] is object"),
+    ({"lr": float("nan")}, "finite"),
+])
+def test_save_params_refuses_what_it_cannot_store_before_writing(tmp_path, params, words):
+    if words is None:  # a str leaf is JSON, and it round-trips
+        save_params(tmp_path / "p.npz", params)
+        assert load_params(tmp_path / "p.npz") == params
+        return
+    with pytest.raises(ValueError, match=words):
+        save_params(tmp_path / "p.npz", params)
+    assert list(tmp_path.iterdir()) == []
+
+
+# -------------------------------------------------------------------------------------------- checkpoints
+
+
+def test_checkpoint_contents_and_no_pickles(tmp_path):
+    vae, params, x, path = tiny_run(tmp_path)
+    with numpy.load(path, allow_pickle=False) as npz:
+        assert all(npz[key].dtype != object for key in npz.files)
+    state = load_checkpoint(path)
+    assert state["epoch"] == 1 and state["optimizer_class"] == "Adam" and state["optimizer"]["t"] == 2
+    assert state["seed"] == 2 and state["rng"]["bit_generator"] == "PCG64"
+    result = fit(vae_objective(vae), params, x, epochs=1, seed=2, progress=False)
+    assert_identical(state["params"], result.params)
+
+
+def test_truncated_or_bit_flipped_checkpoints_are_one_sentence_naming_the_file(tmp_path):
+    _, _, _, path = tiny_run(tmp_path)
+    good = path.read_bytes()
+    reference = load_checkpoint(path)
+    damaged = tmp_path / "damaged.npz"
+    rng = numpy.random.default_rng(0)
+    cases = [good[:n] for n in (0, 3, 10, 100, len(good) // 2, len(good) - 30, len(good) - 1)]
+    for position in rng.choice(len(good), 60, replace=False):
+        flipped = bytearray(good)
+        flipped[position] ^= 1 << int(rng.integers(8))
+        cases.append(bytes(flipped))
+    refused = 0
+    for data in cases:
+        damaged.write_bytes(data)
+        try:
+            state = load_checkpoint(damaged)
+        except ValueError as err:
+            assert str(damaged) in str(err)
+            refused += 1
+        else:
+            # a flip in a field nothing reads (a zip timestamp, say) may pass, but never with other numbers
+            assert_identical(state["params"], reference["params"])
+            assert_identical(state["optimizer"]["m"], reference["optimizer"]["m"])
+    # every truncation and most flips are refused (the zip CRC-32 covers the arrays and the metadata)
+    assert refused >= 7 + 30
+
+
+def rewrite_meta(path: Path, edit) -> None:
+    """Rewrite the checkpoint at ``path`` with its metadata passed through ``edit`` (a hand edit)."""
+    with numpy.load(path, allow_pickle=False) as npz:
+        arrays = {key: npz[key] for key in npz.files}
+    meta = json.loads(str(arrays["meta"]))
+    edited = edit(meta)
+    arrays["meta"] = numpy.array(edited if isinstance(edited, str) else json.dumps(edited))
+    numpy.savez(path, **arrays)
+
+
+@pytest.mark.parametrize("edit, words", [
+    (lambda m: "{not json", "not valid JSON"),
+    (lambda m: [1, 2], "should be a JSON object"),
+    (lambda m: {k: v for k, v in m.items() if k != "epoch"}, "'epoch' should be a int"),
+    (lambda m: {**m, "epoch": "3"}, "'epoch' should be a int"),
+    (lambda m: {**m, "epoch": -5}, "epoch -5"),
+    (lambda m: {**m, "epoch": True}, "'epoch' should be a int"),
+    (lambda m: {**m, "history": {"a": 1}}, "'history' should be a list"),
+    (lambda m: {**m, "history": [1, 2]}, "list of per-epoch records"),
+    (lambda m: {**m, "rng": None}, "'rng' should be a dict"),
+    (lambda m: {**m, "seed": -1}, "seed -1"),
+    (lambda m: {**m, "params": {"array": "a999"}}, "names no stored array"),
+    (lambda m: {**m, "params": {"dict": [1]}}, "names no stored array"),
+    (lambda m: {**m, "optimizer": {"dict": {"m": 5}}}, "does not describe a nest"),
+])
+def test_hand_edited_metadata_is_one_sentence(tmp_path, edit, words):
+    _, _, _, path = tiny_run(tmp_path)
+    rewrite_meta(path, edit)
+    with pytest.raises(ValueError, match=words) as err:
+        load_checkpoint(path)
+    assert str(path) in str(err.value)
+
+
+def test_non_finite_values_are_never_written_to_a_checkpoint(tmp_path):
+    _, params, _, path = tiny_run(tmp_path)
+    before = path.read_bytes()
+    (where, first), *_ = tree_items(params)
+    bad = tree_unflatten(params, [numpy.full_like(first, numpy.inf)] + tree_leaves(params)[1:])
+    with pytest.raises(ValueError, match=f"non-finite.*{re.escape('params' + where)} are NaN or inf"):
+        save_checkpoint(path, bad, Adam(), 2, numpy.random.default_rng(0))
+    with pytest.raises(ValueError, match=r"-inf for history\[0\]\.test_elbo"):
+        save_checkpoint(path, params, Adam(), 2, numpy.random.default_rng(0), [{"test_elbo": -numpy.inf}])
+    with pytest.raises(ValueError, match="dtype object"):
+        save_checkpoint(path, {"w": numpy.array([1.0, None], dtype=object)}, Adam(), 2, numpy.random.default_rng(0))
+    assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["c.npz"]
+
+
+def test_a_crash_while_saving_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    vae, params, x, path = tiny_run(tmp_path)
+    before = path.read_bytes()
+
+    def dying_writer(f, arrays):
+        f.write(b"PK\x03\x04 half a zip file")
+        raise KeyboardInterrupt("killed while saving")
+
+    monkeypatch.setattr(checkpoint, "_write_npz", dying_writer)
+    with pytest.raises(KeyboardInterrupt):
+        fit(vae_objective(vae), params, x, epochs=2, seed=2, progress=False, checkpoint=path, resume=path)
+    assert path.read_bytes() == before and load_checkpoint(path)["epoch"] == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.npz"]
+
+
+# --------------------------------------------------------------------------------------------- metrics
+
+
+def test_metrics_json_is_strict_and_refuses_non_finite_numbers(tmp_path):
+    objective = vae_objective(VAE(4, [3], 2))
+    path = tmp_path / "m.json"
+    write_metrics(path, objective, [{"epoch": 1, "test_elbo": -3.5}], seed=0)
+    body = json.loads(path.read_text(), parse_constant=lambda token: pytest.fail(f"non-strict JSON: {token}"))
+    assert body["history"] == [{"epoch": 1, "test_elbo": -3.5}] and body["objective"] == "elbo"
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        with pytest.raises(ValueError, match=r"history\[1\]\.test_elbo.*strict JSON"):
+            write_metrics(path, objective, [{"epoch": 1, "test_elbo": -3.5}, {"epoch": 2, "test_elbo": bad}])
+    assert json.loads(path.read_text())["history"] == [{"epoch": 1, "test_elbo": -3.5}]
+
+
+# ------------------------------------------------------------------------------------------ atomic files
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_atomic_write_honours_the_umask(tmp_path, umask):
+    old = os.umask(umask)
+    try:
+        atomic_write(tmp_path / "f.bin", lambda f: f.write(b"data"))
+    finally:
+        os.umask(old)
+    # as open() would create it: 0666 minus the umask (mkstemp's 0600 would hide the file from other users)
+    assert (tmp_path / "f.bin").stat().st_mode & 0o777 == 0o666 & ~umask
+    assert (tmp_path / "f.bin").read_bytes() == b"data"
+
+
+SLOW_WRITER = """
+import sys, time
+from minivae.checkpoint import atomic_write
+
+def write(f):
+    f.write(b"x" * 1000)
+    f.flush()
+    print("writing", flush=True)
+    time.sleep(60)
+
+atomic_write(sys.argv[1], write)
+"""
+
+
+@pytest.mark.skipif(os.name != "posix", reason="kill -9 and pid probes are POSIX")
+def test_parts_left_by_a_kill_9_are_removed_by_the_next_write(tmp_path):
+    target = tmp_path / "c.npz"
+    writers = [subprocess.Popen([sys.executable, "-c", SLOW_WRITER, str(target)], stdout=subprocess.PIPE)
+               for _ in range(2)]
+    for writer in writers:
+        assert writer.stdout.readline() == b"writing\n"
+    # one writer is killed mid-write; the other is still writing (its part file must survive)
+    writers[0].send_signal(signal.SIGKILL)
+    writers[0].wait()
+    parts = sorted(p.name for p in tmp_path.iterdir())
+    assert len(parts) == 2 and all(p.startswith(".c.npz.") and p.endswith(".part") for p in parts)
+    other_target = tmp_path / ".c.npz.1.abcd.part.npz"  # a file of another target with a look-alike name
+    other_target.write_bytes(b"keep")
+    try:
+        atomic_write(target, lambda f: f.write(b"new"))
+        left = sorted(p.name for p in tmp_path.iterdir())
+        assert left == sorted([".c.npz.1.abcd.part.npz", f".c.npz.{writers[1].pid}." + left[1].split(".")[-2]
+                               + ".part", "c.npz"])
+    finally:
+        writers[1].kill()
+        writers[1].wait()
+    assert target.read_bytes() == b"new"
+
+
+def test_atomic_write_errors_name_the_file_not_the_deleted_temporary(tmp_path):
+    folder = tmp_path / "taken"
+    (folder / "inside").mkdir(parents=True)
+    with pytest.raises(OSError) as err:
+        atomic_write(folder, lambda f: f.write(b"data"))
+    assert str(folder) in str(err.value) and ".part" not in str(err.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]
+
+    def failing(f):
+        raise ValueError("the writer's own error")
+
+    with pytest.raises(ValueError, match="the writer's own error"):
+        atomic_write(tmp_path / "f.bin", failing)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]
+
+
+def test_atomic_write_fsyncs_the_file_and_then_its_folder(tmp_path, monkeypatch):
+    import stat
+
+    synced = []
+    real_fsync = os.fsync
+
+    def recording(fd):
+        synced.append("folder" if stat.S_ISDIR(os.fstat(fd).st_mode) else "file")
+        real_fsync(fd)
+
+    monkeypatch.setattr(checkpoint.os, "fsync", recording)
+    atomic_write(tmp_path / "f.bin", lambda f: f.write(b"data"))
+    assert synced == ["file", "folder"]
+
+
+def test_output_paths_that_cannot_be_written_are_refused(tmp_path):
+    (tmp_path / "a_file").write_text("x")
+    with pytest.raises(ValueError, match="checkpoint=.* is a folder"):
+        check_output_path(tmp_path, "checkpoint")
+    with pytest.raises(ValueError, match="metrics_path=.* lies under .*a_file, which is a file"):
+        check_output_path(tmp_path / "a_file" / "sub" / "m.json", "metrics_path")
+    check_output_path(tmp_path / "new" / "deeper" / "c.npz", "checkpoint")  # folders still to be made are fine
+    if os.geteuid() != 0:  # root may write anywhere
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        with pytest.raises(ValueError, match="not writable"):
+            check_output_path(locked / "c.npz", "checkpoint")
+
