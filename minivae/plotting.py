@@ -67,7 +67,7 @@ def save_curves(curves: dict, path: Path, xlabel: str = "epoch", ylabel: str = "
         ax.plot(xs, ys, marker="o", ms=3, label=label)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    whole_number_ticks(ax, [x for xs, _ in curves.values() for x in xs])
+    whole_number_ticks(ax.xaxis, [x for xs, _ in curves.values() for x in xs])
     if title:
         ax.set_title(title, fontsize=10)
     ax.legend()
@@ -75,12 +75,13 @@ def save_curves(curves: dict, path: Path, xlabel: str = "epoch", ylabel: str = "
     return save_figure(fig, path)
 
 
-def whole_number_ticks(ax: Any, xs: list) -> None:
-    r"""Put the x ticks of ``ax`` on whole numbers when every x is a count (epochs, steps, samples)."""
-    if xs and all(float(x).is_integer() for x in xs):
+def whole_number_ticks(axis: Any, values: list) -> None:
+    r"""Put the ticks of ``axis`` (``ax.xaxis`` or ``ax.yaxis``) on whole numbers when every value is a count
+    (epochs, steps, units)."""
+    if values and all(float(v).is_integer() for v in values):
         from matplotlib.ticker import MaxNLocator
 
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axis.set_major_locator(MaxNLocator(integer=True))
 
 
 def save_latent_scatter(z: numpy.ndarray, labels: numpy.ndarray, path: Path, title: str = "") -> Path:
@@ -97,24 +98,30 @@ def save_latent_scatter(z: numpy.ndarray, labels: numpy.ndarray, path: Path, tit
 
 
 def save_image_panels(panels: dict, path: Path, ncols: int = 8, vertical: bool = False,
-                      shape: tuple[int, int] = (28, 28)) -> Path:
-    r"""Save several image grids ``{title: (n, H*W) images in [0, 1]}`` side by side (or stacked) in one PNG."""
+                      shape: tuple[int, int] = (28, 28), title: str = "") -> Path:
+    r"""Save several image grids ``{title: (n, H*W) images in [0, 1]}`` side by side (or stacked) in one PNG,
+    under an overall ``title``."""
     canvases = {title: tile_images(numpy.clip(images, 0.0, 1.0), ncols, shape) for title, images in panels.items()}
     first = next(iter(canvases.values()))
     n = len(canvases)
     width, height = first.shape[1] / 40, first.shape[0] / 40 + 0.3
     fig, axes = plt.subplots(n if vertical else 1, 1 if vertical else n, squeeze=False,
                              figsize=(width, height * n) if vertical else (width * n, height))
-    for ax, (title, canvas) in zip(axes.ravel(), canvases.items()):
+    for ax, (name, canvas) in zip(axes.ravel(), canvases.items()):
         ax.imshow(canvas, cmap="gray_r", vmin=0.0, vmax=1.0, interpolation="nearest")
         ax.set_axis_off()
-        ax.set_title(title, fontsize=9)
+        ax.set_title(name, fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=10)
     return save_figure(fig, path)
 
 
 def save_curve_panels(panels: dict, path: Path, xlabel: str = "", logx: bool = False, ylims: dict | None = None,
-                      ) -> Path:
-    r"""Save one axes per entry of ``{ylabel: {label: (xs, ys)}}``, side by side; ``ylims`` maps ylabel to (lo, hi)."""
+                      title: str = "") -> Path:
+    r"""Save one axes per entry of ``{ylabel: {label: (xs, ys)}}``, side by side; ``ylims`` maps ylabel to (lo, hi).
+
+    Axes whose values are all whole numbers (counts) get whole-number ticks; ``title`` goes above them all.
+    """
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.3), squeeze=False)
     for ax, (ylabel, curves) in zip(axes.ravel(), panels.items()):
         for label, (xs, ys) in curves.items():
@@ -127,8 +134,13 @@ def save_curve_panels(panels: dict, path: Path, xlabel: str = "", logx: bool = F
         ax.set_ylabel(ylabel)
         if ylims and ylabel in ylims:
             ax.set_ylim(*ylims[ylabel])
+        if not logx:
+            whole_number_ticks(ax.xaxis, [x for xs, _ in curves.values() for x in xs])
+        whole_number_ticks(ax.yaxis, [y for _, ys in curves.values() for y in ys])
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return save_figure(fig, path)
 

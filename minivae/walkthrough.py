@@ -274,26 +274,20 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def save_metrics(out: Path, metrics: dict) -> Path:
-    r"""Write ``metrics`` as ``out/metrics.json`` (strict JSON: non-finite numbers become null), atomically."""
-    path = Path(out) / "metrics.json"
+def save_metrics(out: Path, metrics: dict, name: str = "metrics.json") -> Path:
+    r"""Write ``metrics`` as ``out/name`` (strict JSON: non-finite numbers become null), atomically."""
+    path = Path(out) / name
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(_plain(metrics), indent=2, sort_keys=True, allow_nan=False) + "\n")
     os.replace(tmp, path)
     return path
 
 
-def save_params(out: Path, params: Any, name: str = "params.npz") -> Path | None:
-    r"""Save the trained ``params`` nest as ``out/name`` with ``minivae.save_params`` (load it with
-    ``minivae.load_params``)."""
-    import minivae
-    from minivae import checkpoint
+def save_params(out: Path, params: Any, name: str = "params.npz") -> Path:
+    r"""Save the trained ``params`` nest as ``out/name`` with :func:`minivae.save_params` (an ``.npz`` with the
+    nest's structure as JSON, no pickle, written atomically); ``minivae.load_params`` reads it back."""
+    from minivae.checkpoint import save_params as save
 
-    # imported when called: minivae.save_params lives in minivae.checkpoint
-    save = getattr(minivae, "save_params", None) or getattr(checkpoint, "save_params", None)
-    if save is None:
-        print("(params not saved: this minivae has no save_params yet)", file=sys.stderr)
-        return None
     path = Path(out) / name
     save(path, params)
     return path
@@ -319,28 +313,27 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def finish(out: Path, params: Any, metrics: dict, figures: Iterable[Path], next_step: str) -> Run:
+def finish(out: Path, params: Any, metrics: dict, figures: Iterable[Path], next_step: str, variant: str = "") -> Run:
     r"""End a run: save ``params`` (params.npz) and ``metrics`` (metrics.json), list every file written
-    (``figures`` first), name the next walkthrough, and return the :class:`Run`."""
-    written = [*figures, save_params(out, params), save_metrics(out, metrics)]
+    (``figures`` first), name the next walkthrough, and return the :class:`Run`.
+
+    A ``variant`` (e.g. ``"square"`` for a non-default mask) goes into both names (params_square.npz,
+    metrics_square.json), so a variant never overwrites the default run's files; name its figures likewise.
+    """
+    tag = f"_{variant}" if variant else ""
+    written = [*figures, save_params(out, params, f"params{tag}.npz"), save_metrics(out, metrics, f"metrics{tag}.json")]
     print("wrote:")
     for path in written:
-        if path is not None:
-            print(f"  {path}")
+        print(f"  {path}")
     print(f"next: {next_step}")
     return Run(params, metrics)
 
 
 # ---- MNIST walkthroughs (05-12): the data flags and the train / evaluation split they share ----
 
-def add_mnist_args(parser: argparse.ArgumentParser, settings: dict | None = None,
-                   epochs: int = 10) -> argparse.ArgumentParser:
+def add_mnist_args(parser: argparse.ArgumentParser, settings: dict) -> argparse.ArgumentParser:
     r"""Add the flags of the MNIST walkthroughs: --data-dir, --binarize, and --epochs, --batch-size, --n-train
     from ``settings`` (``n_train`` None means all the training digits)."""
-    if settings is None:
-        # the older form add_mnist_args(parser, epochs=10), until every walkthrough has its SETTINGS block
-        settings = {"epochs": (epochs, epochs), "batch_size": (100, 100), "n_train": (None, None)}
-        parser.set_defaults(epochs=epochs, batch_size=100)
     parser.add_argument("--data-dir", type=Path, default=None, help=DATA_DIR_HELP)
     parser.add_argument("--binarize", choices=("threshold", "stochastic", "none"), default="threshold",
                         help="pixels for the Bernoulli decoder: 1[x > 0.5] (default), one Bernoulli(x) draw "

@@ -1,43 +1,46 @@
-r"""02 - A 1-D latent z and a 2-D observation x: the decoder mean traces a curve, the variance makes it a band.
+# %% [markdown]
+# # 02 - A 1-D latent z and a 2-D observation x: the decoder mean traces a curve, the variance makes it a band.
+#
+# Zhu, Deep Generative Models II, "an example with MLP": a 1-D latent variable z, a 2-D observation x, and "NN +
+# Gaussian with a diagonal covariance",
+#
+#     z ~ N(0, 1),    p(x|z) = N(x; mu(z), diag(sigma_1^2(z), sigma_2^2(z))),    p(x) = integral p(z) p(x|z) dz,
+#
+# with mu(z) and log sigma^2(z) given by one MLP. As z runs over the real line, mu(z) draws a curve in the plane;
+# p(x) is that curve thickened by Gaussian noise of width sigma(z), weighted by how often p(z) visits each point.
+#
+# The data here come from exactly such a model with a known curve, a half circle walked at uniform speed:
+#
+#     z ~ N(0, 1),    x = (cos(pi Phi(z)), sin(pi Phi(z))) + 0.1 eps,    eps ~ N(0, I_2),
+#
+# (Phi is the standard normal CDF), so we can check what the VAE learns against the truth: its curve mu(z) should
+# lie on the half circle (up to the direction it runs), its sigma(z) should be near 0.1, and its ELBO just below
+# the true mean log-density E[log p(x)], computed here by quadrature over z. The VAE maximises (Zhu, Deep
+# Generative Models II)
+#
+#     ELBO(x) = E_q[log p(x|z)] - KL(q(z|x) || N(0, 1)),    z = mu(x) + sigma(x) * eps,
+#
+# with a short KL warm-up (beta from 0.1 to 1 over the first half of training): without it the decoder often
+# starts by explaining the data with a large variance and a straight line, and stays there. (The closed ring of
+# walkthrough 01 is harder still for a 1-D latent: one line cannot go round a loop without a gap.)
+#
+# Saves in --out:
+# - 02_one_d_latent.png  left: the curve mu(z) for z on a grid, coloured by z, with the +-sigma(z) ellipse of
+#                        p(x|z) at every half unit of z, over the data; middle: mu_1(z) and mu_2(z) with their
+#                        +-sigma bands against z, and the prior p(z); right: samples x ~ p(x) beside the data
+#
+# and reports the test ELBO (with its reconstruction and KL terms) beside the true E[log p(x)], the median
+# sigma_d(z) for |z| <= 2 beside the true 0.1, and how far the learned curve mu(z), |z| <= 2, lies from the true
+# half circle (median and largest distance).
+#
+# Run it (about twenty seconds; --quick takes about five):
+#
+#     python walkthroughs/02_one_d_latent.py
+#     python walkthroughs/02_one_d_latent.py --quick --out /tmp/one_d
+#
+# Also saved in --out: params.npz (the trained VAE; load it with minivae.load_params) and metrics.json.
 
-Zhu, Deep Generative Models II, "an example with MLP": a 1-D latent variable z, a 2-D observation x, and "NN +
-Gaussian with a diagonal covariance",
-
-    z ~ N(0, 1),    p(x|z) = N(x; mu(z), diag(sigma_1^2(z), sigma_2^2(z))),    p(x) = integral p(z) p(x|z) dz,
-
-with mu(z) and log sigma^2(z) given by one MLP. As z runs over the real line, mu(z) draws a curve in the plane;
-p(x) is that curve thickened by Gaussian noise of width sigma(z), weighted by how often p(z) visits each point.
-
-The data here come from exactly such a model with a known curve, a half circle walked at uniform speed:
-
-    z ~ N(0, 1),    x = (cos(pi Phi(z)), sin(pi Phi(z))) + 0.1 eps,    eps ~ N(0, I_2),
-
-(Phi is the standard normal CDF), so we can check what the VAE learns against the truth: its curve mu(z) should
-lie on the half circle (up to the direction it runs), its sigma(z) should be near 0.1, and its ELBO just below
-the true mean log-density E[log p(x)], computed here by quadrature over z. The VAE maximises (Zhu, Deep
-Generative Models II)
-
-    ELBO(x) = E_q[log p(x|z)] - KL(q(z|x) || N(0, 1)),    z = mu(x) + sigma(x) * eps,
-
-with a short KL warm-up (beta from 0.1 to 1 over the first half of training): without it the decoder often
-starts by explaining the data with a large variance and a straight line, and stays there. (The closed ring of
-walkthrough 01 is harder still for a 1-D latent: one line cannot go round a loop without a gap.)
-
-Saves in --out:
-- 02_one_d_latent.png  left: the curve mu(z) for z on a grid, coloured by z, with the +-sigma(z) ellipse of
-                       p(x|z) at every half unit of z, over the data; middle: mu_1(z) and mu_2(z) with their
-                       +-sigma bands against z, and the prior p(z); right: samples x ~ p(x) beside the data
-
-and reports the test ELBO (with its reconstruction and KL terms) beside the true E[log p(x)], the median
-sigma_d(z) for |z| <= 2 beside the true 0.1, and how far the learned curve mu(z), |z| <= 2, lies from the true
-half circle (median and largest distance).
-
-Run it (about twenty seconds; --quick takes about five):
-
-    python walkthroughs/02_one_d_latent.py
-    python walkthroughs/02_one_d_latent.py --quick --out /tmp/one_d
-"""
-
+# %%
 from __future__ import annotations
 
 import math
@@ -52,23 +55,42 @@ from minivae.objectives import kl_warmup, vae_objective
 from minivae.optim import Adam
 from minivae.plotting import plt, save_figure, scatter_panel
 from minivae.train import evaluate, fit
-from minivae.walkthrough import prepare_out, print_table, save_metrics, walkthrough_parser
+from minivae.walkthrough import Run, finish, lesson, parse_flags, print_table, show_progress, walkthrough_parser
 
 NOISE = 0.1  # the true sigma* of p(x|z)
 XLIM, YLIM = (-1.5, 1.5), (-0.5, 1.5)  # the plane panels' window onto the half circle
 
+# %% [markdown]
+# ## Settings
+#
+# (quick, full) for each setting. The quick run (30 epochs on 1,500 points) already finds the curve and
+# its width; the full run follows it more closely.
 
+# %%
+OUT = "figures/02_one_d_latent"
+SETTINGS = {  # name: (quick, full)
+    "n_train": (1500, 10000),  # training points near the half circle
+    "epochs": (30, 60),
+    "hidden": (64, 128),  # width of both hidden layers of encoder and decoder
+    "batch_size": (50, 100),
+    "lr": (3e-3, 3e-3),
+    "n_test": (2000, 2000),
+    "n_samples": (3000, 3000),  # samples of p(x) for the figure
+}
+
+
+# %%
 def parse_args(argv: list[str] | None = None):
-    parser = walkthrough_parser(__doc__, "figures/02_one_d_latent")
-    args = parser.parse_args(argv)
-    # (training points, epochs, hidden width, minibatch)
-    quick, full = (1500, 30, 64, 50), (10000, 60, 128, 100)
-    args.n_train, args.epochs, args.hidden, args.batch_size = quick if args.quick else full
-    args.n_test, args.n_samples, args.lr = 2000, 3000, 3e-3
-    args.out = prepare_out(args.out)
-    return args
+    """The flags (--quick, --seed, --out, --device), checked before anything runs; the settings above."""
+    return parse_flags(walkthrough_parser(lesson(__name__), OUT), argv, SETTINGS)
 
 
+# %% [markdown]
+# ## The true model
+#
+# The curve, the data drawn from it, and its exact log-density (by quadrature over z).
+
+# %%
 def true_curve(z: numpy.ndarray) -> numpy.ndarray:
     r"""mu*(z) = (cos(pi Phi(z)), sin(pi Phi(z))): the half circle, walked at uniform speed when z ~ N(0, 1)."""
     # Phi(z) = (1 + erf(z / sqrt 2)) / 2, uniform on (0, 1) for z ~ N(0, 1)
@@ -76,12 +98,14 @@ def true_curve(z: numpy.ndarray) -> numpy.ndarray:
     return numpy.stack([numpy.cos(numpy.pi * phi), numpy.sin(numpy.pi * phi)], axis=-1)
 
 
+# %%
 def half_circle(n: int, rng: numpy.random.Generator) -> numpy.ndarray:
     r"""n draws of x = mu*(z) + 0.1 eps with z ~ N(0, 1), eps ~ N(0, I_2): float32 (n, 2)."""
     z = rng.standard_normal(n)
     return (true_curve(z) + NOISE * rng.standard_normal((n, 2))).astype(numpy.float32)
 
 
+# %%
 def true_log_density(x: numpy.ndarray) -> numpy.ndarray:
     r"""log p*(x) = log integral N(z; 0, 1) N(x; mu*(z), 0.1^2 I) dz, by the midpoint rule on z in [-7, 7]."""
     z = numpy.linspace(-7.0, 7.0, 2801)
@@ -93,14 +117,22 @@ def true_log_density(x: numpy.ndarray) -> numpy.ndarray:
     return numpy.logaddexp.reduce(log_lik + log_w, axis=1)
 
 
+# %% [markdown]
+# ## How far the learned curve lies from the true one
+
+# %%
 def distance_to_true_curve(points: numpy.ndarray) -> numpy.ndarray:
     """For each row of ``points``, its distance to the nearest point of the true half circle mu*(z)."""
     curve = true_curve(numpy.linspace(-5.0, 5.0, 4001))
     return numpy.sqrt(((points[:, None, :] - curve[None]) ** 2).sum(-1)).min(axis=1)
 
 
+# %% [markdown]
+# ## The figure
+
+# %%
 def plot_curve(x: numpy.ndarray, z: numpy.ndarray, mean: numpy.ndarray, sigma: numpy.ndarray,
-               samples: numpy.ndarray, path) -> None:
+               samples: numpy.ndarray, path, title: str):
     """The decoder's curve mu(z) with +-sigma(z) ellipses, mu_d(z) +- sigma_d(z) against z, and samples of p(x)."""
     fig, axes = plt.subplots(1, 3, figsize=(14, 4), gridspec_kw={"wspace": 0.35})
     ax = axes[0]
@@ -129,10 +161,17 @@ def plot_curve(x: numpy.ndarray, z: numpy.ndarray, mean: numpy.ndarray, sigma: n
                   color="0.75", alpha=1.0, label="data")
     axes[2].scatter(samples[:, 0], samples[:, 1], s=2, alpha=0.5, color="C3", label=r"$x \sim p(x)$")
     axes[2].legend(fontsize=8, markerscale=4, loc="lower center")
-    save_figure(fig, path)
+    fig.suptitle(title, fontsize=11)
+    return save_figure(fig, path)
 
 
-def main(argv: list[str] | None = None) -> dict:
+# %% [markdown]
+# ## The run
+#
+# Train with a KL warm-up, then read the decoder's mu(z) and sigma(z) off a grid of z, and sample p(x).
+
+# %%
+def main(argv: list[str] | None = None) -> Run:
     started = time.perf_counter()
     args = parse_args(argv)
     rng = numpy.random.default_rng(args.seed)
@@ -143,7 +182,7 @@ def main(argv: list[str] | None = None) -> dict:
     vae = VAE(2, [args.hidden, args.hidden], 1, likelihood="gaussian")
     result = fit(kl_warmup(vae, args.epochs // 2), vae.init(numpy.random.default_rng(args.seed)), x_train,
                  optimizer=Adam(args.lr), epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
-                 progress=False, device=args.device)
+                 progress=show_progress(), device=args.device)
     params = result.params
     test_elbo = evaluate(vae_objective(vae), params, x_test, rng)
     test_kl = float(numpy.mean(kl_standard_normal(*vae.encode(params, x_test))))
@@ -157,7 +196,8 @@ def main(argv: list[str] | None = None) -> dict:
     zs = rng.standard_normal((args.n_samples, 1)).astype(numpy.float32)
     m, lv = vae.decode(params, zs)
     samples = sample_gaussian(m, lv, rng)
-    plot_curve(x_train[:args.n_samples], z, mean, sigma, samples, args.out / "02_one_d_latent.png")
+    figures = [plot_curve(x_train[:args.n_samples], z, mean, sigma, samples, args.out / "02_one_d_latent.png",
+                          f"VAE 2-{args.hidden}-{args.hidden}-1, {args.epochs} epochs on {args.n_train:,} points")]
 
     inner = numpy.abs(z) <= 2.0
     sigma_median = float(numpy.median(sigma[inner]))
@@ -177,9 +217,10 @@ def main(argv: list[str] | None = None) -> dict:
                "n_train": args.n_train, "epochs": args.epochs, "hidden": [args.hidden, args.hidden],
                "history": result.history, "seed": args.seed, "quick": args.quick,
                "wall_seconds": time.perf_counter() - started}
-    save_metrics(args.out, metrics)
-    return metrics
+    return finish(args.out, params, metrics, figures,
+                  "walkthroughs/03_bottleneck_1d.py: squeeze two clusters through a 1-D code, AE against VAE.")
 
 
+# %%
 if __name__ == "__main__":
-    main()
+    run = main()

@@ -1,52 +1,56 @@
-r"""03 - Two clusters through a 1-D bottleneck: the autoencoder collapses them onto a curve, the VAE still generates.
+# %% [markdown]
+# # 03 - Two clusters through a 1-D bottleneck: the autoencoder collapses them onto a curve, the VAE still generates.
+#
+# Notes on "Auto-Encoding Variational Bayes" (the toy of "How autoencoders fail"): 2-D data from two Gaussian
+# clusters, x ~ 1/2 N((-2, 0), I) + 1/2 N((2, 0), I), squeezed through a 1-D code.
+#
+# 1. The deterministic autoencoder (Klushyn, deterministic AE) z = f(x), x_hat = g(z), trained on ||x - x_hat||^2.
+#    One number per point cannot hold two coordinates, so every reconstruction lands on the curve g(R), and its
+#    codes follow no known distribution: decoding z ~ N(0, 1) gives points on that curve, not the data.
+# 2. The VAE with a 1-D latent and a Gaussian decoder with learned variance, p(x|z) = N(mu(z), diag sigma^2(z)),
+#    trained on the ELBO (Zhu, Deep Generative Models II), here the Gaussian case written out:
+#
+#        ELBO(x) = E_q[ -1/2 sum_d (log 2 pi + log sigma_d^2(z) + (x_d - mu_d(z))^2 / sigma_d^2(z)) ]
+#                  - KL(q(z|x) || N(0, 1)),      z = mu(x) + sigma(x) * eps.
+#
+#    The variance soaks up what one code cannot say, and the KL term keeps the codes close to N(0, 1), so
+#    z ~ N(0, 1), x ~ N(mu(z), diag sigma^2(z)) reproduces both clusters. Trained on the ELBO alone from the
+#    start, this small VAE often settles on ignoring z (KL = 0, one broad Gaussian over both clusters); a
+#    short KL warm-up (beta from 0.1 to 1 over the first half of training) avoids that.
+#
+# The notes' own get_ELBO code gets that Gaussian term wrong: it adds 1/(2 sigma^2) to (x - mu)^2 instead of
+# multiplying, counts the constant -D/2 log 2 pi twice, makes sigma positive with abs, and returns the likelihood
+# term instead of the ELBO. minivae's gaussian_log_prob (minivae.distributions) implements the formula above, with
+# log sigma^2 as the network output; the table shows what the notes' formula would have reported for the same
+# trained model. tests/test_distributions.py compares gaussian_log_prob with the density written out term by term,
+# -1/2 log(2 pi sigma^2) - (x - mu)^2 / (2 sigma^2), which fails on either of the first two mistakes.
+#
+# Numbers: the per-example negative ELBO (nats) beside the true entropy -E[log p(x)] of the mixture (no model
+# can beat it on average), the AE's squared error, and two sample-quality scores for 2,000 draws (1,000 with
+# --quick) of each generator, with as many fresh data points as the reference:
+#
+# - "log p_true(samples)": the mean log-density of the samples under the true mixture (the obvious first try). It is
+#   one-sided: points bunched on the cluster axis score *higher* than real data, so it cannot tell a collapsed
+#   generator from a good one by itself.
+# - "Parzen log-lik": the mean log-density of held-out data under a Gaussian kernel density estimate built on the
+#   samples (Breuleux et al. 2011), with one bandwidth for every generator: the one under which real data best
+#   predict a validation split. It is high only if the samples cover the data, so collapse is punished. The
+#   VAE's samples beat the AE's decoded prior codes on this score.
+#
+# Saves in --out:
+# - 03_bottleneck.png  data; AE reconstructions; VAE reconstructions (decoder mean at z = mu(x)); VAE samples
+#                      z ~ N(0, 1), x = mu(z) + sigma(z) eps; the AE decoding of z ~ N(0, 1)
+# - 03_codes.png       the learned 1-D codes by cluster: AE codes f(x), VAE posterior means mu(x) beside N(0, 1)
+#
+# Run it (about twenty-five seconds; --quick takes under ten):
+#
+#     python walkthroughs/03_bottleneck_1d.py
+#     python walkthroughs/03_bottleneck_1d.py --quick --out /tmp/bottleneck
+#
+# Also saved in --out: params.npz (both models, {"ae": ..., "vae": ...}; load it with minivae.load_params)
+# and metrics.json.
 
-Notes on "Auto-Encoding Variational Bayes" (the toy of "How autoencoders fail"): 2-D data from two Gaussian
-clusters, x ~ 1/2 N((-2, 0), I) + 1/2 N((2, 0), I), squeezed through a 1-D code.
-
-1. The deterministic autoencoder (Klushyn, deterministic AE) z = f(x), x_hat = g(z), trained on ||x - x_hat||^2.
-   One number per point cannot hold two coordinates, so every reconstruction lands on the curve g(R), and its
-   codes follow no known distribution: decoding z ~ N(0, 1) gives points on that curve, not the data.
-2. The VAE with a 1-D latent and a Gaussian decoder with learned variance, p(x|z) = N(mu(z), diag sigma^2(z)),
-   trained on the ELBO (Zhu, Deep Generative Models II), here the Gaussian case written out:
-
-       ELBO(x) = E_q[ -1/2 sum_d (log 2 pi + log sigma_d^2(z) + (x_d - mu_d(z))^2 / sigma_d^2(z)) ]
-                 - KL(q(z|x) || N(0, 1)),      z = mu(x) + sigma(x) * eps.
-
-   The variance soaks up what one code cannot say, and the KL term keeps the codes close to N(0, 1), so
-   z ~ N(0, 1), x ~ N(mu(z), diag sigma^2(z)) reproduces both clusters. Trained on the ELBO alone from the
-   start, this small VAE often settles on ignoring z (KL = 0, one broad Gaussian over both clusters); a
-   short KL warm-up (beta from 0.1 to 1 over the first half of training) avoids that.
-
-The notes' own get_ELBO code gets that Gaussian term wrong: it adds 1/(2 sigma^2) to (x - mu)^2 instead of
-multiplying, counts the constant -D/2 log 2 pi twice, makes sigma positive with abs, and returns the likelihood
-term instead of the ELBO. minivae's gaussian_log_prob (minivae.distributions) implements the formula above, with
-log sigma^2 as the network output; the table shows what the notes' formula would have reported for the same
-trained model. tests/test_distributions.py compares gaussian_log_prob with the density written out term by term,
--1/2 log(2 pi sigma^2) - (x - mu)^2 / (2 sigma^2), which fails on either of the first two mistakes.
-
-Numbers: the per-example negative ELBO (nats) beside the true entropy -E[log p(x)] of the mixture (no model
-can beat it on average), the AE's squared error, and two sample-quality scores for 2,000 draws (1,000 with
---quick) of each generator, with as many fresh data points as the reference:
-
-- "log p_true(samples)": the mean log-density of the samples under the true mixture (the obvious first try). It is
-  one-sided: points bunched on the cluster axis score *higher* than real data, so it cannot tell a collapsed
-  generator from a good one by itself.
-- "Parzen log-lik": the mean log-density of held-out data under a Gaussian kernel density estimate built on the
-  samples (Breuleux et al. 2011), with one bandwidth for every generator: the one under which real data best
-  predict a validation split. It is high only if the samples cover the data, so collapse is punished. The
-  VAE's samples beat the AE's decoded prior codes on this score.
-
-Saves in --out:
-- 03_bottleneck.png  data; AE reconstructions; VAE reconstructions (decoder mean at z = mu(x)); VAE samples
-                     z ~ N(0, 1), x = mu(z) + sigma(z) eps; the AE decoding of z ~ N(0, 1)
-- 03_codes.png       the learned 1-D codes by cluster: AE codes f(x), VAE posterior means mu(x) beside N(0, 1)
-
-Run it (about twenty-five seconds; --quick takes under ten):
-
-    python walkthroughs/03_bottleneck_1d.py
-    python walkthroughs/03_bottleneck_1d.py --quick --out /tmp/bottleneck
-"""
-
+# %%
 from __future__ import annotations
 
 import math
@@ -61,23 +65,39 @@ from minivae.objectives import ae_objective, kl_warmup, vae_objective
 from minivae.optim import Adam
 from minivae.plotting import plt, save_figure, scatter_panel
 from minivae.train import evaluate, fit
-from minivae.walkthrough import prepare_out, print_table, save_metrics, walkthrough_parser
+from minivae.walkthrough import Run, finish, lesson, parse_flags, print_table, show_progress, walkthrough_parser
 
 BANDWIDTHS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.8)
 WINDOW = {"xlim": (-6, 6), "ylim": (-4.5, 4.5)}  # the common axes of the scatter panels
 
+# %% [markdown]
+# ## Settings
+#
+# (quick, full) for each setting. The quick run (60 epochs on 2,000 points) already shows the AE's
+# collapse and the VAE's two clusters.
 
+# %%
+OUT = "figures/03_bottleneck_1d"
+SETTINGS = {  # name: (quick, full)
+    "n_train": (2000, 10000),  # training points from the two clusters
+    "epochs": (60, 80),
+    "hidden": (64, 64),  # width of both hidden layers of every network
+    "batch_size": (50, 100),
+    "lr": (3e-3, 3e-3),
+    "n_eval": (1000, 2000),  # test points, and samples drawn from each generator
+}
+
+
+# %%
 def parse_args(argv: list[str] | None = None):
-    parser = walkthrough_parser(__doc__, "figures/03_bottleneck_1d")
-    args = parser.parse_args(argv)
-    # (training points, epochs, hidden width, minibatch)
-    quick, full = (2000, 60, 64, 50), (10000, 80, 64, 100)
-    args.n_train, args.epochs, args.hidden, args.batch_size = quick if args.quick else full
-    args.n_eval, args.lr = (1000 if args.quick else 2000), 3e-3
-    args.out = prepare_out(args.out)
-    return args
+    """The flags (--quick, --seed, --out, --device), checked before anything runs; the settings above."""
+    return parse_flags(walkthrough_parser(lesson(__name__), OUT), argv, SETTINGS)
 
 
+# %% [markdown]
+# ## The true density, and a Parzen window to score samples
+
+# %%
 def mixture_log_density(x: numpy.ndarray) -> numpy.ndarray:
     r"""log p_true(x) = log [1/2 N(x; (-2, 0), I) + 1/2 N(x; (2, 0), I)], one value per row."""
     x = numpy.asarray(x, dtype=numpy.float64)
@@ -86,6 +106,7 @@ def mixture_log_density(x: numpy.ndarray) -> numpy.ndarray:
     return numpy.logaddexp(left, right) - math.log(2.0) - math.log(2.0 * math.pi)
 
 
+# %%
 def squared_distances(x: numpy.ndarray, samples: numpy.ndarray) -> numpy.ndarray:
     r"""||x_n - s_m||^2 for every row x_n of ``x`` and s_m of ``samples``: shape (N, M), float64."""
     x, samples = numpy.asarray(x, dtype=numpy.float64), numpy.asarray(samples, dtype=numpy.float64)
@@ -93,6 +114,7 @@ def squared_distances(x: numpy.ndarray, samples: numpy.ndarray) -> numpy.ndarray
     return numpy.maximum(d2, 0.0)
 
 
+# %%
 def kde_log_density(d2: numpy.ndarray, h: float) -> numpy.ndarray:
     r"""log (1/M) sum_m N(x_n; s_m, h^2 I) from the squared distances ``d2`` (N, M): a Gaussian KDE on M samples."""
     # log sum_m exp(-d2/(2h^2)), with the smallest distance of each row taken out first
@@ -101,17 +123,25 @@ def kde_log_density(d2: numpy.ndarray, h: float) -> numpy.ndarray:
     return log_sum - math.log(d2.shape[1]) - math.log(2 * math.pi * h * h)
 
 
+# %%
 def parzen_bandwidth(x_ref: numpy.ndarray, x_val: numpy.ndarray) -> float:
     """The bandwidth from BANDWIDTHS under which a KDE on real data ``x_ref`` best predicts ``x_val``."""
     d2 = squared_distances(x_val, x_ref)
     return max(BANDWIDTHS, key=lambda h: float(kde_log_density(d2, h).mean()))
 
 
+# %%
 def parzen_score(samples: numpy.ndarray, x_test: numpy.ndarray, h: float) -> float:
     """Mean log-density of ``x_test`` under a Gaussian KDE of bandwidth ``h`` on ``samples`` (Parzen window)."""
     return float(kde_log_density(squared_distances(x_test, samples), h).mean())
 
 
+# %% [markdown]
+# ## The notes' get_ELBO, kept only to compare
+#
+# DELIBERATELY WRONG: what the notes' formula would report for the same trained model.
+
+# %%
 def notes_get_elbo(x: numpy.ndarray, mean: numpy.ndarray, sigma: numpy.ndarray) -> float:
     r"""DELIBERATELY WRONG: the value the notes' ``get_ELBO`` returns, kept only to compare with the right one.
 
@@ -123,7 +153,11 @@ def notes_get_elbo(x: numpy.ndarray, mean: numpy.ndarray, sigma: numpy.ndarray) 
     return float(numpy.mean(const - numpy.log(numpy.abs(sigma)).sum(-1) + quadratic))
 
 
-def plot_codes(ae_codes: numpy.ndarray, vae_codes: numpy.ndarray, labels: numpy.ndarray, path) -> None:
+# %% [markdown]
+# ## The codes figure
+
+# %%
+def plot_codes(ae_codes: numpy.ndarray, vae_codes: numpy.ndarray, labels: numpy.ndarray, path):
     """Histograms of the 1-D codes per cluster: AE codes f(x), and VAE means mu(x) beside the prior N(0, 1)."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.3))
     for ax, codes, title in ((axes[0], ae_codes, "AE codes f(x)"), (axes[1], vae_codes, r"VAE codes $\mu(x)$")):
@@ -138,10 +172,16 @@ def plot_codes(ae_codes: numpy.ndarray, vae_codes: numpy.ndarray, labels: numpy.
                  label="2 x N(0, 1) (each cluster holds half)")
     for ax in axes:
         ax.legend(fontsize=8)
-    save_figure(fig, path)
+    return save_figure(fig, path)
 
 
-def main(argv: list[str] | None = None) -> dict:
+# %% [markdown]
+# ## The run
+#
+# Train the AE and the VAE (with a KL warm-up) on the same points, then reconstruct, generate and score.
+
+# %%
+def main(argv: list[str] | None = None) -> Run:
     started = time.perf_counter()
     args = parse_args(argv)
     rng = numpy.random.default_rng(args.seed)
@@ -153,14 +193,14 @@ def main(argv: list[str] | None = None) -> dict:
     # 1. the deterministic AE with a 1-D bottleneck, trained on the squared error
     ae = AE(2, [args.hidden, args.hidden], 1)
     ae_params = fit(ae_objective(ae), ae.init(numpy.random.default_rng(args.seed)), x_train, optimizer=Adam(args.lr),
-                    epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, progress=False,
+                    epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, progress=show_progress(),
                     device=args.device).params
     # 2. the VAE with a 1-D latent and a Gaussian decoder with learned variance, trained on the ELBO_beta with
     # beta rising linearly 0.1 -> 1 over the first half of the epochs (KL warm-up)
     vae = VAE(2, [args.hidden, args.hidden], 1, likelihood="gaussian")
     vae_params = fit(kl_warmup(vae, args.epochs // 2), vae.init(numpy.random.default_rng(args.seed + 1)), x_train,
                      optimizer=Adam(args.lr), epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
-                     progress=False, device=args.device).params
+                     progress=show_progress(), device=args.device).params
 
     # reconstructions: g(f(x)) for the AE, the decoder mean at z = mu(x) for the VAE
     ae_codes = ae.encode(ae_params, x_test)
@@ -199,8 +239,10 @@ def main(argv: list[str] | None = None) -> dict:
     scatter_panel(axes[3], vae_samples, r"VAE samples: $z \sim N(0,1)$, $\mu(z) + \sigma(z)\varepsilon$", color="C2",
                   **WINDOW)
     scatter_panel(axes[4], ae_samples, r"AE decoder g(z), $z \sim N(0,1)$", color="C1", **WINDOW)
-    save_figure(fig, args.out / "03_bottleneck.png")
-    plot_codes(numpy.ravel(ae_codes), numpy.ravel(vae_codes), y_test, args.out / "03_codes.png")
+    fig.suptitle(f"AE 2-{args.hidden}-{args.hidden}-1 and VAE with a 1-D latent, {args.epochs} epochs on "
+                 f"{args.n_train:,} points; {args.n_eval:,} test points and samples", fontsize=11)
+    figures = [save_figure(fig, args.out / "03_bottleneck.png"),
+               plot_codes(numpy.ravel(ae_codes), numpy.ravel(vae_codes), y_test, args.out / "03_codes.png")]
 
     print_table([{"quantity": "VAE negative ELBO per example (nats)", "value": neg_elbo},
                  {"quantity": "  of which KL(q(z|x) || N(0, 1))", "value": kl},
@@ -222,9 +264,11 @@ def main(argv: list[str] | None = None) -> dict:
                "data_true_log_density": scores["data"]["true_log_density"], "n_train": args.n_train,
                "epochs": args.epochs, "hidden": [args.hidden, args.hidden], "seed": args.seed, "quick": args.quick,
                "wall_seconds": time.perf_counter() - started}
-    save_metrics(args.out, metrics)
-    return metrics
+    return finish(args.out, {"ae": ae_params, "vae": vae_params}, metrics, figures,
+                  "walkthroughs/04_reinforce_vs_reparam.py: two gradient estimators through sampling, and their "
+                  "variance.")
 
 
+# %%
 if __name__ == "__main__":
-    main()
+    run = main()

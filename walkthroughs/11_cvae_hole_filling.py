@@ -1,36 +1,43 @@
-r"""11 - Hole filling: a conditional VAE draws many sharp completions where regression gives one blurry mean.
+# %% [markdown]
+# # 11 - Hole filling: a conditional VAE draws many sharp completions where regression gives one blurry mean.
+#
+# Shan, Variational Autoencoder, "Conditional VAE [Sohn et al., 2015]": X is the visible part of a digit,
+# Y the hidden part, and the model P(Y|X) has a latent z:
+#
+#     log p(y|x) >= E_{q(z|x,y)}[log p(y|x, z)] - KL(q(z|x, y) || p(z|x)),
+#
+# with a learned Gaussian prior p(z|x) (see minivae.cvae.CVAE). Given x, each z ~ p(z|x) gives one
+# completion. The baseline is a plain regression MLP x -> y with the same hidden layer, trained on the same
+# pixels: it can only give E[y|x], one blurry mean. Both use a Bernoulli likelihood on binarized pixels
+# (1[x > 0.5]), so both log-likelihoods are log-probabilities of the same binary hidden pixels and compare
+# fairly: the baseline's log p(y|x) = sum_d log Bern(y_d; sigmoid(f(x)_d)) is exact; the CVAE's is the
+# importance-sampled estimate log (1/k) sum_i p(y|x, z_i) p(z_i|x) / q(z_i|x, y) (Burda et al.), which for
+# large k approaches log p(y|x) from below in expectation. (A Gaussian likelihood with a learned variance
+# would reward pixels predicted exactly, since binary and near-binary pixels make its density unbounded.)
+#
+# The same hole is then filled by a plain VAE trained on whole digits, with Rezende et al.'s iterative
+# imputation (Zhu, Deep Generative Models II, missing-value imputation): start the hidden pixels at 1/2,
+# then repeat z ~ q(z|x_filled), y ~ p(y|z) on the hidden pixels only, keeping the visible ones. It needs no
+# model of the hole: any mask works with the same VAE.
+#
+# Saves in --out:
+# - 11_completions.png     per test digit: truth, visible part (hole grey), regression mean, 5 CVAE completions
+# - 11_vae_imputation.png  per test digit: truth, visible part, then the VAE's imputation after 1, 2, 5, 10,
+#                          25, 50 steps
+# - metrics.json, params.npz  the numbers of the table, and the three trained models ({"cvae", "regression",
+#                             "vae"}; load them with minivae.load_params)
+#
+# With --mask square every file name carries the mask (11_square_completions.png, metrics_square.json, ...),
+# so the two variants can share one --out folder.
+#
+# Run it (the official test set evaluates when --data-dir, or the environment variable MINIVAE_DATA, names
+# the folder with the MNIST files):
+#
+#     python walkthroughs/11_cvae_hole_filling.py --data-dir ~/mnist
+#     python walkthroughs/11_cvae_hole_filling.py --mask square     # a 12x12 hole in the middle instead
+#     python walkthroughs/11_cvae_hole_filling.py --quick           # 6 epochs on 2,000 digits: seconds
 
-Shan, Variational Autoencoder, "Conditional VAE [Sohn et al., 2015]": X is the visible part of a digit,
-Y the hidden part, and the model P(Y|X) has a latent z:
-
-    log p(y|x) >= E_{q(z|x,y)}[log p(y|x, z)] - KL(q(z|x, y) || p(z|x)),
-
-with a learned Gaussian prior p(z|x) (see minivae.cvae.CVAE). Given x, each z ~ p(z|x) gives one
-completion. The baseline is a plain regression MLP x -> y with the same hidden layer, trained on the same
-pixels: it can only give E[y|x], one blurry mean. Both use a Bernoulli likelihood on binarized pixels
-(1[x > 0.5]), so both log-likelihoods are log-probabilities of the same binary hidden pixels and compare
-fairly: the baseline's log p(y|x) = sum_d log Bern(y_d; sigmoid(f(x)_d)) is exact; the CVAE's is the
-importance-sampled estimate log (1/k) sum_i p(y|x, z_i) p(z_i|x) / q(z_i|x, y) (Burda et al.), which for
-large k approaches log p(y|x) from below in expectation. (A Gaussian likelihood with a learned variance
-would reward pixels predicted exactly, since binary and near-binary pixels make its density unbounded.)
-
-The same hole is then filled by a plain VAE trained on whole digits, with Rezende et al.'s iterative
-imputation (Zhu, Deep Generative Models II, missing-value imputation): start the hidden pixels at 1/2,
-then repeat z ~ q(z|x_filled), y ~ p(y|z) on the hidden pixels only, keeping the visible ones. It needs no
-model of the hole: any mask works with the same VAE.
-
-Saves in --out:
-- 11_completions.png     per test digit: truth, visible part (hole grey), regression mean, 5 CVAE completions
-- 11_vae_imputation.png  per test digit: truth, visible part, then the VAE's imputation after 1, 2, 5, 10, 25, 50 steps
-- metrics.json           the numbers of the table
-
-Run it (the 5,000 offline digits train; the official test set evaluates when --data-dir has it):
-
-    python walkthroughs/11_cvae_hole_filling.py --data-dir ../shared/data/mnist
-    python walkthroughs/11_cvae_hole_filling.py --mask square     # a 12x12 hole in the middle instead
-    python walkthroughs/11_cvae_hole_filling.py --quick           # seconds, used by the tests
-"""
-
+# %%
 from __future__ import annotations
 
 import time
@@ -47,31 +54,60 @@ from minivae.optim import Adam
 from minivae.plotting import save_image_grid
 from minivae.train import evaluate, fit
 from minivae.walkthrough import (
+    Run,
     add_mnist_args,
+    add_setting,
+    finish,
+    in_chunks,
+    lesson,
     load_mnist_split,
-    prepare_out,
+    parse_flags,
+    positive_int,
     print_table,
-    save_metrics,
+    show_progress,
     walkthrough_parser,
 )
 
 IMPUTATION_STEPS = (1, 2, 5, 10, 25, 50)
 
+# %% [markdown]
+# ## Settings
+#
+# (quick, full) for each setting; a flag you give beats both. The quick run (6 epochs on 2,000 digits)
+# already gives varied completions and a CVAE log p(y|x) above the regression's; the full run's are sharper.
+
+# %%
+OUT = "figures/11_cvae_hole_filling"
+SETTINGS = {  # name: (quick, full); n_train None means every training digit
+    "epochs": (6, 30),
+    "n_train": (2000, None),
+    "batch_size": (100, 100),
+    "z_dim": (16, 16),
+    "hidden": (256, 256),
+    "ll_k": (50, 500),
+    "ll_n": (200, 1000),
+    "n_test": (500, None),
+}
+
 
 def parse_args(argv: list[str] | None = None):
-    parser = add_mnist_args(walkthrough_parser(__doc__, "figures/11_cvae_hole_filling"), epochs=30)
+    """The flags of this walkthrough, each checked before any data is loaded."""
+    parser = add_mnist_args(walkthrough_parser(lesson(__name__), OUT), SETTINGS)
     parser.add_argument("--mask", choices=("left", "square"), default="left",
                         help="what x shows: the left half (y = right half, default) or all but a 12x12 hole")
-    parser.add_argument("--z-dim", type=int, default=16, help="latent dimension of CVAE and VAE (default 16)")
-    parser.add_argument("--hidden", type=int, default=256, help="hidden units of every network (default 256)")
-    parser.add_argument("--ll-k", type=int, default=500, help="importance samples for log p(y|x) (default 500)")
-    parser.add_argument("--ll-n", type=int, default=1000, help="test digits for log p(y|x) (default 1000)")
-    args = parser.parse_args(argv)
-    if args.quick:
-        args.epochs, args.n_train, args.ll_k, args.ll_n = 4, 1500, 50, 200
-    return args
+    add_setting(parser, "--z-dim", SETTINGS, positive_int, "latent dimension of CVAE and VAE")
+    add_setting(parser, "--hidden", SETTINGS, positive_int, "hidden units of every network")
+    add_setting(parser, "--ll-k", SETTINGS, positive_int, "importance samples per digit for log p(y|x)")
+    add_setting(parser, "--ll-n", SETTINGS, positive_int, "test digits for log p(y|x)")
+    return parse_flags(parser, argv, SETTINGS)
 
 
+# %% [markdown]
+# ## What x shows and what y hides
+#
+# A boolean mask over the 784 pixels; x and y are the two parts of every digit, and `compose` puts them back.
+
+# %%
 def visible_mask(kind: str) -> numpy.ndarray:
     """Boolean ``(784,)``: True where x shows the pixel, False where y (the hole) is."""
     image = numpy.ones((28, 28), dtype=bool)
@@ -89,12 +125,24 @@ def compose(visible: numpy.ndarray, x: numpy.ndarray, y: numpy.ndarray) -> numpy
     return images
 
 
+# %% [markdown]
+# ## The baseline: regression x -> E[y|x]
+#
+# The same Bernoulli likelihood on the hidden pixels, without a latent: one mean per x.
+
+# %%
 def regression_objective(x_dim: int) -> Objective:
     r"""Minimise −(1/N) Σ_n log p(y_n|x_n), p(y|x) = Π_d Bern(y_d; σ(f(x)_d)): the regression baseline."""
     return Objective(lambda p, xy, eps: -vmean(bernoulli_log_prob(xy[:, x_dim:], mlp(p, xy[:, :x_dim]))),
                      None, "log_lik")
 
 
+# %% [markdown]
+# ## Imputation with a plain VAE
+#
+# Rezende et al.'s chain: the hole starts at 1/2, then z ~ q(z|x_filled), y ~ p(y|z) on the hole, repeated.
+
+# %%
 def impute(vae: VAE, params: dict, images: numpy.ndarray, visible: numpy.ndarray, rng: numpy.random.Generator,
            steps: int) -> list[numpy.ndarray]:
     r"""Rezende et al.'s imputation: hidden pixels start at ½, then z ~ q(z|x), y ~ p(y|z) on the hole, repeated.
@@ -115,18 +163,23 @@ def impute(vae: VAE, params: dict, images: numpy.ndarray, visible: numpy.ndarray
     return history
 
 
-def main(argv: list[str] | None = None) -> dict:
+# %% [markdown]
+# ## The run
+#
+# Train the CVAE, the regression baseline and the VAE on the same digits; score log p(y|x); draw completions.
+
+# %%
+def main(argv: list[str] | None = None) -> Run:
     started = time.perf_counter()
     args = parse_args(argv)
-    out = prepare_out(args.out)
-    data = load_mnist_split(args, n_test=500 if args.quick else None)
+    data = load_mnist_split(args, n_test=args.n_test)
     rng = numpy.random.default_rng(args.seed)
     visible = visible_mask(args.mask)
     x_tr, y_tr = data.x_train[:, visible], data.x_train[:, ~visible]
     x_te, y_te = data.x_test[:, visible], data.x_test[:, ~visible]
     train_pairs, test_pairs = pack_pairs(x_tr, y_tr), pack_pairs(x_te, y_te)
     fit_args = dict(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, device=args.device,
-                    binarize=data.fit_binarize)
+                    binarize=data.fit_binarize, progress=show_progress())
     seconds = {}
 
     # the CVAE: maximise the conditional ELBO of y given x
@@ -150,7 +203,9 @@ def main(argv: list[str] | None = None) -> dict:
     # log p(y|x) on the same test digits: importance-sampled for the CVAE, exact for the regression MLP
     subset = rng.permutation(len(x_te))[:args.ll_n]
     tick = time.perf_counter()
-    cvae_ll = float(numpy.mean(cvae.log_likelihood(cvae_params, x_te[subset], y_te[subset], args.ll_k, rng)))
+    cvae_ll = float(numpy.mean(in_chunks(
+        lambda rows: cvae.log_likelihood(cvae_params, x_te[rows], y_te[rows], args.ll_k, rng), subset,
+        desc=f"log p(y|x), k={args.ll_k}")))
     seconds["log_likelihood"] = time.perf_counter() - tick
     cvae_elbo = evaluate(cvae_objective(cvae), cvae_params, test_pairs[subset], rng)
     reg_ll = evaluate(regression_objective(x_tr.shape[1]), reg_params, test_pairs[subset], rng)
@@ -161,13 +216,17 @@ def main(argv: list[str] | None = None) -> dict:
     cvae_draws = cvae.sample(cvae_params, x_te[scored], 5, rng)
     chain = impute(vae, vae_params, data.x_test[scored], visible, rng, max(IMPUTATION_STEPS))
     hole = compose(visible, x_te[scored], numpy.full((len(scored), y_te.shape[1]), 0.5))
+    stem = "11" if args.mask == "left" else f"11_{args.mask}"
+    trained = f"{args.epochs} epochs on {len(data.x_train):,} digits, {args.mask} mask, {data.eval_name} digits"
     rows = [[data.x_test[scored[i]], hole[i], compose(visible, x_te[scored[[i]]], reg_mean[[i]])[0],
              *compose(visible, numpy.repeat(x_te[scored[[i]]], 5, 0), cvae_draws[:, i])] for i in range(8)]
-    save_image_grid(numpy.array(rows).reshape(-1, 784), out / "11_completions.png", ncols=8,
-                    title="truth | visible (hole grey) | regression mean | 5 CVAE completions")
-    rows = [[data.x_test[scored[i]], hole[i], *(chain[t - 1][i] for t in IMPUTATION_STEPS)] for i in range(8)]
-    save_image_grid(numpy.array(rows).reshape(-1, 784), out / "11_vae_imputation.png", ncols=8,
-                    title="truth | visible | VAE imputation after 1, 2, 5, 10, 25, 50 steps")
+    imputed = [[data.x_test[scored[i]], hole[i], *(chain[t - 1][i] for t in IMPUTATION_STEPS)] for i in range(8)]
+    figures = [
+        save_image_grid(numpy.array(rows).reshape(-1, 784), args.out / f"{stem}_completions.png", ncols=8,
+                        title=f"{trained}\ntruth | visible (hole grey) | regression mean | 5 CVAE completions"),
+        save_image_grid(numpy.array(imputed).reshape(-1, 784), args.out / f"{stem}_vae_imputation.png", ncols=8,
+                        title=f"{trained}\ntruth | visible | VAE imputation after 1, 2, 5, 10, 25, 50 steps"),
+    ]
 
     # hidden-pixel error of one thresholded completion: the mean minimises it by construction
     def pixel_error(pred: numpy.ndarray) -> float:
@@ -175,21 +234,26 @@ def main(argv: list[str] | None = None) -> dict:
 
     errors = {"regression mean": pixel_error(reg_mean), "CVAE, one completion": pixel_error(cvae_draws[0]),
               "VAE imputation, 50 steps": pixel_error(chain[-1][:, ~visible])}
-    metrics = {"train_set": data.train_set, "eval_set": data.eval_set, "mask": args.mask,
-               "x_dim": int(visible.sum()), "y_dim": int((~visible).sum()), "epochs": args.epochs,
-               "hidden": args.hidden, "z_dim": args.z_dim, "ll_k": args.ll_k, "ll_n": len(subset),
-               "cvae_log_likelihood": cvae_ll, "cvae_elbo": cvae_elbo, "regression_log_likelihood": reg_ll,
-               "cvae_minus_regression": cvae_ll - reg_ll, "pixel_error": errors, "n_pixel_error": len(scored),
-               "seconds": seconds, "wall_seconds": time.perf_counter() - started}
     print_table([{"model": f"CVAE log p(y|x), k={args.ll_k}", "nats per digit": cvae_ll},
                  {"model": "CVAE ELBO", "nats per digit": cvae_elbo},
                  {"model": "regression MLP log p(y|x), exact", "nats per digit": reg_ll}],
-                title=f"hidden part y = {int((~visible).sum())} pixels ({args.mask} mask), {len(subset)} test digits")
+                title=f"hidden part y = {int((~visible).sum())} pixels ({args.mask} mask), {len(subset)} "
+                      f"{data.eval_name} digits")
     print_table([{"completion": k, "hidden-pixel error": v} for k, v in errors.items()],
-                title=f"hidden-pixel error on {len(scored)} test digits (the mean minimises it; sharp samples pay)")
-    save_metrics(out, metrics)
-    return metrics
+                title=f"hidden-pixel error on {len(scored)} {data.eval_name} digits (the mean minimises it; "
+                      "sharp samples pay)")
+    metrics = {"train_set": data.train_set, "eval_set": data.eval_set, "mask": args.mask,
+               "x_dim": int(visible.sum()), "y_dim": int((~visible).sum()), "epochs": args.epochs,
+               "n_train": len(data.x_train), "hidden": args.hidden, "z_dim": args.z_dim, "ll_k": args.ll_k,
+               "ll_n": len(subset), "cvae_log_likelihood": cvae_ll, "cvae_elbo": cvae_elbo,
+               "regression_log_likelihood": reg_ll, "cvae_minus_regression": cvae_ll - reg_ll,
+               "pixel_error": errors, "n_pixel_error": len(scored), "seconds": seconds, "quick": args.quick,
+               "wall_seconds": time.perf_counter() - started}
+    return finish(args.out, {"cvae": cvae_params, "regression": reg_params, "vae": vae_params}, metrics, figures,
+                  "walkthroughs/12_semi_supervised_m2.py: 100 labels and many unlabelled digits train a classifier.",
+                  variant="" if args.mask == "left" else args.mask)
 
 
+# %%
 if __name__ == "__main__":
-    main()
+    run = main()
