@@ -93,7 +93,7 @@ def read_idx(path: str | os.PathLike) -> numpy.ndarray:
     path = Path(path)
     dtype, shape, header = _idx_layout(_head(path), path)
     declared = header + math.prod(shape) * dtype.itemsize
-    data, _ = _inflate_file(path, declared + (1 << 16), f"its header declares {declared:,}")
+    data, _ = _inflate_file(path, declared + (1 << 16), f"its header declares {declared:,} bytes")
     return parse_idx(data, path)
 
 
@@ -188,15 +188,19 @@ class _Inflater:
             raise _RefusedError(f"is a damaged gzip file ({err})") from None
 
     def _inflate(self, chunk: bytes) -> None:
-        while chunk:
-            if self.decoder.eof:  # another gzip member follows (zero bytes between members are padding)
+        while True:
+            if self.decoder.eof:  # another gzip member may follow (zero bytes between members are padding)
                 chunk = chunk.lstrip(b"\x00")
                 if not chunk:
                     return
                 self.decoder = zlib.decompressobj(31)
-            # at most one byte past the limit per step: enough to tell that it is too big
-            self._emit(self.decoder.decompress(chunk, self.limit - self.size + 1))
-            chunk = self.decoder.unused_data
+            # at most 1 MiB per step, and at most one byte past the limit: enough to tell that it is too big
+            step = min(self.limit - self.size + 1, 1 << 20)
+            out = self.decoder.decompress(chunk, step)
+            self._emit(out)
+            chunk = self.decoder.unconsumed_tail or self.decoder.unused_data
+            if not chunk and len(out) < step:
+                return
 
     def _emit(self, out: bytes) -> None:
         self.size += len(out)
@@ -366,7 +370,7 @@ def _find(dataset: IdxDataset, name: str, root: Path) -> Path | None:
 def _verified_idx(path: Path, dataset: IdxDataset, name: str) -> numpy.ndarray:
     """The array in ``path`` after checking its size and the MD5 of its uncompressed bytes; else a ValueError."""
     size, md5 = dataset.sizes[name], dataset.md5[name]
-    data, got = _inflate_file(path, size, f"the official {name} has {size:,}")
+    data, got = _inflate_file(path, size, f"the official {name} has {size:,} bytes")
     array = parse_idx(data, path)
     if got != md5:
         raise ValueError(f"{path} {_mismatch(got, md5)}, so it is damaged or a different file; delete it and "
@@ -427,15 +431,21 @@ def _fetch(url: str, final: Path, dataset: IdxDataset, name: str) -> None:
     """Stream ``url`` into ``final`` with ``atomic_write``, checking rate, size and MD5 on the way."""
     with _Watchdog() as watchdog:
         try:
-            with _opener(watchdog).open(url, timeout=DOWNLOAD_TIMEOUT) as response:
-                atomic_write(final, lambda out: _receive(response, out, dataset, name, watchdog))
-        except _UnsavedError:
-            raise
-        except (_RefusedError, OSError, ValueError, http.client.HTTPException) as err:
-            local = isinstance(err, OSError) and not isinstance(err, urllib.error.URLError)
-            if local and err.filename is not None:  # the temporary file: never name it
-                raise _UnsavedError(err.strerror or type(err).__name__) from None
+            response = _opener(watchdog).open(url, timeout=DOWNLOAD_TIMEOUT)
+        except _NETWORK_ERRORS as err:
             raise _RefusedError(watchdog.reason or _reason(err)) from None
+        with response:
+            try:
+                atomic_write(final, lambda out: _receive(response, out, dataset, name, watchdog))
+            except _UnsavedError:
+                raise
+            except _RefusedError as err:  # a cut connection shows as a short or damaged stream: say why
+                raise _RefusedError(watchdog.reason or str(err)) from None
+            except OSError as err:  # network errors are caught in _receive: this is the folder or the disk
+                raise _UnsavedError(err.strerror or str(err)) from None
+
+
+_NETWORK_ERRORS = (OSError, ValueError, http.client.HTTPException)
 
 
 def _receive(response: Any, out: Any, dataset: IdxDataset, name: str, watchdog: _Watchdog) -> None:
@@ -449,12 +459,11 @@ def _receive(response: Any, out: Any, dataset: IdxDataset, name: str, watchdog: 
     announced = int(announced) if announced.strip().isdigit() else None
     if announced is not None and announced > cap:
         raise _RefusedError(f"announced {announced:,} bytes, more than any copy of {name} can have ({cap:,})")
-    inflater = _Inflater(size, f"the official {name} has {size:,}", keep=False)
-    read = getattr(response, "read1", response.read)  # read1: one socket read, so the watchdog is heard
+    inflater = _Inflater(size, f"the official {name} has {size:,} bytes", keep=False)
     received, head = 0, b""
     with tqdm(total=announced, unit="B", unit_scale=True, desc=f"downloading {name}.gz", leave=False,
               disable=None) as bar:
-        while chunk := read(1 << 16):
+        while chunk := _read(response, watchdog):
             received += len(chunk)
             watchdog.received = received
             if received > cap:
@@ -466,7 +475,7 @@ def _receive(response: Any, out: Any, dataset: IdxDataset, name: str, watchdog: 
             try:
                 out.write(chunk)
             except OSError as err:
-                raise _UnsavedError(err.strerror) from None
+                raise _UnsavedError(err.strerror or str(err)) from None
             bar.update(len(chunk))
     if watchdog.reason:
         raise _RefusedError(watchdog.reason)
@@ -475,6 +484,14 @@ def _receive(response: Any, out: Any, dataset: IdxDataset, name: str, watchdog: 
     got = inflater.finish()
     if got != dataset.md5[name]:
         raise _RefusedError(_mismatch(got, dataset.md5[name]))
+
+
+def _read(response: Any, watchdog: _Watchdog) -> bytes:
+    """The next piece of the response, from one socket read (``read1``) so that the watchdog is heard."""
+    try:
+        return getattr(response, "read1", response.read)(1 << 16)
+    except _NETWORK_ERRORS as err:
+        raise _RefusedError(watchdog.reason or _reason(err)) from None
 
 
 def _check_start(head: bytes, name: str) -> None:
