@@ -42,16 +42,17 @@ defvjp(relu, lambda ans, a: lambda g: g * (ans > 0))
 
 @primitive
 def softplus(a: Any) -> Any:
-    r"""softplus(a) = log(1 + e^a) = log(e^0 + e^a), finite for any a (±1e4 included).
+    r"""softplus(a) = log(1 + e^a) = max(a, 0) + log(1 + e^{−|a|}), finite for any a (±1e4 included).
 
     Shan, Variational Autoencoder: the log-normaliser of the Bernoulli P(X|z) from its logit. Its derivative
-    is e^a / (1 + e^a) = σ(a), smooth everywhere: ½ at a = 0.
+    is e^a / (1 + e^a) = σ(a), smooth everywhere: ½ at a = 0. (Traced op by op, the stable form would take
+    the subgradient 0 of both max(a, 0) and |a| at a = 0 and give 0 there; the vjp below gives σ(0) = ½.)
     """
-    # log(e^0 + e^a), computed as max(a, 0) + log1p(e^{−|a|}) by numpy's logaddexp
-    return anp.logaddexp(0.0, a)
+    # max(a, 0) + log(1 + e^{−|a|}): the exponent is never positive, so e^{−|a|} never overflows
+    return relu(a) + anp.log1p(anp.exp(-anp.abs(a)))
 
 
-# backprop by hand: d softplus(a)/da = σ(a)
+# backprop by hand: d softplus(a)/da = σ(a), ½ at the kink a = 0 of max(a, 0) and |a|
 defvjp(softplus, lambda ans, a: lambda g: g * sigmoid(a))
 
 
