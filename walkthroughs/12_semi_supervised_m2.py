@@ -227,7 +227,7 @@ def main(argv: list[str] | None = None) -> Run:
                "m2_seconds": m2_seconds, "baseline_seconds": baseline_seconds, "quick": args.quick,
                "wall_seconds": time.perf_counter() - started}
     return finish(args.out, {"m2": params, "baseline": baseline}, metrics, figures,
-                  "walkthroughs/13 and 14, where present; else go back to 05 with your own settings.")
+                  "walkthroughs/13_m1_m2_stacked.py: M1 + M2, the semi-supervised model on learned features.")
 
 
 # %%

