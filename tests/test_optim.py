@@ -1,4 +1,4 @@
-"""Hand-written Adam against autograd's reference adam; SGD with momentum by hand; dtypes; bad input."""
+"""Adam against autograd's reference adam; SGD with momentum by hand; dtypes; Adam's flat buffers; bad input."""
 
 from __future__ import annotations
 
@@ -6,8 +6,11 @@ import autograd
 import autograd.numpy as anp
 import numpy as np
 import pytest
+import strict_array
 from autograd.misc.optimizers import adam as reference_adam
 
+from minivae import optim
+from minivae.backend import register_array_type
 from minivae.optim import SGD, Adam
 from minivae.tree import tree_leaves, tree_map
 
@@ -89,11 +92,49 @@ def test_plain_sgd_and_float32():
     np.testing.assert_array_equal(p[0], [0.5, 2.0])
 
 
-@pytest.mark.parametrize("make", [lambda lr: Adam(lr=lr), lambda lr: SGD(lr=lr)])
-@pytest.mark.parametrize("lr", [0.0, -1e-3, float("nan")])
+@pytest.mark.parametrize("make", [lambda lr: Adam(lr=lr), lambda lr: SGD(lr=lr)], ids=["adam", "sgd"])
+@pytest.mark.parametrize("lr", [0.0, -1e-3, float("nan"), float("inf"), -float("inf")])
 def test_bad_learning_rate(make, lr):
     with pytest.raises(ValueError, match="lr must be a positive learning rate"):
         make(lr)
+
+
+BAD_HYPERPARAMETERS = [
+    # (optimizer, keyword arguments, the words the one sentence must contain)
+    (Adam, {"lr": "1e-3"}, r"lr must be a number, got '1e-3' \(str\); pass for example lr=1e-3"),
+    (Adam, {"lr": None}, "lr must be a number, got None"),
+    (Adam, {"lr": True}, r"lr must be a number, got True \(bool\)"),
+    (Adam, {"b1": 1.0}, r"b1 must be a finite number in \[0, 1\), got 1.0"),
+    (Adam, {"b1": -0.1}, "b1 must be a finite number in"),
+    (Adam, {"b1": float("nan")}, "b1 must be a finite number in"),
+    (Adam, {"b1": "0.9"}, "b1 must be a number, got '0.9'"),
+    (Adam, {"b2": 1.5}, "b2 must be a finite number in"),
+    (Adam, {"b2": float("inf")}, "b2 must be a finite number in"),
+    (Adam, {"eps": 0.0}, "eps must be a small positive number"),
+    (Adam, {"eps": -1e-8}, "eps must be a small positive number"),
+    (Adam, {"eps": float("inf")}, "eps must be a small positive number"),
+    (Adam, {"eps": float("nan")}, "eps must be a small positive number"),
+    (Adam, {"eps": "1e-8"}, "eps must be a number"),
+    (SGD, {"lr": "0.1"}, "lr must be a number, got '0.1'"),
+    (SGD, {"lr": 0.1, "momentum": 1.0}, r"momentum must be a finite number in \[0, 1\), got 1.0"),
+    (SGD, {"lr": 0.1, "momentum": -0.5}, "momentum must be a finite number in"),
+    (SGD, {"lr": 0.1, "momentum": float("nan")}, "momentum must be a finite number in"),
+    (SGD, {"lr": 0.1, "momentum": "0.9"}, "momentum must be a number"),
+]
+
+
+@pytest.mark.parametrize("make, kwargs, message", BAD_HYPERPARAMETERS,
+                         ids=[f"{m.__name__}-{k}" for m, k, _ in BAD_HYPERPARAMETERS])
+def test_bad_hyperparameters_get_one_sentence(make, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        make(**kwargs)
+
+
+def test_good_hyperparameters_of_any_real_type_are_kept_as_floats():
+    opt = Adam(lr=np.float32(0.5), b1=0, b2=np.float64(0.5), eps=1)
+    assert (opt.lr, opt.b1, opt.b2, opt.eps) == (0.5, 0.0, 0.5, 1.0)
+    assert all(type(h) is float for h in (opt.lr, opt.b1, opt.b2, opt.eps))
+    assert SGD(1, momentum=0).momentum == 0.0
 
 
 @pytest.mark.parametrize("opt", [Adam(), SGD(0.1, momentum=0.5)])
@@ -105,14 +146,6 @@ def test_params_and_grads_of_different_structure(opt):
         opt.step(params, {"w": np.ones(3)})
     with pytest.raises(ValueError, match=r"grads has an array of shape \(4,\) where params has \(3,\)"):
         opt.step(params, {"w": np.ones(4), "b": [np.ones(2)]})
-
-
-def test_bad_hyperparameters():
-    for kwargs, name in (({"b1": 1.0}, "b1"), ({"b2": -0.1}, "b2"), ({"eps": 0.0}, "eps")):
-        with pytest.raises(ValueError, match=name):
-            Adam(**kwargs)
-    with pytest.raises(ValueError, match="momentum"):
-        SGD(0.1, momentum=1.0)
 
 
 @pytest.mark.parametrize("make", [lambda: Adam(0.1), lambda: SGD(0.1, momentum=0.9)], ids=["adam", "sgd"])
@@ -136,3 +169,98 @@ def test_optimizers_update_in_place_but_never_the_callers_arrays(make):
     opt.load_state(state)
     opt.step(second, grads)
     tree_map(lambda a, b: np.testing.assert_array_equal(a, b) if isinstance(a, np.ndarray) else None, state, saved)
+
+
+# ---------------------------------------------------------------- Adam's flat buffers and blocks
+
+def _per_array_adam(params, grads_seq, lr=1e-2, b1=0.9, b2=0.999, eps=1e-8):
+    """The Adam docstring's update, array by array, with the same in-place operations in the same order."""
+    params = [p.copy() for p in params]
+    m, v = [np.zeros_like(p) for p in params], [np.zeros_like(p) for p in params]
+    for t, grads in enumerate(grads_seq, 1):
+        c1, c2 = 1.0 - b1 ** t, 1.0 - b2 ** t
+        for p, g, mi, vi in zip(params, grads, m, v):
+            s = g * (1.0 - b1)
+            mi *= b1
+            mi += s
+            np.multiply(g, g, out=s)
+            s *= 1.0 - b2
+            vi *= b2
+            vi += s
+            np.sqrt(vi, out=s)
+            s += eps * c2 ** 0.5
+            np.divide(mi, s, out=s)
+            s *= lr * c2 ** 0.5 / c1
+            p -= s
+    return params, m, v
+
+
+def _mixed_nest(rng):
+    # a large array, two small float32 arrays updated together, a float64 array (a buffer of its own)
+    big = rng.standard_normal((300, 250)).astype(np.float32)
+    assert big.size > optim.SMALL > 12
+    return {"big": big, "small": [rng.standard_normal(7).astype(np.float32),
+                                  rng.standard_normal((3, 4)).astype(np.float32)],
+            "wide": rng.standard_normal((2, 5)), "mid": rng.standard_normal(optim.SMALL).astype(np.float32)}
+
+
+def test_adam_flat_buffers_give_the_per_array_numbers_bit_for_bit():
+    rng = np.random.default_rng(3)
+    params = _mixed_nest(rng)
+    grads_seq = [tree_map(lambda p: rng.standard_normal(p.shape).astype(p.dtype), params) for _ in range(4)]
+    opt = Adam(lr=1e-2)
+    ours = params
+    for grads in grads_seq:
+        ours = opt.step(ours, grads)
+    want, want_m, want_v = _per_array_adam(tree_leaves(params), [tree_leaves(g) for g in grads_seq])
+    state = opt.state()
+    for got, expected in ((ours, want), (state["m"], want_m), (state["v"], want_v)):
+        for a, b in zip(tree_leaves(got), expected):
+            assert a.dtype == b.dtype and a.shape == b.shape
+            np.testing.assert_array_equal(a, b)
+    # the float32 arrays share one buffer, the float64 array has its own
+    assert ours["big"].base is ours["small"][1].base is ours["mid"].base and ours["wide"].base is not ours["big"].base
+
+
+def test_adam_copies_an_array_the_caller_swapped_in_and_refuses_another_model():
+    rng = np.random.default_rng(4)
+    params = _mixed_nest(rng)
+    grads = tree_map(lambda p: np.ones_like(p), params)
+    opt = Adam(lr=0.1)
+    first = opt.step(params, grads)
+    swapped = dict(first, wide=np.zeros((2, 5)))
+    second = opt.step(swapped, grads)
+    # the swapped-in zeros were copied into the optimizer's buffer, then updated there; the caller's stay zeros
+    np.testing.assert_array_equal(swapped["wide"], np.zeros((2, 5)))
+    assert second["wide"] is first["wide"] and np.all(second["wide"] < 0)
+    with pytest.raises(ValueError, match="params are not built like the params of this optimizer's first step"):
+        opt.step({**first, "mid": np.ones(3, np.float32)}, {**grads, "mid": np.ones(3, np.float32)})
+    with pytest.raises(ValueError, match="params are not built like"):
+        opt.step(tree_map(lambda a: a.astype(np.float64), first), tree_map(lambda a: a.astype(np.float64), grads))
+
+
+def test_adam_load_state_refuses_a_moment_of_the_wrong_shape():
+    params = {"w": np.ones((2, 3), np.float32)}
+    opt = Adam()
+    opt.step(params, {"w": np.ones((2, 3), np.float32)})
+    state = opt.state()
+    state["m"]["w"] = np.zeros((3, 2), np.float32)
+    opt.load_state(state)
+    with pytest.raises(ValueError, match=r"the optimizer's m holds an array of shape \(3, 2\) where params has "
+                                         r"\(2, 3\)"):
+        opt.step(params, {"w": np.ones((2, 3), np.float32)})
+
+
+def test_adam_on_the_strict_device_array_equals_numpy_bit_for_bit():
+    register_array_type(strict_array.StrictArray, strict_array.xp, strict_array.to_numpy)
+    rng = np.random.default_rng(5)
+    params = _mixed_nest(rng)
+    grads = tree_map(lambda p: rng.standard_normal(p.shape).astype(p.dtype), params)
+    on_host, on_device = Adam(lr=1e-2), Adam(lr=1e-2)
+    host, device = params, tree_map(strict_array.xp.asarray, params)
+    for _ in range(3):
+        host = on_host.step(host, grads)
+        device = on_device.step(device, tree_map(strict_array.xp.asarray, grads))
+    for a, b in zip(tree_leaves(device), tree_leaves(host)):
+        assert isinstance(a, strict_array.StrictArray)
+        np.testing.assert_array_equal(strict_array.to_numpy(a), b)
