@@ -65,11 +65,11 @@ class NonFiniteLossError(FloatingPointError):
 def train_epoch(objective: Objective, params: Any, x: numpy.ndarray, optimizer: Any, rng: numpy.random.Generator,
                 batch_size: int = 100, *, backend: Any = None, epoch: int = 1, progress: str | None = None,
                 last_good: Any = None) -> tuple[Any, float]:
-    r"""One pass of minibatch gradient descent over ``x``; returns ``(params, (1/N) Σ_b n_b L_b)``.
+    r"""θ ← step(θ, ∇_θ L(θ; x_b, ε)) for each minibatch x_b of a shuffled ``x``, ε ~ N(0, I); one epoch.
 
-    Zhu, Deep Generative Models II (Kingma & Welling, Algorithm 1): shuffle the rows with ``rng``; per batch
-    x_b of n_b rows draw ε ~ N(0, I) from ``rng``, compute L(θ; x_b, ε) and g = ∇_θ L with
-    :func:`minivae.grad.value_and_grad`, check both, take ``optimizer.step``, check the new θ. The loss
+    Returns ``(θ, (1/N) Σ_b n_b L_b)``. Zhu, Deep Generative Models II (Kingma & Welling 2014, Algorithm 1):
+    shuffle the rows with ``rng``; per batch x_b of n_b rows draw ε from ``rng``, compute L(θ; x_b, ε) and
+    g = ∇_θ L with :func:`minivae.grad.value_and_grad`, check both, take ``optimizer.step``, check the new θ. The loss
     returned is the mean per example (each batch weighted by its rows). The noise is drawn in the parameters'
     dtype; ``x`` should already be in it. ``progress``: a description shows a tqdm bar with the running loss.
     Raises :class:`NonFiniteLossError` (with the last good parameters) instead of stepping on garbage.
@@ -169,11 +169,13 @@ def fit(objective: Objective | Callable[[int], Objective], params: Any, x_train:
     if resume is not None:
         params, history, first = _resume(resume, params, optimizer, rng, backend, epochs, seed)
     show = sys.stderr.isatty() if progress is None else bool(progress)
+    # θ_good, which train_epoch keeps up to date from epoch to epoch
     good = tree_map(lambda a: a.copy(), params)
     for epoch in range(first, epochs + 1):
         started = time.perf_counter()
         current, x_epoch = _epoch_data(schedule(epoch), x_train, binarize, seed, epoch, dtype)
-        last_good = _host_copy(params, backend)
+        # the parameters this epoch starts from: handed back if its test bound is not finite
+        previous = None if x_test is None else _host_copy(params, backend)
         params, loss = train_epoch(current, params, x_epoch, optimizer, rng, batch_size, backend=backend,
                                    epoch=epoch, progress=f"epoch {epoch}/{epochs}" if show else None,
                                    last_good=good)
@@ -181,7 +183,7 @@ def fit(objective: Objective | Callable[[int], Objective], params: Any, x_train:
         record = {"epoch": epoch, f"train_{current.bound}": -loss, "seconds": seconds,
                   "examples_per_second": len(x_train) / seconds}
         if x_test is not None:
-            record.update(_test_record(target, params, x_test, seed, epoch, backend, last_good))
+            record.update(_test_record(target, params, x_test, seed, epoch, backend, previous))
         history.append(record)
         if checkpoint is not None:
             save_checkpoint(checkpoint, params, optimizer, epoch, rng, history, seed=seed)
@@ -232,7 +234,7 @@ def _bar(steps: range, description: str | None) -> Any:
 
 
 def _test_record(target: Objective, params: Any, x_test: numpy.ndarray, seed: int, epoch: int, backend: Any,
-                 last_good: Any) -> dict:
+                 previous: Any) -> dict:
     """The final objective's bound on ``x_test`` (its own noise stream), checked, and the seconds it took."""
     started = time.perf_counter()
     value = evaluate(target, params, x_test, numpy.random.default_rng([seed, _EVALUATION, epoch]), backend=backend)
@@ -240,7 +242,7 @@ def _test_record(target: Objective, params: Any, x_test: numpy.ndarray, seed: in
         raise NonFiniteLossError(
             f"the test {target.bound} became {value} at epoch {epoch}, so nothing of this epoch was saved; lower "
             "the learning rate or check the data. The parameters of the previous epoch are in this error's "
-            ".params.", epoch, None, last_good)
+            ".params.", epoch, None, previous)
     return {f"test_{target.bound}": value, "eval_seconds": time.perf_counter() - started}
 
 
