@@ -317,7 +317,8 @@ def check_output_path(path: str | os.PathLike, name: str) -> None:
     """
     path = Path(path)
     if path.is_dir():
-        raise ValueError(f"{name}={path} is a folder; give a file path, such as {path / 'checkpoint.npz'}.")
+        example = path / ("metrics.json" if "metrics" in name else f"{name}.npz")
+        raise ValueError(f"{name}={path} is a folder; give a file path, such as {example}.")
     for folder in path.parents:
         if folder.exists():
             if not folder.is_dir():

@@ -363,6 +363,10 @@ def _resume(path: Any, params: Any, optimizer: Any, rng: numpy.random.Generator,
                          "pass the same seed to continue bit for bit.")
     fix = "it was saved for a different model or dtype"
     _check_like(state["params"], params, f"resume={path}", fix)
+    expected = sorted(optimizer.state())
+    if sorted(state["optimizer"]) != expected:
+        raise ValueError(f"resume={path} has damaged optimizer state: entries {sorted(state['optimizer'])}, where "
+                         f"{type(optimizer).__name__} keeps {expected}; resume from another checkpoint.")
     for key, value in state["optimizer"].items():
         if isinstance(value, (dict, list, tuple)) or hasattr(value, "shape"):
             _check_like(value, params, f"the optimizer state {key!r} in resume={path}", fix)

@@ -392,14 +392,26 @@ def test_resume_refuses_a_checkpoint_that_does_not_fit_this_run(tmp_path):
                                                              leaves[0].dtype)] + leaves[1:])
         return state
 
+    def nan_params(path):
+        # written past save_checkpoint (which refuses NaN), as a hand edit of the arrays would be
+        with numpy.load(path, allow_pickle=False) as npz:
+            arrays = {key: npz[key] for key in npz.files}
+        arrays["a0"] = arrays["a0"] * numpy.nan
+        numpy.savez(path, **arrays)
+
     cases = [({"edit_optimizer_state": wrong_moment}, {}, "optimizer state 'm' .* has an array of shape"),
+             ({"edit_optimizer_state": lambda s: {"t": s["t"], "m": s["m"]}}, {}, r"entries \['m', 't'\]"),
+             ({"edit_optimizer_state": lambda s: {**s, "t": -3}}, {}, "'t' is -3, not a count"),
              ({"edit_params": lambda p: tree_map(lambda a: a.astype(numpy.float64), p)}, {}, "dtype float64"),
+             (nan_params, {}, "non-finite parameters"),
              ({}, {"epochs": 1}, "already at epoch 2, but epochs=1"),
              ({}, {"seed": 5}, "seed=4, but fit got seed=5"),
              ({"epoch": -5}, {}, "damaged metadata: epoch -5")]
     for edit, change, words in cases:
         path.write_bytes(good)
-        if edit:
+        if callable(edit):
+            edit(path)
+        elif edit:
             edited_checkpoint(path, **edit)
         with pytest.raises(ValueError, match=words):
             fit(vae_objective(vae), params, x, epochs=change.get("epochs", 3), resume=path,
