@@ -77,6 +77,9 @@ def train_epoch(objective: Objective, params: Any, x: numpy.ndarray, optimizer: 
     that a failure at an epoch's first step hands back the previous step's parameters (a copy of ``params``
     by default).
     """
+    check_counts(batch_size=batch_size)
+    if len(x) == 0:
+        raise ValueError("x has no rows; train_epoch needs at least one example.")
     backend = backend or get_backend("numpy")
     grad_fn = value_and_grad(objective.loss)
     dtype = tree_leaves(params)[0].dtype

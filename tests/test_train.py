@@ -439,6 +439,8 @@ def test_bad_arguments_are_one_sentence():
         evaluate(objective, params, x[:0], numpy.random.default_rng(0))
     with pytest.raises(ValueError, match="batch_size must be a positive integer"):
         evaluate(objective, params, x, numpy.random.default_rng(0), batch_size=0)
+    with pytest.raises(ValueError, match="x has no rows"):
+        train_epoch(objective, params, x[:0], Adam(), numpy.random.default_rng(0))
 
 
 def test_params_of_another_model_are_refused_before_the_first_step():
