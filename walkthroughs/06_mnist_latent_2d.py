@@ -72,6 +72,7 @@ SETTINGS = {  # name: (quick, full); n_train None means every training digit
     "ll_n": (100, 500),
     "n_test": (2000, None),
 }
+QUICK_NOTE = "quick run: some digits apart, the rest overlap; the full run separates most of them"
 
 
 def parse_args(argv: list[str] | None = None):
@@ -153,7 +154,8 @@ def main(argv: list[str] | None = None) -> Run:
     figures = [
         save_latent_scatter(codes, data.y_test, args.out / "06_embedding.png",
                             title=f"{run_name}\nencoder means of {len(codes):,} {data.eval_name} digits "
-                                  f"(5-NN accuracy {100 * accuracy:.0f} %)"),
+                                  f"(5-NN accuracy {100 * accuracy:.0f} %)"
+                                  + (f"\n({QUICK_NOTE})" if args.quick else "")),
         save_image_grid(sigmoid(vae.decode(params, manifold_codes(20))), args.out / "06_manifold.png", ncols=20,
                         title=f"{run_name}: sigmoid(decoder(z)) over the N(0, I) quantiles of the latent square"),
     ]
