@@ -56,14 +56,22 @@ def softplus(a: Any) -> Any:
 defvjp(softplus, lambda ans, a: lambda g: g * sigmoid(a))
 
 
+@primitive
 def sigmoid(a: Any) -> Any:
-    r"""σ(a) = 1 / (1 + e^{−a}) = exp(−softplus(−a)), which keeps the tail: σ(−20) = 2.1e-9 in float32.
+    r"""σ(a) = 1 / (1 + e^{−a}), which keeps the tail: σ(−20) = 2.1e-9 in float32.
 
     Shan, Variational Autoencoder: the mean p = σ(l) of the Bernoulli P(X|z) given the decoder's logits l.
-    Neither form overflows; this one also never rounds 1 + e^{−a} away for very negative a, where the value is
-    tiny but not 0 (½(1 + tanh(a/2)) is exactly 0 below a ≈ −17 in float32).
+    (½(1 + tanh(a/2)) is the same function, but rounds 1 + tanh(a/2) to exactly 0 below a ≈ −17 in float32.)
+    Below a ≈ −88.7 in float32 (−709.8 in float64) e^{−a} overflows to inf and σ is 0, which is e^a to within
+    the smallest normal number of the dtype. Its derivative is σ(a)(1 − σ(a)), 0 there rather than inf/inf.
     """
-    return anp.exp(-softplus(-a))
+    # e^{−a} = inf for very negative a is expected, and 1/(1 + inf) = 0 is then the value
+    with numpy.errstate(over="ignore"):
+        return 1.0 / (1.0 + anp.exp(-a))
+
+
+# backprop by hand: dσ(a)/da = σ(a)(1 − σ(a))
+defvjp(sigmoid, lambda ans, a: lambda g: g * ans * (1.0 - ans))
 
 
 ACTIVATIONS = {"relu": relu, "tanh": anp.tanh, "softplus": softplus}

@@ -45,7 +45,7 @@ def _primitive_cases(rng, dtype):
     W, b = rng.standard_normal((5, 6)), rng.standard_normal(6)
     cases = {"dense": (nn.dense, (x, W, b)), "dense k samples": (nn.dense, (x3, W, b)),
              "dense_relu": (nn.dense_relu, (x, W, b)), "dense_relu k samples": (nn.dense_relu, (x3, W, b)),
-             "relu": (nn.relu, (x3,)), "softplus": (nn.softplus, (3 * x3,))}
+             "relu": (nn.relu, (x3,)), "softplus": (nn.softplus, (3 * x3,)), "sigmoid": (nn.sigmoid, (3 * x3,))}
     return {name: (f, tuple(a.astype(dtype) for a in args)) for name, (f, args) in cases.items()}
 
 
@@ -99,15 +99,19 @@ def test_relu_takes_the_subgradient_zero_at_a_pre_activation_of_exactly_zero():
 
 
 def test_sigmoid_keeps_the_tail_in_float32():
-    # ½(1 + tanh(l/2)) rounds to exactly 0 below l ≈ −17 in float32; exp(−softplus(−l)) keeps it
+    # ½(1 + tanh(l/2)) rounds to exactly 0 below l ≈ −17 in float32; 1/(1 + e^{−l}) keeps it
     logits = np.array([-80.0, -50.0, -20.0, -17.5, 0.0, 17.5, 80.0])
     want = 1.0 / (1.0 + np.exp(-logits))
     got = nn.sigmoid(logits.astype(np.float32))
     assert got.dtype == np.float32 and got[4] == 0.5
-    # float32 rounding of softplus(−l) ≈ |l| is 6e-8 |l| absolute, so ≤ 5e-6 relative error at |l| = 80
-    np.testing.assert_allclose(got, want, rtol=5e-6)
+    # float32 rounding of e^{−l} (its argument l is exact) is a few 1e-8 relative
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    assert np.all(got[:4] > 0)
+    # beyond the overflow of e^{−l}: 0 (e^l is below float32's smallest normal number), no warning, gradient 0
     with np.errstate(over="raise", invalid="raise"):
-        np.testing.assert_array_equal(nn.sigmoid(np.array([-1e4, 1e4])), [0.0, 1.0])
+        for far in (np.array([-1e4, -100.0, 1e4], np.float32), np.array([-1e4, -800.0, 1e4])):
+            np.testing.assert_array_equal(nn.sigmoid(far), [0.0, 0.0, 1.0])
+            np.testing.assert_array_equal(autograd.grad(lambda v: ops.sum(nn.sigmoid(v)))(far), [0.0, 0.0, 0.0])
     check_grad(nn.sigmoid, np.array([-30.0, -3.0, 0.0, 2.0, 30.0]))
 
 

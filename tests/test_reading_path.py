@@ -157,8 +157,8 @@ def test_a_training_step_runs_the_lesson_functions_and_their_hand_written_vjps(n
 
 def test_every_primitive_of_the_table_has_hand_written_vjps() -> None:
     # the check above is only as good as _hand_vjps: each primitive has at least one vjp of g, in its own module
-    for f in (nn.dense, nn.dense_relu, nn.relu, nn.softplus, dist.bernoulli_log_prob, dist.gaussian_log_prob,
-              dist.kl_standard_normal, dist.reparameterize):
+    for f in (nn.dense, nn.dense_relu, nn.relu, nn.softplus, nn.sigmoid, dist.bernoulli_log_prob,
+              dist.gaussian_log_prob, dist.kl_standard_normal, dist.reparameterize):
         vjps = _hand_vjps(f)
         assert vjps and all(c.co_filename == _body(f).co_filename for c in vjps), f.__name__
 
