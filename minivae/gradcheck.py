@@ -11,8 +11,8 @@ from typing import Any, Callable
 import autograd
 import numpy
 
+from minivae import ops
 from minivae.backend import asarray_like, to_numpy
-from minivae.ops import sum as vsum
 from minivae.tree import tree_items, tree_leaves, tree_unflatten
 
 
@@ -24,7 +24,7 @@ def _scalar_fn(f: Callable[..., Any], args: tuple, argnum: int) -> Callable[[Any
 
     def scalar(value: Any) -> Any:
         y = f(*args[:argnum], value, *args[argnum + 1:])
-        return y if r is None else vsum(y * asarray_like(r, y))
+        return y if r is None else ops.sum(y * asarray_like(r, y))
 
     return scalar
 

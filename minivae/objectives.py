@@ -16,10 +16,10 @@ from typing import Any
 import autograd.numpy as anp
 import numpy
 
+from minivae import ops
 from minivae.backend import asarray_like, to_numpy
 from minivae.cvae import CVAE
 from minivae.m2 import M2
-from minivae.ops import mean as vmean
 
 
 def check_counts(**counts: Any) -> None:
@@ -62,14 +62,14 @@ def vae_objective(vae: Any, beta: float = 1.0) -> Objective:
 
     Zhu, Deep Generative Models II: the ELBO; β ≠ 1 is Barra's β-VAE (Variational Autoencoders).
     """
-    return Objective(lambda p, x, eps: -vmean(vae.elbo(p, x, eps, beta)), lambda n: (n, vae.z_dim),
+    return Objective(lambda p, x, eps: -ops.mean(vae.elbo(p, x, eps, beta)), lambda n: (n, vae.z_dim),
                      "elbo" if beta == 1.0 else f"elbo_beta{beta:g}", vae.likelihood, vae.x_dim, vae.init)
 
 
 def iwae_objective(vae: Any, k: int) -> Objective:
     r"""Minimise −(1/N) Σ_n L_k(x_n): k importance samples per example (Burda et al.)."""
     check_counts(k=k)
-    return Objective(lambda p, x, eps: -vmean(vae.iwae_bound(p, x, eps)), lambda n: (k, n, vae.z_dim),
+    return Objective(lambda p, x, eps: -ops.mean(vae.iwae_bound(p, x, eps)), lambda n: (k, n, vae.z_dim),
                      f"iwae_{k}", vae.likelihood, vae.x_dim, vae.init)
 
 
@@ -78,7 +78,7 @@ def ae_objective(ae: Any) -> Objective:
 
     Klushyn, "A brief introduction to (variational) autoencoders": the deterministic AE's squared error.
     """
-    return Objective(lambda p, x, eps: vmean(ae.loss(p, x)), None, "neg_squared_error", None, ae.x_dim, ae.init)
+    return Objective(lambda p, x, eps: ops.mean(ae.loss(p, x)), None, "neg_squared_error", None, ae.x_dim, ae.init)
 
 
 def kl_warmup(vae: Any, warmup_epochs: int, beta_start: float = 0.1,
@@ -111,7 +111,7 @@ def cvae_objective(cvae: CVAE) -> Objective:
         if anp.shape(xy)[-1] != cvae.x_dim + cvae.y_dim:
             raise ValueError(f"rows have {anp.shape(xy)[-1]} columns but the CVAE expects x_dim + y_dim = "
                              f"{cvae.x_dim + cvae.y_dim}; pack them with pack_pairs(x, y).")
-        return -vmean(cvae.elbo(params, xy[:, :cvae.x_dim], xy[:, cvae.x_dim:], eps))
+        return -ops.mean(cvae.elbo(params, xy[:, :cvae.x_dim], xy[:, cvae.x_dim:], eps))
 
     return Objective(loss, lambda n: (n, cvae.z_dim), "elbo", init=cvae.init)
 
