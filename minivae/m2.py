@@ -16,6 +16,10 @@ and for an unlabelled x the label is summed out under q_φ(y|x):
 The classifier q_φ(y|x) appears only in U, so Kingma et al. add a classification term weighted by α:
 J^α = Σ_l −L(x, y) + Σ_u −U(x) + α E_{p̃_l}[−log q_φ(y|x)]. The one-hot y enters each network through
 its own weight matrix (``x W_x + y W_y + c``), so no traced arrays are ever concatenated.
+
+With ``likelihood="gaussian"`` (a learned diagonal variance) the same class is the top of Kingma et al.'s
+stacked M1+M2, p(x, y, z₁, z₂) = p(y) p(z₂) p_θ(z₁|y, z₂) p_θ(x|z₁): its "x" is then the code
+z₁ ~ q_φ(z₁|x) of a trained M1 (:mod:`minivae.m1`), its z is z₂, and p_θ(z₁|y, z₂) = N(μ(y, z₂), diag σ²(y, z₂)).
 """
 
 from __future__ import annotations

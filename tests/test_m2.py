@@ -22,8 +22,9 @@ def _setup(seed: int = 0, **kwargs):
     return m2, params, x, labels, rng
 
 
-def test_unlabelled_bound_is_expected_labelled_bound_plus_entropy() -> None:
-    m2, params, x, _, rng = _setup()
+@pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian"])
+def test_unlabelled_bound_is_expected_labelled_bound_plus_entropy(likelihood: str) -> None:
+    m2, params, x, _, rng = _setup(likelihood=likelihood)
     eps_u = rng.standard_normal((C, N, Z_DIM))
     q = numpy.exp(m2.classify(params, x))
     # L(x, y) for each class, computed one class at a time through the labelled bound, with the same noise
@@ -33,9 +34,10 @@ def test_unlabelled_bound_is_expected_labelled_bound_plus_entropy() -> None:
                                   rtol=1e-13)
 
 
-def test_unlabelled_bound_obeys_gibbs_inequality() -> None:
+@pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian"])
+def test_unlabelled_bound_obeys_gibbs_inequality(likelihood: str) -> None:
     # Σ_y q(y)(L_y − log q(y)) ≤ log Σ_y exp(L_y), with equality only at q = softmax(L)
-    m2, params, x, _, rng = _setup(1)
+    m2, params, x, _, rng = _setup(1, likelihood=likelihood)
     eps_u = rng.standard_normal((C, N, Z_DIM))
     per_class = m2.bounds_for_every_class(params, x, eps_u)
     upper = numpy.logaddexp.reduce(per_class, axis=0)
@@ -50,8 +52,9 @@ def test_bounds_gradients_match_finite_differences(likelihood: str) -> None:
     check_grad(lambda p, x, e: m2.unlabelled_bound(p, x, e), params, x, eps_u)
 
 
-def test_objective_gradient_and_alpha_weighting() -> None:
-    m2, params, x, labels, rng = _setup(3)
+@pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian"])
+def test_objective_gradient_and_alpha_weighting(likelihood: str) -> None:
+    m2, params, x, labels, rng = _setup(3, likelihood=likelihood)
     x_u = rng.uniform(0.2, 0.8, size=(2, X_DIM))
     eps_l, eps_u = rng.standard_normal((N, Z_DIM)), rng.standard_normal((C, 2, Z_DIM))
     check_grad(lambda p: m2.objective(p, x, labels, x_u, eps_l, eps_u, 0.7), params)
@@ -70,6 +73,28 @@ def test_m2_objective_splits_its_noise() -> None:
     assert eps.shape == (C * 2 + N, Z_DIM)
     expected = m2.objective(params, x, labels, x_u, eps[C * 2:], eps[:C * 2].reshape(C, 2, Z_DIM), 1.5)
     numpy.testing.assert_allclose(objective.loss(params, x_u, eps), expected, rtol=1e-13)
+
+
+def test_gaussian_m2_on_codes_the_stacked_m1_m2() -> None:
+    # M1+M2: x is now a code z1 of M1, unbounded (here N(0, 3²)), and p(z1|y, z2) is a Gaussian with learned
+    # diagonal variance: L(z1, y) = log N(z1; μ(y, z2), σ²(y, z2)) + log p(y) − KL(q(z2|z1, y) ‖ N(0, I))
+    rng = numpy.random.default_rng(8)
+    m2 = M2(X_DIM, [6], Z_DIM, n_classes=C, likelihood="gaussian")
+    params = m2.init(rng, numpy.float64)
+    z1, labels = 3.0 * rng.standard_normal((N, X_DIM)), numpy.array([1, 0, 2, 1])
+    eps = rng.standard_normal((N, Z_DIM))
+    # the bound term by term, from the networks' outputs and the density written out
+    mean_q, log_var_q = m2.encode(params, z1, one_hot(labels, C, z1))
+    z2 = mean_q + numpy.exp(log_var_q / 2) * eps
+    mean_p, log_var_p = m2.decode(params, one_hot(labels, C, z1), z2)
+    log_density = -0.5 * numpy.sum(numpy.log(2 * numpy.pi) + log_var_p + (z1 - mean_p) ** 2 / numpy.exp(log_var_p),
+                                   axis=1)
+    kl = 0.5 * numpy.sum(numpy.exp(log_var_q) + mean_q ** 2 - 1.0 - log_var_q, axis=1)
+    numpy.testing.assert_allclose(m2.labelled_bound(params, z1, labels, eps), log_density - numpy.log(C) - kl,
+                                  rtol=1e-12)
+    # its gradient in every parameter and in the codes themselves, and generate gives the mean μ(y, z2)
+    check_grad(lambda p, x: m2.labelled_bound(p, x, labels, eps), params, z1)
+    numpy.testing.assert_array_equal(m2.generate(params, labels, z2), mean_p)
 
 
 def test_log_softmax_is_normalised_and_stable() -> None:
