@@ -41,3 +41,109 @@ def test_print_table_aligns_columns(capsys) -> None:
     assert lines[0] == "t"
     assert len({len(line) for line in lines[1:]}) == 1
     assert "-98.77" in lines[2]
+
+
+# ---- the settings block, the flag types, the notebook argv, the end of a run ----
+
+SETTINGS = {"epochs": (8, 10), "n_train": (3000, None), "batch_size": (100, 100)}
+
+
+def _mnist_parser(tmp_path):
+    from minivae.walkthrough import add_mnist_args
+
+    return add_mnist_args(walkthrough_parser("doc", str(tmp_path / "out")), SETTINGS)
+
+
+def test_settings_quick_full_and_an_explicit_flag_wins(tmp_path) -> None:
+    from minivae.walkthrough import parse_flags
+
+    parser = _mnist_parser(tmp_path)
+    full = parse_flags(parser, [], SETTINGS)
+    quick = parse_flags(parser, ["--quick"], SETTINGS)
+    mixed = parse_flags(parser, ["--quick", "--epochs", "5"], SETTINGS)
+    assert (full.epochs, full.n_train) == (10, None)
+    assert (quick.epochs, quick.n_train) == (8, 3000)
+    assert (mixed.epochs, mixed.n_train) == (5, 3000)
+    assert "(default 10; --quick: 8)" in parser.format_help().replace("\n", " ").replace("  ", " ")
+
+
+@pytest.mark.parametrize("text, ok", [("3", 3), ("0", None), ("-1", None), ("2.5", None), ("x", None)])
+def test_positive_int(text, ok) -> None:
+    import argparse
+
+    from minivae.walkthrough import positive_int
+
+    if ok is None:
+        with pytest.raises(argparse.ArgumentTypeError, match="whole number of at least 1"):
+            positive_int(text)
+    else:
+        assert positive_int(text) == ok
+
+
+@pytest.mark.parametrize("text", ["0", "-1", "nan", "inf", "-inf", "one"])
+def test_positive_float_refuses_zero_negative_and_non_finite(text) -> None:
+    import argparse
+
+    from minivae.walkthrough import non_negative_float, positive_float
+
+    with pytest.raises(argparse.ArgumentTypeError, match="finite number above 0"):
+        positive_float(text)
+    if text != "0":
+        with pytest.raises(argparse.ArgumentTypeError):
+            non_negative_float(text)
+    assert positive_float("1e-3") == 1e-3 and non_negative_float("0") == 0.0
+
+
+def test_a_notebook_kernel_argv_is_ignored(tmp_path, monkeypatch) -> None:
+    import minivae.walkthrough as walkthrough
+
+    # what ipykernel's argv looks like; argparse would refuse it
+    monkeypatch.setattr(sys, "argv", ["ipykernel_launcher.py", "-f", "/tmp/kernel-1.json"])
+    monkeypatch.setattr(walkthrough, "in_notebook", lambda: True)
+    monkeypatch.delenv(walkthrough.ARGS_VARIABLE, raising=False)
+    assert walkthrough.parse_flags(_mnist_parser(tmp_path), None, SETTINGS).epochs == 10
+    monkeypatch.setenv(walkthrough.ARGS_VARIABLE, "--quick --epochs 3")
+    args = walkthrough.parse_flags(_mnist_parser(tmp_path), None, SETTINGS)
+    assert (args.quick, args.epochs, args.n_train) == (True, 3, 3000)
+
+
+def test_progress_is_silent_in_a_log(monkeypatch) -> None:
+    import minivae.walkthrough as walkthrough
+
+    monkeypatch.setattr(walkthrough, "in_notebook", lambda: False)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
+    items = [1, 2]
+    assert walkthrough.progress(items, "x") is items
+    assert walkthrough.in_chunks(lambda b: np.asarray(b) * 2, np.arange(5), "x", chunk=2).tolist() == [0, 2, 4, 6, 8]
+
+
+def test_finish_saves_params_and_metrics_and_lists_them(tmp_path, capsys) -> None:
+    import minivae
+    from minivae.walkthrough import finish
+
+    params = {"w": [np.arange(3.0), np.ones((2, 2), np.float32)]}
+    run = finish(tmp_path, params, {"elbo": -1.0, "bad": float("nan")}, [], "walkthroughs/99_next.py: more.",
+                 variant="square")
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == ["wrote:", f"  {tmp_path / 'params_square.npz'}", f"  {tmp_path / 'metrics_square.json'}",
+                     "next: walkthroughs/99_next.py: more."]
+    back = minivae.load_params(tmp_path / "params_square.npz")
+    assert all((a == b).all() and a.dtype == b.dtype for a, b in zip(back["w"], params["w"]))
+    # strict JSON: NaN is written as null
+    assert json.loads((tmp_path / "metrics_square.json").read_text()) == {"elbo": -1.0, "bad": None}
+    assert run.params is params and run.metrics["elbo"] == -1.0
+
+
+def test_lesson_is_the_first_markdown_cell(tmp_path, monkeypatch) -> None:
+    import types
+
+    from minivae.walkthrough import lesson
+
+    source = tmp_path / "99_demo.py"
+    source.write_text("# %% [markdown]\n# # 99 - a title\n#\n#     z ~ N(0, I)\n\n# %%\nx = 1\n"
+                      "# %% [markdown]\n# later\n")
+    module = types.ModuleType("demo_99")
+    module.__file__ = str(source)
+    monkeypatch.setitem(sys.modules, "demo_99", module)
+    assert lesson("demo_99") == "# 99 - a title\n\n    z ~ N(0, I)"
+    assert lesson("no_such_module") == ""
