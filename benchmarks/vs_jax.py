@@ -103,10 +103,12 @@ def main(argv: list[str] | None = None) -> None:
         with open(out) as f:
             results.append(json.load(f))
         os.unlink(out)
+        if args.json:
+            # after every thread count, so that an interrupted run keeps what it measured
+            with open(args.json, "w") as f:
+                json.dump(results, f, indent=1)
     print("\n" + summary(results))
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=1)
         print(f"wrote {args.json}")
 
 
@@ -155,12 +157,12 @@ def worker(args: argparse.Namespace) -> None:
         print(header(result), flush=True)
         result["rows"] = run_rows(args, result)
         result["load_after"] = os.getloadavg()[0]
-    print(row_table(result), flush=True)
+    print(row_table(result) + "\n\n" + summary([result]), flush=True)
     with open(args.worker_out, "w") as f:
         json.dump(result, f, indent=1)
 
 
-def sgemm_peak(size: int = 1024, repeats: int = 7) -> float:
+def sgemm_peak(size: int = 1024, repeats: int = 15) -> float:
     """The best rate of ``A @ B`` for float32 ``size × size`` matrices, in GFLOP/s, over ``repeats`` tries."""
     import time
 
