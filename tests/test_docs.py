@@ -24,6 +24,8 @@ RUN = {"python", "py", "python3"}
 SHOWN = {"text", "bash", "sh", "shell", "console", "json", "html", "toml", "ini", "yaml", "diff", "markdown"}
 # each block gets this long; they are meant to take a few seconds (small models, a few steps, no MNIST download)
 TIMEOUT_S = 240
+# code spans ending like these are file names (`fantasies.html`), not attributes of a module
+FILE_ENDINGS = (".py", ".md", ".png", ".json", ".npz", ".html", ".txt", ".gz", ".csv", ".js", ".ipynb")
 MODULES = {p.stem for p in (ROOT / "minivae").glob("*.py") if p.stem != "__init__"}
 
 
@@ -145,7 +147,7 @@ def cited_names(text: str) -> set[str]:
     names = set()
     for span in re.findall(r"`([^`\n]+)`", text):
         found = re.match(r"^(?:minivae\.)?([a-z_]+)\.([A-Za-z_][\w.]*)", span)
-        if "/" in span or span.endswith((".py", ".md", ".png", ".json", ".npz")) or not found:
+        if "/" in span or span.endswith(FILE_ENDINGS) or not found:
             continue
         if found.group(1) in MODULES or span.startswith("minivae."):
             name = found.group(0).rstrip(".")
@@ -177,10 +179,12 @@ def test_every_cited_function_exists(page: Path) -> None:
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.relative_to(ROOT).as_posix())
 def test_every_cited_test_exists(page: Path) -> None:
-    missing = []
+    missing, current = [], None
     for line in page.read_text(encoding="utf-8").splitlines():
-        current = None
-        # `test_x.py::test_name`, then `::test_other` for more tests of the same file
+        # `test_x.py::test_name`, then `::test_other` for more tests of the same file, in the same paragraph
+        # or table row
+        if not line.strip() or line.startswith("|"):
+            current = None
         for file, test in re.findall(r"`(?:tests/)?(test_\w+\.py)?::(test_\w+)", line):
             current = file or current
             source = ROOT / "tests" / (current or "")
