@@ -125,11 +125,11 @@ def fantasies_html(vae: VAE, params: dict, codes: Any = None, labels: Any = None
     if vae.x_dim != 784:
         raise ValueError(f"the fantasies page draws 28 × 28 digits, so x_dim must be 784; this VAE has {vae.x_dim}.")
     check_codes(vae.z_dim, codes, labels)
-    sizes = " → ".join(str(s) for s in (vae.z_dim, *reversed(vae.hidden), vae.x_dim))
+    sizes = " → ".join(str(s) for s in (*reversed(vae.hidden), vae.x_dim))
     model = {"z_dim": vae.z_dim, "layers": decoder_layers(vae, params), "colors": TAB10,
              "title": title or f"the decoder of a VAE with a {vae.z_dim}-D latent space",
-             "sizes": f"z ({sizes}), {vae.activation}, then σ", **latent_view(vae.z_dim, codes, labels, n_sliders,
-                                                                                max_points)}
+             "sizes": f"z ({vae.z_dim}-D) → {sizes} pixels ({vae.activation} hidden layers, then σ of the logits)",
+             **latent_view(vae.z_dim, codes, labels, n_sliders, max_points)}
     # "</" must not appear inside a <script> element; JSON allows "<\/" for it
     blob = json.dumps(model, separators=(",", ":")).replace("</", "<\\/")
     return PAGE.replace("__STYLE__", STYLE).replace("__SCRIPT__", SCRIPT).replace("__MODEL__", blob)
@@ -168,6 +168,8 @@ PAGE = """<!DOCTYPE html>
   </figure>
 </div>
 <p id="status"></p>
+<p class="credit">After the lecture's demo slide, "Digit Fantasies by a Deep Generative Model" (Kingma's
+interactive SGVB demo). Written by minivae.fantasies; it runs offline, in this file alone.</p>
 <details>
   <summary>the 784 probabilities, row by row (the testing hook: open this page as
   <code>fantasies.html?z=v1,v2,...</code>)</summary>
@@ -188,13 +190,14 @@ canvas { border: 1px solid #999; display: block; }
 #pad { cursor: crosshair; touch-action: none; }
 #digit { image-rendering: pixelated; }
 figcaption, #zread, #status { color: #555; font-size: 0.9em; margin-top: 0.3em; max-width: 440px; }
-#zread { font-family: ui-monospace, monospace; word-break: break-all; max-width: 280px; }
+#zread { font-family: ui-monospace, monospace; max-width: 280px; }
 #legend span { display: inline-block; margin-right: 0.6em; font-size: 0.9em; }
 #legend i { display: inline-block; width: 0.8em; height: 0.8em; margin-right: 0.2em; border-radius: 50%; }
 .slider { display: flex; align-items: center; gap: 0.5em; font-size: 0.85em; }
 .slider label { width: 8.5em; font-family: ui-monospace, monospace; }
 .slider input { width: 11em; }
 #status.error { color: #b00; }
+.credit { color: #777; font-size: 0.85em; }
 pre#pixels { white-space: pre-wrap; word-break: break-all; font-size: 0.75em; max-width: 60em; }
 """
 
@@ -230,8 +233,8 @@ function decode(z) {
     for (let j = 0; j < L.nOut; j++) out[j] = f(out[j]);
     h = out;
   }
-  // sigma(l) = (1 + tanh(l / 2)) / 2, as minivae.distributions.sigmoid writes it
-  return h.map((l) => 0.5 * (Math.tanh(0.5 * l) + 1));
+  // sigma(l) = 1 / (1 + e^{-l}), as minivae.nn.sigmoid writes it (0 where e^{-l} overflows)
+  return h.map((l) => 1 / (1 + Math.exp(-l)));
 }
 
 const z = new Array(M.z_dim).fill(0);
@@ -274,6 +277,9 @@ background.height = pad.height;
   for (let t = Math.ceil(-R); t <= R; t++) {
     if (t !== 0) { g.fillText(String(t), padX(t) + 2, padY(0) - 3); g.fillText(String(t), padX(0) + 3, padY(t) - 2); }
   }
+  g.font = "bold 13px sans-serif";
+  g.fillText("z" + (A + 1) + " →", pad.width - 34, padY(0) + 15);
+  g.fillText("z" + (B + 1) + " ↑", padX(0) - 34, 14);
 })();
 
 function drawPad() {
@@ -316,7 +322,12 @@ function moveTo(event) {
   render();
 }
 let dragging = false;
-pad.addEventListener("pointerdown", (e) => { dragging = true; pad.setPointerCapture(e.pointerId); moveTo(e); });
+pad.addEventListener("pointerdown", (e) => {
+  dragging = true;
+  // keep receiving the drag outside the pad (a synthetic event has no pointer to capture)
+  try { pad.setPointerCapture(e.pointerId); } catch (error) { /* nothing to capture */ }
+  moveTo(e);
+});
 pad.addEventListener("pointermove", (e) => { if (dragging) moveTo(e); });
 pad.addEventListener("pointerup", () => { dragging = false; });
 
@@ -349,7 +360,7 @@ for (const j of M.units) {
 
 // captions
 document.getElementById("subtitle").textContent =
-  "Move the latent variables and watch " + M.title + " draw a digit: " + M.sizes + ".";
+  M.title.charAt(0).toUpperCase() + M.title.slice(1) + ": " + M.sizes + ". Move z and watch the digit change.";
 const nCodes = M.codes.length / 2;
 let cap = "Click or drag a point in z-space: horizontal z" + (A + 1) + ", vertical z" + (B + 1) + ".";
 if (M.z_dim > 2) {
@@ -357,7 +368,8 @@ if (M.z_dim > 2) {
     " mean); the others stay where the sample button put them.";
 }
 if (nCodes) {
-  cap += " Dots: the encoder means of " + nCodes + " test digits" + (M.labels.length ? ", coloured by label." : ".");
+  cap += " Dots: the encoder means of " + nCodes.toLocaleString("en-US") + " test digits" +
+    (M.labels.length ? ", coloured by label." : ".");
 }
 document.getElementById("padcap").textContent = cap;
 if (M.labels.length) {
