@@ -247,6 +247,9 @@ def test_walkthrough_14_quick_writes_the_page_from_another_directory(tmp_path: P
         assert (out / name).is_file(), f"{name} missing; it wrote {sorted(p.name for p in out.iterdir())}"
         assert str(out / name) in proc.stdout, f"the run does not list {name} among the files it wrote"
     assert not list(elsewhere.iterdir()), "walkthrough 14 wrote into its working directory"
+    # the last line names the next step and the page's address
+    assert proc.stdout.split("next: ", 1)[1].startswith("walkthroughs/14_digit_fantasies.py --z-dim 20")
+    assert (out / "fantasies.html").resolve().as_uri() in proc.stdout
     metrics = json.loads((out / "metrics.json").read_text())
     # 8 epochs on 3,000 digits with a 2-D latent space: the ELBO is far above an untrained model's (~ -545)
     assert metrics["z_dim"] == 2 and metrics["test_elbo"] > -200

@@ -164,9 +164,12 @@ def main(argv: list[str] | None = None) -> Run:
                "active_units": active_units(codes), "page": page.name, "page_bytes": page.stat().st_size,
                "pad_units": [int(j) for j in top], "history": history, "quick": args.quick,
                "train_seconds": train_seconds, "wall_seconds": time.perf_counter() - started}
+    # the next step: play with this page first, then a 20-D model (sliders), or β and what it does to the units
+    play = f"First open {page.resolve().as_uri()} in a browser and drag the point across the pad."
     return finish(args.out, params, metrics, figures,
-                  f"open {page.resolve().as_uri()} in a browser and drag the point across the pad"
-                  + (" (the sliders move the other active units)." if args.z_dim > 2 else "; then try --z-dim 20."))
+                  "walkthroughs/14_digit_fantasies.py --z-dim 20: the page of a 20-D model, with sliders. " + play
+                  if args.z_dim == 2 else
+                  "walkthroughs/09_beta_vae.py: the KL weight β, and what it does to the latent units. " + play)
 
 
 # %%
