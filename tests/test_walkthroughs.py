@@ -53,7 +53,8 @@ def run_quick(name: str, tmp_path_factory: pytest.TempPathFactory) -> dict:
         # it lists every file it wrote, then names the next walkthrough
         listed = proc.stdout.split("wrote:\n", 1)[1].split("next:", 1)
         assert sorted(Path(line.strip()) for line in listed[0].splitlines()) == sorted(out.iterdir())
-        assert listed[1].strip().startswith("walkthroughs/")
+        # the next walkthrough (the last one says what to do next instead)
+        assert listed[1].strip().startswith("walkthroughs/") or name == SCRIPTS[-1].stem, listed[1]
         # the trained parameters load back; metrics.json is strict JSON
         assert minivae.load_params(out / "params.npz")
         _RUNS[name] = json.loads((out / "metrics.json").read_text(), parse_constant=_refuse)
@@ -223,7 +224,8 @@ def test_06_latent_2d_codes_separate_digits(tmp_path_factory: pytest.TempPathFac
     # ten balanced classes: chance is 0.1; the quick run's 2-D codes give ~0.5 on 2,000 digits (SE 0.011):
     # its embedding separates classes
     assert metrics["latent_5nn_accuracy"] > 0.35
-    assert -543.4 < metrics["test_elbo"] < metrics["test_log_likelihood"]
+    # L_50 >= L_1 in expectation on the same digits (quick run: ~3 nats apart, MC noise < 1 nat)
+    assert -543.4 < metrics["test_elbo_ll_subset"] < metrics["test_log_likelihood"]
 
 
 def test_07_traverses_the_most_active_units(tmp_path_factory: pytest.TempPathFactory) -> None:
