@@ -47,6 +47,9 @@ def test_walkthrough_05_runs_as_a_notebook(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setenv("MINIVAE_WALKTHROUGH_ARGS", " ".join(flags))
     # never download in a test: an empty mirror list means no downloads (the offline digits are used)
     monkeypatch.setenv("MINIVAE_MNIST_MIRRORS", "")
+    # one BLAS thread in the kernel (see tests/test_walkthroughs.py)
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.setenv(name, "1")
     client = nbclient.NotebookClient(notebook, timeout=600, kernel_name="python3",
                                      resources={"metadata": {"path": str(tmp_path)}})
     client.execute()
