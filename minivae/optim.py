@@ -186,7 +186,7 @@ class FlatAdamState:
         r"""Copy into the buffers every array that is not already the view this state handed out."""
         for i, (leaf, view) in enumerate(zip(leaves, self.p_leaves)):
             if leaf is not view:
-                if (array_module(leaf), leaf.dtype) != self.kinds[i]:
+                if leaf.shape != view.shape or (array_module(leaf), leaf.dtype) != self.kinds[i]:
                     self.check(self.structure, leaves)
                 view[...] = leaf
 

@@ -237,6 +237,9 @@ def test_adam_copies_an_array_the_caller_swapped_in_and_refuses_another_model():
         opt.step({**first, "mid": np.ones(3, np.float32)}, {**grads, "mid": np.ones(3, np.float32)})
     with pytest.raises(ValueError, match="params are not built like"):
         opt.step(tree_map(lambda a: a.astype(np.float64), first), tree_map(lambda a: a.astype(np.float64), grads))
+    # a params array that would broadcast into the buffer is refused, not silently spread
+    with pytest.raises(ValueError, match="params are not built like"):
+        opt.step({**first, "mid": np.ones(1, np.float32)}, grads)
 
 
 def test_adam_load_state_refuses_a_moment_of_the_wrong_shape():
