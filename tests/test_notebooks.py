@@ -32,7 +32,7 @@ def test_percent_format_has_lesson_and_step_cells() -> None:
     assert any(cell.source.lstrip().startswith('OUT = "figures/05_mnist_vae"') for cell in notebook.cells)
 
 
-@pytest.mark.slow
+# about 4 s with one BLAS thread (kernel start, 2 epochs on 600 digits), so not marked slow
 def test_walkthrough_05_runs_as_a_notebook(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     notebook = jupytext.read(ROOT / "walkthroughs" / "05_mnist_vae.py")
     # a last cell that reports what main() returned in the kernel
