@@ -14,6 +14,9 @@ Variants, cumulative, each timed per epoch against the same PyTorch and JAX refe
   arrays lie next to each other in flat buffers and are updated together (3 sets of passes instead of 10),
   with less Python per step. This is the shipped step, the one ``vs_jax.py`` times.
 
+For reference, ``minivae.train.train_epoch`` itself (what ``fit`` runs: the shipped step plus shuffling, noise
+drawn per step and the guard, which keeps a copy of the last good θ and checks the gradients and the new θ).
+
 The switches swap module attributes for the run; the shipped code is untouched. CPU seconds of the process
 per epoch, medians over rounds; ratios are medians of paired ratios (same round). OpenBLAS variables unset
 for this process::
@@ -162,6 +165,23 @@ def variant_epoch(vae: VAE, params: Any, vjps: bool, adam: type, leafwise: bool)
     return epoch
 
 
+def train_epoch_engine(vae: VAE, params: Any) -> Callable:
+    """``minivae.train.train_epoch`` itself, what ``fit`` runs per epoch: the shipped step plus shuffling, noise
+    drawn per step from its own generator, and the guard (θ_good kept, gradients and new θ checked)."""
+    from minivae.train import train_epoch
+
+    state = {"params": params, "optimizer": Adam(1e-3), "rng": numpy.random.default_rng(2), "good": None}
+
+    def epoch(x: numpy.ndarray, eps: numpy.ndarray) -> float:
+        if state["good"] is None:
+            state["good"] = tree_map(lambda a: a.copy(), state["params"])
+        state["params"], loss = train_epoch(vae_objective(vae), state["params"], x, state["optimizer"],
+                                            state["rng"], batch_size=eps.shape[1], last_good=state["good"])
+        return loss
+
+    return epoch
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description="minivae's VAE step with its speed-ups switched on one at a time")
     p.add_argument("--rounds", type=int, default=5)
@@ -181,6 +201,7 @@ def main() -> None:
         vae = VAE(784, [400], 20)
         params = vae.init(numpy.random.default_rng(0))
         epochs = {name: variant_epoch(vae, params, *flags) for name, flags in VARIANTS.items()}
+        epochs["fit's train_epoch (shuffle, noise, guard)"] = train_epoch_engine(vae, params)
         epochs["PyTorch 2.13 eager"] = engines.torch_engine(params, None)
         if not args.no_jax:
             epochs["JAX (jit of the whole step)"] = engines.jax_engine(params, None)[0]
