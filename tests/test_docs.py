@@ -72,7 +72,9 @@ def test_the_pages_have_python_blocks_to_run() -> None:
 def test_python_block_runs_as_written(page: Path, line: int, code: str, tmp_path: Path) -> None:
     script = tmp_path / "block.py"
     script.write_text(code, encoding="utf-8")
-    env = dict(os.environ, MPLBACKEND="Agg", MINIVAE_DATA=str(tmp_path / "mnist"),
+    # one BLAS thread: a thread per visible CPU makes small blocks several times slower on a busy machine
+    env = dict(os.environ, MPLBACKEND="Agg", OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1",
+               MINIVAE_DATA=str(tmp_path / "mnist"),
                MINIVAE_FASHION_DATA=str(tmp_path / "fashion-mnist"),
                # a mirror that refuses at once: a block may fall back to the offline digits, never download
                MINIVAE_MNIST_MIRRORS="http://127.0.0.1:9/", MINIVAE_FASHION_MNIST_MIRRORS="http://127.0.0.1:9/")
