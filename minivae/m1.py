@@ -1,0 +1,167 @@
+r"""Kingma et al.'s M1, the latent-feature discriminative model: a VAE's codes as features for a classifier.
+
+Shan, Variational Autoencoder, "Semi-supervised VAE [Kingma et al., 2014]", model M1: train a VAE
+q_φ(z|x), p_θ(x|z) on every digit, labelled or not (its ELBO needs no label); then train a classifier on
+the codes z of the labelled digits alone:
+
+    z ~ q_φ(z|x) = N(μ_φ(x), diag σ²_φ(x)),    q(y|z) = Cat(y | softmax(f(z))),
+
+with f an MLP (softmax regression when it has no hidden layer). Kingma et al. used a transductive SVM on z;
+here the classifier is trained on the cross-entropy −log q(y|z) with a fresh z = μ + σ ε per labelled digit
+and step (the encoder's own noise as data augmentation), and it predicts from the mean, argmax_y q(y|μ_φ(x)).
+The same :class:`Classifier` on the pixels themselves is the labels-only baseline.
+
+Rows given to the trainer are packed data: ``[x | one-hot y]`` for :func:`classifier_objective` and
+``[μ | log σ² | one-hot y]`` for :func:`m1_objective`, so :func:`minivae.train.fit` needs nothing new.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import autograd.numpy as anp
+import numpy
+
+from minivae import distributions as dist
+from minivae.backend import to_numpy
+from minivae.m2 import log_softmax, one_hot
+from minivae.models import VAE
+from minivae.nn import activation_fn, check_rows, check_sizes, init_mlp, mlp
+from minivae.objectives import Objective
+from minivae.ops import mean as vmean
+from minivae.ops import sum as vsum
+
+
+@dataclass(frozen=True)
+class Classifier:
+    r"""q(y|x) = Cat(y | softmax(f(x))), f an MLP ``[x_dim, *hidden, n_classes]``: softmax regression if no hidden.
+
+    Shan, Variational Autoencoder, semi-supervised VAE: the discriminative half of M1 (on codes z) and the
+    labels-only baseline (on pixels x).
+    """
+
+    x_dim: int
+    hidden: Sequence[int] = ()
+    n_classes: int = 10
+    activation: str = "relu"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "hidden", check_sizes(self.x_dim, self.hidden, self.n_classes))
+        if self.n_classes < 2:
+            raise ValueError(f"n_classes must be an integer of at least 2, got {self.n_classes!r}.")
+        activation_fn(self.activation)
+
+    def init(self, rng: numpy.random.Generator, dtype: Any = numpy.float32) -> list:
+        r"""Fresh MLP parameters ``[(W, b), ...]`` of widths ``[x_dim, *hidden, n_classes]``."""
+        return init_mlp([self.x_dim, *self.hidden, self.n_classes], rng, dtype)
+
+    def classify(self, params: list, x: Any) -> Any:
+        r"""log q(y|x) = log softmax(f(x)) for every class: ``(N, n_classes)``."""
+        check_rows("x", x, self.x_dim, "example")
+        return log_softmax(mlp(params, x, self.activation))
+
+    def predict(self, params: list, x: Any) -> numpy.ndarray:
+        r"""argmax_y q(y|x): host int labels ``(N,)``."""
+        return numpy.argmax(to_numpy(self.classify(params, x)), axis=-1)
+
+    def cross_entropy(self, params: list, x: Any, labels: Any) -> Any:
+        r"""−log q(y|x) = −Σ_c [y = c] log q(c|x) per example, ``(N,)``; ``labels`` are int classes ``(N,)``."""
+        log_q = self.classify(params, x)
+        y = one_hot(labels, self.n_classes, x)
+        if anp.shape(y)[0] != anp.shape(x)[0]:
+            raise ValueError(f"labels has {anp.shape(y)[0]} entries but x has {anp.shape(x)[0]} rows.")
+        # −Σ_c y_c log q(c|x)
+        return -vsum(y * log_q, axis=-1)
+
+
+@dataclass(frozen=True)
+class M1:
+    r"""M1: a VAE on all digits, then a :class:`Classifier` q(y|z) on the codes of the labelled ones.
+
+    Shan, Variational Autoencoder, semi-supervised VAE (Kingma et al., 2014, M1). ``params`` is
+    ``{"vae": ..., "classifier": ...}``; the VAE is trained first on its ELBO (``vae_objective(m1.vae)``),
+    then the classifier on the labelled codes (:func:`m1_objective`) with the VAE held fixed.
+    """
+
+    vae: VAE
+    hidden: Sequence[int] = ()
+    n_classes: int = 10
+    activation: str = "relu"
+
+    @property
+    def classifier(self) -> Classifier:
+        r"""The classifier q(y|z) on codes of ``vae.z_dim`` values."""
+        return Classifier(self.vae.z_dim, self.hidden, self.n_classes, self.activation)
+
+    def init(self, rng: numpy.random.Generator, dtype: Any = numpy.float32) -> dict:
+        r"""Fresh parameters ``{"vae", "classifier"}`` drawn with ``rng``."""
+        return {"vae": self.vae.init(rng, dtype), "classifier": self.classifier.init(rng, dtype)}
+
+    def features(self, params: dict, x: Any) -> tuple[Any, Any]:
+        r"""The codes of ``x``: q_φ(z|x) as ``(mean, log_var)``, each ``(N, z_dim)``."""
+        return self.vae.encode(params["vae"], x)
+
+    def classify(self, params: dict, x: Any) -> Any:
+        r"""log q(y | z = μ_φ(x)): the classifier on the mean code of each digit, ``(N, n_classes)``."""
+        mean, _ = self.features(params, x)
+        return self.classifier.classify(params["classifier"], mean)
+
+    def predict(self, params: dict, x: Any) -> numpy.ndarray:
+        r"""argmax_y q(y | μ_φ(x)): host int labels ``(N,)``."""
+        return numpy.argmax(to_numpy(self.classify(params, x)), axis=-1)
+
+    def sampled_cross_entropy(self, classifier: list, mean: Any, log_var: Any, labels: Any, eps: Any) -> Any:
+        r"""−log q(y|z) with z = μ + σ ε ~ q_φ(z|x): the classifier's loss on one sampled code per row, ``(N,)``.
+
+        Kingma et al. (2014), M1: the classifier is trained on samples z ~ q_φ(z|x) of the labelled digits;
+        a fresh ``eps`` ``(N, z_dim)`` each step makes the encoder's noise a data augmentation.
+        """
+        if anp.shape(eps) != anp.shape(mean):
+            raise ValueError(f"eps has shape {anp.shape(eps)} but must be {anp.shape(mean)}: one "
+                             "standard-normal draw of z per labelled code.")
+        # z = μ + σ ε
+        z = dist.reparameterize(mean, log_var, eps)
+        # −log q(y|z)
+        return self.classifier.cross_entropy(classifier, z, labels)
+
+
+def pack_labelled(labels: Any, n_classes: int, *columns: Any) -> numpy.ndarray:
+    r"""Host rows ``[columns... | one-hot y]``, float32 ``(N, Σ widths + n_classes)``, for the objectives below."""
+    host = [numpy.asarray(to_numpy(c), dtype=numpy.float32) for c in columns]
+    return numpy.concatenate([*host, one_hot(numpy.asarray(labels), n_classes, host[0])], axis=1)
+
+
+def _labels(y: Any) -> numpy.ndarray:
+    # the packed one-hot columns back to int classes (data, not traced: the labels carry no gradient)
+    return numpy.argmax(to_numpy(y), axis=-1)
+
+
+def classifier_objective(classifier: Classifier) -> Objective:
+    r"""Minimise the mean cross-entropy −(1/N) Σ log q(y_n|x_n) over rows ``pack_labelled(y, C, x)``; no noise.
+
+    Shan, Variational Autoencoder, semi-supervised VAE: the labels-only baseline, a classifier trained on
+    the labelled digits alone.
+    """
+    d = classifier.x_dim
+
+    def loss(params: list, rows: Any, eps: None) -> Any:
+        return vmean(classifier.cross_entropy(params, rows[:, :d], _labels(rows[:, d:])))
+
+    return Objective(loss, None, "neg_cross_entropy", None, d + classifier.n_classes)
+
+
+def m1_objective(m1: M1) -> Objective:
+    r"""Minimise (1/N) Σ −log q(y_n|z_n), z_n = μ_n + σ_n ε_n, over rows ``pack_labelled(y, C, μ, log σ²)``.
+
+    Kingma et al. (2014), M1's classifier on sampled codes of the labelled digits: the rows hold each
+    labelled digit's q_φ(z|x) (computed once by the trained, fixed VAE) and its label; the noise is one
+    ``(N, z_dim)`` draw per step.
+    """
+    k = m1.vae.z_dim
+
+    def loss(params: list, rows: Any, eps: Any) -> Any:
+        return vmean(m1.sampled_cross_entropy(params, rows[:, :k], rows[:, k:2 * k], _labels(rows[:, 2 * k:]), eps))
+
+    return Objective(loss, lambda n: (n, k), "neg_cross_entropy", None, 2 * k + m1.n_classes)
