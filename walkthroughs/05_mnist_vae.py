@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> Run:
         save_image_grid(vae.sample(params, 64, rng), args.out / "05_samples.png", ncols=8,
                         title=f"{run_name}\n64 samples sigmoid(decoder(z)), z ~ N(0, I)"),
         save_image_grid(reconstruction_rows(vae, params, data.x_test[:16]), args.out / "05_reconstructions.png",
-                        ncols=8, title=f"{data.eval_name} digits (rows 1, 3), reconstructions (rows 2, 4)"),
+                        ncols=8, title=f"{run_name}\n{data.eval_name} digits (rows 1, 3), reconstructions (rows 2, 4)"),
         save_curves({"train ELBO": ([h["epoch"] for h in history], [h["train_elbo"] for h in history]),
                      f"{data.eval_name} ELBO": ([h["epoch"] for h in history], [h["test_elbo"] for h in history])},
                     args.out / "05_learning_curve.png", ylabel="ELBO (nats per digit)",
