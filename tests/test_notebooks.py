@@ -32,6 +32,19 @@ def test_percent_format_has_lesson_and_step_cells() -> None:
     assert any(cell.source.lstrip().startswith('OUT = "figures/05_mnist_vae"') for cell in notebook.cells)
 
 
+@pytest.mark.parametrize("script", sorted((ROOT / "walkthroughs").glob("[0-9][0-9]_*.py")), ids=lambda p: p.stem)
+def test_every_walkthrough_opens_as_a_notebook(script: Path) -> None:
+    notebook = jupytext.read(script)
+    kinds = [cell.cell_type for cell in notebook.cells]
+    # the lesson first, then at least the imports, the settings and the run as code cells
+    assert kinds[0] == "markdown" and notebook.cells[0].source.startswith(f"# {script.name[:2]}")
+    assert kinds.count("code") >= 3 and kinds.count("markdown") >= 2
+    code = "\n".join(cell.source for cell in notebook.cells if cell.cell_type == "code")
+    # never a window from a script; the run is the last cell and keeps main()'s result
+    assert "plt.show(" not in code and "SETTINGS = {" in code
+    assert notebook.cells[-1].source.strip() == 'if __name__ == "__main__":\n    run = main()'
+
+
 # about 4 s with one BLAS thread (kernel start, 2 epochs on 600 digits), so not marked slow
 def test_walkthrough_05_runs_as_a_notebook(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     notebook = jupytext.read(ROOT / "walkthroughs" / "05_mnist_vae.py")
