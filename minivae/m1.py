@@ -11,8 +11,9 @@ here the classifier is trained on the cross-entropy −log q(y|z) with a fresh z
 and step (the encoder's own noise as data augmentation), and it predicts from the mean, argmax_y q(y|μ_φ(x)).
 The same :class:`Classifier` on the pixels themselves is the labels-only baseline.
 
-Rows given to the trainer are packed data: ``[x | one-hot y]`` for :func:`classifier_objective` and
-``[μ | log σ² | one-hot y]`` for :func:`m1_objective`, so :func:`minivae.train.fit` needs nothing new.
+Rows given to the trainer are packed data: ``[x | one-hot y]`` for :func:`minivae.objectives.classifier_objective`
+and ``[μ | log σ² | one-hot y]`` for :func:`minivae.objectives.m1_objective`, so :func:`minivae.train.fit` needs
+nothing new.
 """
 
 from __future__ import annotations
@@ -25,13 +26,11 @@ import autograd.numpy as anp
 import numpy
 
 from minivae import distributions as dist
+from minivae import ops
 from minivae.backend import to_numpy
 from minivae.m2 import log_softmax, one_hot
 from minivae.models import VAE
 from minivae.nn import activation_fn, check_rows, check_sizes, init_mlp, mlp
-from minivae.objectives import Objective
-from minivae.ops import mean as vmean
-from minivae.ops import sum as vsum
 
 
 @dataclass(frozen=True)
@@ -73,7 +72,7 @@ class Classifier:
         if anp.shape(y)[0] != anp.shape(x)[0]:
             raise ValueError(f"labels has {anp.shape(y)[0]} entries but x has {anp.shape(x)[0]} rows.")
         # −Σ_c y_c log q(c|x)
-        return -vsum(y * log_q, axis=-1)
+        return -ops.sum(y * log_q, axis=-1)
 
 
 @dataclass(frozen=True)
@@ -82,7 +81,7 @@ class M1:
 
     Shan, Variational Autoencoder, semi-supervised VAE (Kingma et al., 2014, M1). ``params`` is
     ``{"vae": ..., "classifier": ...}``; the VAE is trained first on its ELBO (``vae_objective(m1.vae)``),
-    then the classifier on the labelled codes (:func:`m1_objective`) with the VAE held fixed.
+    then the classifier on the labelled codes (:func:`minivae.objectives.m1_objective`) with the VAE held fixed.
     """
 
     vae: VAE
@@ -128,40 +127,9 @@ class M1:
 
 
 def pack_labelled(labels: Any, n_classes: int, *columns: Any) -> numpy.ndarray:
-    r"""Host rows ``[columns... | one-hot y]``, float32 ``(N, Σ widths + n_classes)``, for the objectives below."""
+    r"""Host rows ``[columns... | one-hot y]``, float32 ``(N, Σ widths + n_classes)``.
+
+    The rows :func:`minivae.objectives.classifier_objective` and ``m1_objective`` train on.
+    """
     host = [numpy.asarray(to_numpy(c), dtype=numpy.float32) for c in columns]
     return numpy.concatenate([*host, one_hot(numpy.asarray(labels), n_classes, host[0])], axis=1)
-
-
-def _labels(y: Any) -> numpy.ndarray:
-    # the packed one-hot columns back to int classes (data, not traced: the labels carry no gradient)
-    return numpy.argmax(to_numpy(y), axis=-1)
-
-
-def classifier_objective(classifier: Classifier) -> Objective:
-    r"""Minimise the mean cross-entropy −(1/N) Σ log q(y_n|x_n) over rows ``pack_labelled(y, C, x)``; no noise.
-
-    Shan, Variational Autoencoder, semi-supervised VAE: the labels-only baseline, a classifier trained on
-    the labelled digits alone.
-    """
-    d = classifier.x_dim
-
-    def loss(params: list, rows: Any, eps: None) -> Any:
-        return vmean(classifier.cross_entropy(params, rows[:, :d], _labels(rows[:, d:])))
-
-    return Objective(loss, None, "neg_cross_entropy", None, d + classifier.n_classes)
-
-
-def m1_objective(m1: M1) -> Objective:
-    r"""Minimise (1/N) Σ −log q(y_n|z_n), z_n = μ_n + σ_n ε_n, over rows ``pack_labelled(y, C, μ, log σ²)``.
-
-    Kingma et al. (2014), M1's classifier on sampled codes of the labelled digits: the rows hold each
-    labelled digit's q_φ(z|x) (computed once by the trained, fixed VAE) and its label; the noise is one
-    ``(N, z_dim)`` draw per step.
-    """
-    k = m1.vae.z_dim
-
-    def loss(params: list, rows: Any, eps: Any) -> Any:
-        return vmean(m1.sampled_cross_entropy(params, rows[:, :k], rows[:, k:2 * k], _labels(rows[:, 2 * k:]), eps))
-
-    return Objective(loss, lambda n: (n, k), "neg_cross_entropy", None, 2 * k + m1.n_classes)

@@ -19,6 +19,7 @@ import numpy
 from minivae import ops
 from minivae.backend import asarray_like, to_numpy
 from minivae.cvae import CVAE
+from minivae.m1 import M1, Classifier
 from minivae.m2 import M2
 
 
@@ -137,3 +138,37 @@ def m2_objective(m2: M2, x_labelled: Any, labels: Any, alpha: float) -> Objectiv
 
     return Objective(loss, lambda n: (C * n + n_l, m2.z_dim), "neg_j_alpha", init=m2.init,
                      data_map=lambda f: m2_objective(m2, f(x_labelled), labels, alpha))
+
+
+def _labels(y: Any) -> numpy.ndarray:
+    # the packed one-hot columns back to int classes (data, not traced: the labels carry no gradient)
+    return numpy.argmax(to_numpy(y), axis=-1)
+
+
+def classifier_objective(classifier: Classifier) -> Objective:
+    r"""Minimise the mean cross-entropy −(1/N) Σ log q(y_n|x_n) over rows ``pack_labelled(y, C, x)``; no noise.
+
+    Shan, Variational Autoencoder, semi-supervised VAE: the labels-only baseline, a classifier trained on
+    the labelled digits alone.
+    """
+    d = classifier.x_dim
+
+    def loss(params: list, rows: Any, eps: None) -> Any:
+        return ops.mean(classifier.cross_entropy(params, rows[:, :d], _labels(rows[:, d:])))
+
+    return Objective(loss, None, "neg_cross_entropy", None, d + classifier.n_classes)
+
+
+def m1_objective(m1: M1) -> Objective:
+    r"""Minimise (1/N) Σ −log q(y_n|z_n), z_n = μ_n + σ_n ε_n, over rows ``pack_labelled(y, C, μ, log σ²)``.
+
+    Kingma et al. (2014), M1's classifier on sampled codes of the labelled digits: the rows hold each
+    labelled digit's q_φ(z|x) (computed once by the trained, fixed VAE) and its label; the noise is one
+    ``(N, z_dim)`` draw per step.
+    """
+    k = m1.vae.z_dim
+
+    def loss(params: list, rows: Any, eps: Any) -> Any:
+        return ops.mean(m1.sampled_cross_entropy(params, rows[:, :k], rows[:, k:2 * k], _labels(rows[:, 2 * k:]), eps))
+
+    return Objective(loss, lambda n: (n, k), "neg_cross_entropy", None, 2 * k + m1.n_classes)

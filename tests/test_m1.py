@@ -6,8 +6,9 @@ import numpy
 import pytest
 
 from minivae.gradcheck import check_grad
-from minivae.m1 import M1, Classifier, classifier_objective, m1_objective, pack_labelled
+from minivae.m1 import M1, Classifier, pack_labelled
 from minivae.models import VAE
+from minivae.objectives import classifier_objective, m1_objective
 from minivae.optim import Adam
 from minivae.train import fit
 

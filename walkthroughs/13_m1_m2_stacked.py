@@ -64,10 +64,10 @@ import time
 import numpy
 
 from minivae.grad import value_and_grad
-from minivae.m1 import M1, Classifier, classifier_objective, m1_objective, pack_labelled
+from minivae.m1 import M1, Classifier, pack_labelled
 from minivae.m2 import M2
 from minivae.models import VAE
-from minivae.objectives import m2_objective, vae_objective
+from minivae.objectives import classifier_objective, m1_objective, m2_objective, vae_objective
 from minivae.optim import Adam
 from minivae.plotting import save_curves, save_image_grid
 from minivae.train import fit
