@@ -80,17 +80,12 @@ class CVAE:
             raise ValueError(f"prior must be 'learned' (p(z|x)) or 'standard' (N(0, I)), got {self.prior!r}.")
         activation_fn(self.activation)
 
-    @property
-    def decoder_heads(self) -> tuple[str, ...]:
-        r"""Names of the decoder's output heads: ``("logits",)`` or ``("mean", "log_var")``."""
-        return decoder_heads_for(self.likelihood)
-
     def init(self, rng: numpy.random.Generator, dtype: Any = numpy.float32) -> dict:
         r"""Fresh parameters ``{"encoder", "decoder"[, "prior"]}`` drawn with ``rng``."""
         heads = ("mean", "log_var")
         params = {
             "encoder": init_two_input_net(self.x_dim, self.y_dim, self.hidden, heads, self.z_dim, rng, dtype),
-            "decoder": init_two_input_net(self.x_dim, self.z_dim, self.hidden[::-1], self.decoder_heads,
+            "decoder": init_two_input_net(self.x_dim, self.z_dim, self.hidden[::-1], decoder_heads_for(self.likelihood),
                                           self.y_dim, rng, dtype),
         }
         if self.prior == "learned":
@@ -128,7 +123,7 @@ class CVAE:
         if anp.ndim(z) not in (2, 3) or anp.shape(z)[-2:] != (anp.shape(x)[0], self.z_dim):
             raise ValueError(f"z has shape {anp.shape(z)}, but this model expects (N, {self.z_dim}) or "
                              f"(k, N, {self.z_dim}) with N = {anp.shape(x)[0]} rows of x.")
-        outs = two_input_net(params["decoder"], x, z, self.decoder_heads, self.activation)
+        outs = two_input_net(params["decoder"], x, z, decoder_heads_for(self.likelihood), self.activation)
         return outs[0] if self.likelihood == "bernoulli" else outs
 
     def log_py_given_xz(self, params: dict, x: Any, y: Any, z: Any) -> Any:

@@ -90,19 +90,14 @@ class M2:
         decoder_heads_for(self.likelihood)
         activation_fn(self.activation)
 
-    @property
-    def decoder_heads(self) -> tuple[str, ...]:
-        r"""Names of the decoder's output heads: ``("logits",)`` or ``("mean", "log_var")``."""
-        return decoder_heads_for(self.likelihood)
-
     def init(self, rng: numpy.random.Generator, dtype: Any = numpy.float32) -> dict:
         r"""Fresh parameters ``{"classifier", "encoder", "decoder"}`` drawn with ``rng``."""
         C = self.n_classes
         return {
             "classifier": init_mlp([self.x_dim, *self.hidden, C], rng, dtype),
             "encoder": init_two_input_net(self.x_dim, C, self.hidden, ("mean", "log_var"), self.z_dim, rng, dtype),
-            "decoder": init_two_input_net(C, self.z_dim, self.hidden[::-1], self.decoder_heads, self.x_dim,
-                                          rng, dtype),
+            "decoder": init_two_input_net(C, self.z_dim, self.hidden[::-1], decoder_heads_for(self.likelihood),
+                                          self.x_dim, rng, dtype),
         }
 
     def classify(self, params: dict, x: Any) -> Any:
@@ -127,7 +122,7 @@ class M2:
         if anp.shape(z)[-1] != self.z_dim or anp.shape(y)[-1] != self.n_classes:
             raise ValueError(f"y has shape {anp.shape(y)} and z {anp.shape(z)}, but this model expects one-hot "
                              f"y of {self.n_classes} columns and z of {self.z_dim}.")
-        outs = two_input_net(params["decoder"], y, z, self.decoder_heads, self.activation)
+        outs = two_input_net(params["decoder"], y, z, decoder_heads_for(self.likelihood), self.activation)
         return outs[0] if self.likelihood == "bernoulli" else outs
 
     def _log_px_given_yz(self, params: dict, x: Any, y: Any, z: Any) -> Any:

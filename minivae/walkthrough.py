@@ -80,54 +80,40 @@ def in_chunks(fn: Callable[[Any], Any], x: Any, desc: str, chunk: int = 100) -> 
 
 # ---- flag types: each refuses a bad value with one sentence (argparse prints it with the usage line) ----
 
-def _number(text: str, convert: Callable[[str], Any], kind: str) -> Any:
+def _number(text: str, convert: Callable[[str], Any], kind: str, ok: Callable[[Any], bool]) -> Any:
+    # convert(text), refused with one sentence unless it parses, is finite and satisfies ok
     try:
         value = convert(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected {kind}, got {text!r}") from None
-    if isinstance(value, float) and not math.isfinite(value):
+        value = None
+    if value is None or not math.isfinite(value) or not ok(value):
         raise argparse.ArgumentTypeError(f"expected {kind}, got {text!r}")
     return value
 
 
 def positive_int(text: str) -> int:
     r"""An argparse ``type=``: a whole number ≥ 1 (epochs, sizes, counts)."""
-    value = _number(text, int, "a whole number of at least 1")
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
-    return value
+    return _number(text, int, "a whole number of at least 1", lambda v: v >= 1)
 
 
 def non_negative_int(text: str) -> int:
     r"""An argparse ``type=``: a whole number ≥ 0 (seeds)."""
-    value = _number(text, int, "a whole number of at least 0")
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number of at least 0, got {text!r}")
-    return value
+    return _number(text, int, "a whole number of at least 0", lambda v: v >= 0)
 
 
 def positive_float(text: str) -> float:
     r"""An argparse ``type=``: a finite number > 0 (learning rates)."""
-    value = _number(text, float, "a finite number above 0")
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a finite number above 0, got {text!r}")
-    return value
+    return _number(text, float, "a finite number above 0", lambda v: v > 0)
 
 
 def non_negative_float(text: str) -> float:
     r"""An argparse ``type=``: a finite number ≥ 0 (weights such as β or α)."""
-    value = _number(text, float, "a finite number of at least 0")
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a finite number of at least 0, got {text!r}")
-    return value
+    return _number(text, float, "a finite number of at least 0", lambda v: v >= 0)
 
 
 def digit(text: str) -> int:
     r"""An argparse ``type=``: an MNIST label, 0 to 9."""
-    value = _number(text, int, "a digit from 0 to 9")
-    if not 0 <= value <= 9:
-        raise argparse.ArgumentTypeError(f"expected a digit from 0 to 9, got {text!r}")
-    return value
+    return _number(text, int, "a digit from 0 to 9", lambda v: 0 <= v <= 9)
 
 
 # ---- the parser, the settings block, and parsing once ----
