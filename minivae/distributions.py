@@ -210,14 +210,16 @@ def kl_diag_gaussians(mean_q: Any, log_var_q: Any, mean_p: Any, log_var_p: Any) 
     Shan, Variational Autoencoder: the general KL between two Gaussians,
     ½(tr(Σ_p⁻¹Σ_q) + (μ_p − μ_q)ᵀΣ_p⁻¹(μ_p − μ_q) − k + log det Σ_p / det Σ_q), for diagonal covariances.
     With μ_p = 0 and log σ²_p = 0 it equals :func:`kl_standard_normal`. Arguments are ``(..., D)`` (the
-    prior's may broadcast); returns ``(...)``.
+    prior's may broadcast); returns ``(...)``. Both terms are formed as ratios before anything is squared,
+    σ²_q/σ²_p = exp(log σ²_q − log σ²_p) and ((μ_q − μ_p)/σ_p)², so a tiny σ²_p (log σ²_p < −88.7 in
+    float32, where exp(−log σ²_p) overflows) gives the finite value, not inf · 0 = NaN.
     """
     check_same_shape("log_var_q", log_var_q, "mean_q", mean_q)
     check_broadcasts("mean_p", mean_p, _shape(mean_q), "mean_q")
     check_broadcasts("log_var_p", log_var_p, _shape(mean_q), "mean_q")
-    # (σ_q² + (μ_q − μ_p)²) / σ_p², the trace and Mahalanobis terms
-    diff = mean_q - mean_p
-    ratio = (anp.exp(log_var_q) + diff * diff) * anp.exp(-log_var_p)
+    # the trace term σ_q²/σ_p² and the Mahalanobis term ((μ_q − μ_p)/σ_p)²
+    r = (mean_q - mean_p) * anp.exp(-0.5 * log_var_p)
+    ratio = anp.exp(log_var_q - log_var_p) + r * r
     # ½ Σ [log σ_p² − log σ_q² + ratio − 1]
     return 0.5 * ops.sum(log_var_p - log_var_q + ratio - 1.0, axis=-1)
 

@@ -238,3 +238,14 @@ def test_bad_input():
     for eps_shape in [(4, 2), (3, 3), (2, 2, 4, 3), (5, 4, 2)]:
         with pytest.raises(ValueError, match="eps has shape"):
             dist.reparameterize(np.zeros((4, 3)), np.zeros((4, 3)), np.zeros(eps_shape))
+
+
+def test_kl_diag_gaussians_is_finite_for_a_tiny_prior_variance_in_float32():
+    # log σ²_p = −100 < −88.7: exp(−log σ²_p) overflows float32, and the old (σ²_q + Δ²)·exp(−log σ²_p) gave inf/NaN
+    log_var_p = np.full((1, 2), -100.0, np.float32)
+    mean_q, log_var_q = np.full((1, 2), 1e-20, np.float32), np.full((1, 2), -100.0, np.float32)
+    got = dist.kl_diag_gaussians(mean_q, log_var_q, np.zeros((1, 2), np.float32), log_var_p)
+    # float64 reference: ½ Σ [0 + 1 + (μ_q/σ_p)² − 1] = ½ Σ μ_q² e^{100}
+    want = 0.5 * np.sum(np.float64(mean_q) ** 2 * np.exp(100.0), axis=-1)
+    assert np.all(np.isfinite(got))
+    np.testing.assert_allclose(got, want, rtol=1e-5)  # float32: a few ulps from exp(50) and the square
