@@ -1,4 +1,4 @@
-r"""Run a benchmark without ``OPENBLAS_CORETYPE`` / ``OPENBLAS_L2_SIZE``: import this before NumPy.
+r"""Run a benchmark without ``OPENBLAS_CORETYPE`` / ``OPENBLAS_L2_SIZE`` (import this before NumPy), and name the CPU.
 
 OpenBLAS reads both variables once, when NumPy loads it. A machine that pins ``OPENBLAS_CORETYPE=Haswell``
 makes OpenBLAS use its AVX2 kernels even on an AVX-512 CPU. :func:`unset_openblas_vars` re-executes the
@@ -27,3 +27,24 @@ def unset_openblas_vars() -> dict[str, str]:
             os.execve(sys.executable, [sys.executable, *sys.argv], env)
         os.environ[_FLAG] = ""
     return dict(item.split("=", 1) for item in os.environ[_FLAG].split(",") if item)
+
+
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo, with its family and model numbers (a Zen 4 EPYC and a Zen 5
+    EPYC both call themselves "AMD EPYC" on some machines; family 25 is Zen 3/4, family 26 Zen 5)."""
+    fields: dict = {}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                fields.setdefault(key.strip(), value.strip())
+                if not line.strip():
+                    break
+    except OSError:
+        pass
+    import platform
+
+    name = fields.get("model name") or platform.processor() or "unknown"
+    if "cpu family" in fields:
+        name += f" (family {fields['cpu family']}, model {fields.get('model', '?')})"
+    return name

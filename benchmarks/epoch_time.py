@@ -36,7 +36,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _openblas import unset_openblas_vars  # noqa: E402
+from _openblas import cpu_model, unset_openblas_vars  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -301,7 +301,7 @@ def summarize(args: argparse.Namespace, x: numpy.ndarray, steps: int, times: dic
 
 
 def environment(args: argparse.Namespace, load_before: tuple) -> dict:
-    env = {"unset_for_this_process": UNSET, "cpu": _cpu_name(), "logical_cpus": os.cpu_count(),
+    env = {"unset_for_this_process": UNSET, "cpu": cpu_model(), "logical_cpus": os.cpu_count(),
            "load_average_before": load_before, "load_average_after": os.getloadavg(),
            "python": platform.python_version(), "numpy": numpy.__version__,
            "numpy_blas": [{k: info.get(k) for k in ("internal_api", "version", "architecture", "num_threads")}
@@ -313,17 +313,6 @@ def environment(args: argparse.Namespace, load_before: tuple) -> dict:
         env["torch_cpu_capability"] = torch.backends.cpu.get_cpu_capability()
         env["torch_threads"] = torch.get_num_threads()
     return env
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def report(result: dict) -> str:

@@ -32,7 +32,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _openblas import unset_openblas_vars  # noqa: E402
+from _openblas import cpu_model, unset_openblas_vars  # noqa: E402
 
 ROWS = {"b32": (32, None), "b100": (100, None), "b500": (500, None), "iwae5-b100": (100, 5)}
 ENGINES = ("minivae", "autograd loop", "jax", "pytorch", "floor")
@@ -110,19 +110,6 @@ def main(argv: list[str] | None = None) -> None:
     print("\n" + summary(results))
     if args.json:
         print(f"wrote {args.json}")
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-
-    return platform.processor() or "unknown"
 
 
 # ---------------------------------------------------------------- the worker: every engine on `threads` threads
