@@ -184,9 +184,10 @@ def jax_engine(params: dict, k: int | None, lr: float = 1e-3) -> tuple[Epoch, Ca
 # ---------------------------------------------------------------- PyTorch
 
 
-def torch_engine(params: dict, k: int | None, lr: float = 1e-3) -> Epoch:
+def torch_engine(params: dict, k: int | None, lr: float = 1e-3, foreach: bool = False) -> Epoch:
     """The same VAE in PyTorch 2.13 eager: ``nn.Linear`` layers holding minivae's initial parameters, summed
-    ``binary_cross_entropy_with_logits``, the closed-form KL (or the IWAE bound), ``torch.optim.Adam``."""
+    ``binary_cross_entropy_with_logits``, the closed-form KL (or the IWAE bound), ``torch.optim.Adam`` (its
+    multi-tensor ``foreach`` kernel when asked)."""
     import torch
     import torch.nn.functional as functional
 
@@ -229,7 +230,7 @@ def torch_engine(params: dict, k: int | None, lr: float = 1e-3) -> Epoch:
             return -(torch.logsumexp(log_w, 0) - math.log(k)).mean()
 
     model = TorchVAE()
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr, foreach=True if foreach else None)
 
     def epoch(x: numpy.ndarray, eps: numpy.ndarray) -> float:
         loss = 0.0

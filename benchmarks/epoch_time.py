@@ -2,7 +2,8 @@ r"""Epoch time of minivae's VAE training step against PyTorch on the same CPU, a
 
 What is timed, per epoch of ``--n`` examples in batches of ``--batch-size``:
 
-- **minivae**: the real code path: ``minivae.grad.value_and_grad`` (the gradient ``fit`` uses) of
+- **minivae**, **PyTorch**: the contenders of ``engines.py`` (shared with ``vs_jax.py``). minivae runs the real
+  code path: ``minivae.grad.value_and_grad`` (the gradient ``fit`` uses) of
   ``minivae.objectives.vae_objective(vae).loss`` (``VAE.elbo`` through
   ``minivae.models``), then ``minivae.optim.Adam.step``, then ``float(loss)`` as the trainer's NaN guard does;
   with ``--fit``, also one epoch of ``minivae.train.fit`` itself;
@@ -74,9 +75,9 @@ import time  # noqa: E402
 from typing import Any, Callable  # noqa: E402
 
 import numpy  # noqa: E402
+from engines import minivae_fit_path, torch_engine  # noqa: E402  (the same contenders as vs_jax.py)
 from threadpoolctl import threadpool_info, threadpool_limits  # noqa: E402
 
-from minivae.grad import value_and_grad  # noqa: E402  (fit's own gradient function)
 from minivae.models import VAE  # noqa: E402
 from minivae.objectives import vae_objective  # noqa: E402
 from minivae.optim import Adam  # noqa: E402
@@ -107,24 +108,6 @@ def load_data(kind: str, n: int, seed: int) -> numpy.ndarray:
 # ---------------------------------------------------------------- the three contenders
 
 
-def minivae_epoch(vae: VAE, lr: float, params: Any) -> Callable[[numpy.ndarray, numpy.ndarray], float]:
-    """One epoch of minivae's training step: value_and_grad of the objective's loss, then Adam.step."""
-    grad_fn = value_and_grad(vae_objective(vae).loss)
-    optimizer = Adam(lr)
-    state = {"params": params}
-
-    def epoch(x: numpy.ndarray, eps: numpy.ndarray) -> float:
-        params, batch, loss = state["params"], len(eps[0]), 0.0
-        for step, start in enumerate(range(0, len(x), batch)):
-            value, grads = grad_fn(params, x[start:start + batch], eps[step])
-            loss = float(value)
-            params = optimizer.step(params, grads)
-        state["params"] = params
-        return loss
-
-    return epoch
-
-
 def fit_epoch(vae: VAE, lr: float, params: Any) -> Callable[[numpy.ndarray, numpy.ndarray], float]:
     """One epoch of ``minivae.train.fit`` itself, continuing from the parameters of the previous call."""
     state = {"params": params, "optimizer": Adam(lr)}
@@ -134,59 +117,6 @@ def fit_epoch(vae: VAE, lr: float, params: Any) -> Callable[[numpy.ndarray, nump
                      batch_size=eps.shape[1], progress=False)
         state["params"] = result.params
         return -result.history[-1]["train_elbo"]
-
-    return epoch
-
-
-def torch_epoch(vae: VAE, lr: float, params: Any,
-                foreach: bool = False) -> Callable[[numpy.ndarray, numpy.ndarray], float]:
-    """One epoch of the same VAE in PyTorch: nn.Linear layers holding minivae's initial parameters."""
-    import torch
-    import torch.nn.functional as functional
-
-    def linear(layer: tuple) -> torch.nn.Linear:
-        W, b = layer
-        lin = torch.nn.Linear(*W.shape)
-        with torch.no_grad():
-            lin.weight.copy_(torch.from_numpy(W.T.copy()))
-            lin.bias.copy_(torch.from_numpy(b))
-        return lin
-
-    class TorchVAE(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            enc, dec = params["encoder"], params["decoder"]
-            self.enc = torch.nn.ModuleList(linear(layer) for layer in enc["hidden"])
-            self.mean, self.log_var = linear(enc["mean"]), linear(enc["log_var"])
-            self.dec = torch.nn.ModuleList(linear(layer) for layer in dec["hidden"])
-            self.logits = linear(dec["logits"])
-
-        def forward(self, x: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
-            h = x
-            for layer in self.enc:
-                h = torch.relu(layer(h))
-            mean, log_var = self.mean(h), self.log_var(h)
-            z = mean + torch.exp(0.5 * log_var) * eps
-            for layer in self.dec:
-                z = torch.relu(layer(z))
-            logits = self.logits(z)
-            bce = functional.binary_cross_entropy_with_logits(logits, x, reduction="sum")
-            kl = -0.5 * torch.sum(1 + log_var - mean.pow(2) - log_var.exp())
-            return (bce + kl) / x.shape[0]
-
-    model = TorchVAE()
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr, foreach=True if foreach else None)
-
-    def epoch(x: numpy.ndarray, eps: numpy.ndarray) -> float:
-        xt, et = torch.from_numpy(x), torch.from_numpy(eps)
-        batch, loss = eps.shape[1], 0.0
-        for step, start in enumerate(range(0, len(x), batch)):
-            optimizer.zero_grad()
-            value = model(xt[start:start + batch], et[step])
-            value.backward()
-            optimizer.step()
-            loss = value.item()
-        return loss
 
     return epoch
 
@@ -242,14 +172,14 @@ def run(args: argparse.Namespace) -> dict:
     vae = VAE(X_DIM, args.hidden, args.z_dim)
     params = vae.init(numpy.random.default_rng(args.seed))
     noise = numpy.random.default_rng(args.seed + 1)
-    epochs = {"minivae": minivae_epoch(vae, args.lr, params)}
+    epochs = {"minivae": minivae_fit_path(vae, params, None, args.lr)}
     if args.fit:
         epochs["minivae fit()"] = fit_epoch(vae, args.lr, params)
     if not args.no_torch:
         import torch
 
         torch.set_num_threads(args.threads)
-        epochs["pytorch"] = torch_epoch(vae, args.lr, params, args.torch_foreach)
+        epochs["pytorch"] = torch_engine(params, None, args.lr, args.torch_foreach)
     enc, dec = [X_DIM, *args.hidden], [args.z_dim, *reversed(args.hidden), X_DIM]
     epochs["floor"] = floor_epoch(enc, dec, args.z_dim, args.batch_size, args.seed)
     names = list(epochs)
