@@ -86,11 +86,13 @@ def check_generator(rng: Any) -> None:
                          f"got {type(rng).__name__}.")
 
 
-def check_count(name: str, value: int, what: str, minimum: int) -> None:
-    r"""Raise a ``ValueError`` unless ``value`` is an integer ≥ ``minimum`` (a number of ``what``)."""
-    if int(value) != value or value < minimum:
+def check_count(name: str, value: Any, what: str = "", minimum: int = 1) -> None:
+    r"""Raise a ``ValueError`` unless ``value`` is an int (or NumPy integer, never a bool or a float such as 2.0)
+    of at least ``minimum`` (1: positive, 0: non-negative), a number of ``what``."""
+    if isinstance(value, bool) or not isinstance(value, (int, numpy.integer)) or value < minimum:
         kind = "positive" if minimum == 1 else "non-negative"
-        raise ValueError(f"{name} must be a {kind} integer number of {what}, got {value!r}.")
+        counted = f" number of {what}" if what else ""
+        raise ValueError(f"{name} must be a {kind} integer{counted}, got {value!r}.")
 
 
 def decoder_heads_for(likelihood: str) -> tuple[str, ...]:

@@ -19,15 +19,9 @@ import numpy
 from minivae import ops
 from minivae.backend import asarray_like, to_numpy
 from minivae.cvae import CVAE
+from minivae.distributions import check_count
 from minivae.m1 import M1, Classifier
 from minivae.m2 import M2
-
-
-def check_counts(**counts: Any) -> None:
-    r"""Refuse anything but a positive int (a float such as 2.0 and a bool are refused too), naming it."""
-    for name, value in counts.items():
-        if isinstance(value, bool) or not isinstance(value, (int, numpy.integer)) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}.")
 
 
 @dataclass(frozen=True)
@@ -69,7 +63,7 @@ def vae_objective(vae: Any, beta: float = 1.0) -> Objective:
 
 def iwae_objective(vae: Any, k: int) -> Objective:
     r"""Minimise −(1/N) Σ_n L_k(x_n): k importance samples per example (Burda et al.)."""
-    check_counts(k=k)
+    check_count("k", k, "importance samples")
     return Objective(lambda p, x, eps: -ops.mean(vae.iwae_bound(p, x, eps)), lambda n: (k, n, vae.z_dim),
                      f"iwae_{k}", vae.likelihood, vae.x_dim, vae.init)
 
@@ -91,7 +85,7 @@ def kl_warmup(vae: Any, warmup_epochs: int, beta_start: float = 0.1,
     so the decoder learns to use z before the prior pulls q(z|x) onto N(0, I)). ``objective(vae, beta)``
     builds one epoch's Objective, :func:`vae_objective` (the ELBO_β) by default.
     """
-    check_counts(warmup_epochs=warmup_epochs)
+    check_count("warmup_epochs", warmup_epochs, "epochs")
     if not 0.0 <= beta_start <= 1.0:
         raise ValueError(f"beta_start must lie in [0, 1], got {beta_start!r}.")
 

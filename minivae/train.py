@@ -30,8 +30,9 @@ import numpy
 from minivae.backend import array_module, get_backend
 from minivae.checkpoint import check_output_path, load_checkpoint, save_checkpoint, write_metrics
 from minivae.data import BINARIZE, binarize_pixels, check_data
+from minivae.distributions import check_count
 from minivae.grad import value_and_grad
-from minivae.objectives import Objective, check_counts
+from minivae.objectives import Objective
 from minivae.optim import Adam
 from minivae.tree import tree_items, tree_leaves, tree_map
 
@@ -77,7 +78,7 @@ def train_epoch(objective: Objective, params: Any, x: numpy.ndarray, optimizer: 
     that a failure at an epoch's first step hands back the previous step's parameters (a copy of ``params``
     by default).
     """
-    check_counts(batch_size=batch_size)
+    check_count("batch_size", batch_size, "rows")
     if len(x) == 0:
         raise ValueError("x has no rows; train_epoch needs at least one example.")
     backend = backend or get_backend("numpy")
@@ -120,7 +121,7 @@ def evaluate(objective: Objective, params: Any, x: numpy.ndarray, rng: numpy.ran
     (:func:`fit` stops on that); an empty ``x`` is refused.
     """
     check_data(x, None, objective.x_dim, "x")
-    check_counts(batch_size=batch_size)
+    check_count("batch_size", batch_size, "rows")
     backend = backend or get_backend("numpy")
     dtype = tree_leaves(params)[0].dtype
     total = 0.0
@@ -254,9 +255,9 @@ def _test_record(target: Objective, params: Any, x_test: numpy.ndarray, seed: in
 def _check_fit_args(objective: Any, epochs: Any, batch_size: Any, seed: Any, binarize: Any, checkpoint: Any,
                     metrics_path: Any) -> tuple[Callable[[int], Objective], Objective]:
     """The schedule and its final objective, after refusing bad counts, seed, binarize and output paths."""
-    check_counts(epochs=epochs, batch_size=batch_size)
-    if isinstance(seed, bool) or not isinstance(seed, (int, numpy.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}.")
+    check_count("epochs", epochs, "epochs")
+    check_count("batch_size", batch_size, "rows")
+    check_count("seed", seed, minimum=0)
     if binarize not in BINARIZE:
         raise ValueError(f"binarize must be None, 'threshold' or 'stochastic', got {binarize!r}.")
     for path, name in ((checkpoint, "checkpoint"), (metrics_path, "metrics_path")):

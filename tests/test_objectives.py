@@ -12,7 +12,6 @@ from minivae.models import AE, VAE
 from minivae.objectives import (
     Objective,
     ae_objective,
-    check_counts,
     cvae_objective,
     iwae_objective,
     kl_warmup,
@@ -79,13 +78,6 @@ def test_objective_positional_fields_stay_as_they_were():
     # (loss, noise_shape, bound, likelihood, x_dim): callers build Objectives positionally
     objective = Objective(lambda p, x, eps: 0.0, None, "neg_loss", "gaussian", 3)
     assert (objective.likelihood, objective.x_dim, objective.init, objective.data_map) == ("gaussian", 3, None, None)
-
-
-@pytest.mark.parametrize("value", [0, -1, 2.0, 2.5, True, "3", None])
-def test_check_counts_takes_positive_ints_only(value):
-    with pytest.raises(ValueError, match="epochs must be a positive integer"):
-        check_counts(epochs=value)
-    check_counts(epochs=3, k=numpy.int64(2))
 
 
 def test_kl_warmup_steps_beta_from_beta_start_to_one():
