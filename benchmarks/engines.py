@@ -104,6 +104,117 @@ def autograd_loop(vae: VAE, params: dict, k: int | None, lr: float = 1e-3) -> Ep
     return epoch
 
 
+# ---------------------------------------------------------------- NumPy by hand
+
+
+def numpy_by_hand(vae: VAE, params: dict, k: int | None, lr: float = 1e-3) -> Epoch:
+    """The same step with no tracer at all: the forward pass and its backward pass written out by hand in
+    NumPy (each ReLU, head, softplus and KL term differentiated on paper, in place where a temporary allows),
+    then minivae's ``Adam.step``. It runs the same NumPy kernels as minivae, one pass per operation, with
+    none of autograd's boxing and bookkeeping and none of the lesson functions' checks: the time any engine
+    built on NumPy's kernels needs for this step, so ``minivae / numpy by hand`` is what the tracer costs."""
+    optimizer = Adam(lr)
+    state = {"params": params}
+
+    def trunk(layers: list, h: numpy.ndarray) -> list:
+        # h_l = relu(h_{l-1} W_l + b_l) for every layer; returns [h_0, h_1, ...]
+        acts = [h]
+        for W, b in layers:
+            a = acts[-1] @ W
+            a += b
+            numpy.maximum(a, 0.0, out=a)
+            acts.append(a)
+        return acts
+
+    def trunk_back(layers: list, acts: list, g: numpy.ndarray, input_grad: bool) -> tuple:
+        # g = dL/dh_L back through relu and each layer: dW = h_{l-1}^T g, db = sum_n g, g <- g W^T
+        grads = []
+        for i in range(len(layers) - 1, -1, -1):
+            g = g * (acts[i + 1] > 0)
+            grads.append((acts[i].T @ g, g.sum(axis=0)))
+            if i > 0 or input_grad:
+                g = g @ layers[i][0].T
+        return [type(layer)(grad) for layer, grad in zip(layers, grads[::-1])], g
+
+    def loss_and_grads(p: dict, x: numpy.ndarray, eps: numpy.ndarray) -> tuple:
+        enc, dec = p["encoder"], p["decoder"]
+        n = len(x)
+        # encoder: trunk, then the mean and log_var heads; z = mean + exp(log_var / 2) eps
+        acts = trunk(enc["hidden"], x)
+        mean, log_var = (acts[-1] @ enc[name][0] + enc[name][1] for name in ("mean", "log_var"))
+        std = numpy.exp(0.5 * log_var)
+        std_eps = std * eps
+        z = std_eps + mean
+        # decoder: trunk, then the logits head, (k*N or N, 784)
+        dacts = trunk(dec["hidden"], z.reshape(-1, z.shape[-1]))
+        logits = dacts[-1] @ dec["logits"][0]
+        logits += dec["logits"][1]
+        logits = logits.reshape(*z.shape[:-1], x.shape[-1])
+        # log p(x|z) = sum_d x l - softplus(l), softplus(l) = max(l, 0) + log1p(exp(-|l|))
+        e = numpy.abs(logits)
+        numpy.negative(e, out=e)
+        numpy.exp(e, out=e)
+        softplus = numpy.log1p(e)
+        softplus += numpy.maximum(logits, 0.0)
+        log_px = (x * logits).sum(axis=-1) - softplus.sum(axis=-1)
+        # sigma(l) = 1 / (1 + exp(-l)) into a fresh array, then dL/dl = c (sigma(l) - x)
+        with numpy.errstate(over="ignore"):
+            s = numpy.negative(logits)
+            numpy.exp(s, out=s)
+        s += 1.0
+        numpy.reciprocal(s, out=s)
+        s -= x
+        if k is None:
+            # loss = -(1/N) sum_n [log p(x|z) - KL], KL = -1/2 sum (1 + log_var - mean^2 - std^2)
+            var = std * std
+            kl = -0.5 * (1.0 + log_var - mean * mean - var).sum(axis=-1)
+            loss = -(log_px.sum() - kl.sum()) / n
+            s *= 1.0 / n
+        else:
+            # loss = -(1/N) sum_n log mean_k w, log w = log p(x|z) - |z|^2/2 + |eps|^2/2 + sum log_var / 2
+            log_w = log_px - 0.5 * (z * z).sum(axis=-1) + 0.5 * (eps * eps).sum(axis=-1) + 0.5 * log_var.sum(-1)
+            top = log_w.max(axis=0)
+            w = numpy.exp(log_w - top)
+            loss = -(numpy.log(w.mean(axis=0)) + top).sum() / n
+            # dloss/dlog w = -c with c = softmax_k(log w) / N
+            c = w / (w.sum(axis=0) * n)
+            s *= c[..., None]
+        # decoder backward, to z
+        head = dec["logits"]
+        dhead = type(head)((dacts[-1].T @ s.reshape(-1, s.shape[-1]), s.reshape(-1, s.shape[-1]).sum(axis=0)))
+        dhidden, gz = trunk_back(dec["hidden"], dacts, s.reshape(-1, s.shape[-1]) @ head[0].T, True)
+        gz = gz.reshape(z.shape)
+        if k is None:
+            # dmean = gz + mean / N, dlog_var = gz std eps / 2 + (std^2 - 1) / (2N)
+            g_mean = gz + mean * (1.0 / n)
+            g_log_var = 0.5 * gz * std_eps + (0.5 / n) * (var - 1.0)
+        else:
+            # log p(z) adds -c z to dlog w / dz; log q(z|x) adds -1/(2N) to dlog_var (sum_k c = 1/N)
+            gz += c[..., None] * z
+            g_mean = gz.sum(axis=0)
+            g_log_var = 0.5 * (gz * std_eps).sum(axis=0) - 0.5 / n
+        h = acts[-1]
+        heads = {name: type(enc[name])((h.T @ g, g.sum(axis=0))) for name, g in (("mean", g_mean),
+                                                                                ("log_var", g_log_var))}
+        gh = g_mean @ enc["mean"][0].T + g_log_var @ enc["log_var"][0].T
+        ehidden, _ = trunk_back(enc["hidden"], acts, gh, False)
+        grads = {"encoder": {"hidden": type(enc["hidden"])(ehidden), **heads},
+                 "decoder": {"hidden": type(dec["hidden"])(dhidden), "logits": dhead}}
+        return loss, grads
+
+    def epoch(x: numpy.ndarray, eps: numpy.ndarray) -> float:
+        params, loss = state["params"], 0.0
+        for xb, eb in _steps(x, eps):
+            value, grads = loss_and_grads(params, xb, eb)
+            loss = float(value)
+            params = optimizer.step(params, grads)
+        state["params"] = params
+        return loss
+
+    epoch.loss_and_grads = loss_and_grads  # for the check in tests of this benchmark
+    return epoch
+
+
 # ---------------------------------------------------------------- JAX
 
 

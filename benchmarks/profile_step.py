@@ -36,6 +36,7 @@ import statistics  # noqa: E402
 import time  # noqa: E402
 from typing import Any  # noqa: E402
 
+import engines  # noqa: E402
 import epoch_time  # noqa: E402
 import numpy  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
@@ -120,7 +121,7 @@ def profile(args: argparse.Namespace, hidden: list[int]) -> None:
     for name, t in times.items():
         print(f"  {name:<16} {statistics.median(t[1:]) * 1e3:8.3f} ms")
 
-    train = epoch_time.minivae_epoch(vae, 1e-3, params)
+    train = engines.minivae_fit_path(vae, params, None)
     train(x, eps)
     profiler = cProfile.Profile(time.process_time)
     profiler.enable()

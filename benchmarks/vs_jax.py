@@ -5,9 +5,10 @@ engine, float32, Adam(1e-3)) is trained in rounds of one epoch per engine and ro
 
 - rows: batch 32, 100 and 500 (the negative ELBO), and the IWAE bound with k = 5 at batch 100;
 - columns: minivae's ``fit`` path (``minivae.grad.value_and_grad`` + ``Adam.step``, also the README's
-  hand-written loop), the loop a reader would write with stock ``autograd.value_and_grad``, JAX (the whole
-  step, loss, gradient and Adam, under one ``jax.jit``; compile time reported on its own), PyTorch 2.13 eager,
-  and the NumPy matmul floor (the step's matrix products alone);
+  hand-written loop), the same step written out in NumPy with a hand-derived backward pass and no tracer
+  (``numpy by hand``: what any engine built on NumPy's kernels needs), the loop a reader would write with
+  stock ``autograd.value_and_grad``, JAX (the whole step, loss, gradient and Adam, under one ``jax.jit``;
+  compile time reported on its own), PyTorch 2.13 eager, and the NumPy matmul floor (the step's matrix products alone);
 - the single-core (and all-core) sgemm peak of this machine, measured with NumPy's BLAS on 1024×1024 float32
   matrices, so each engine's rate of matmul FLOPs reads as a fraction of the physical limit.
 
@@ -35,7 +36,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _openblas import cpu_model, unset_openblas_vars  # noqa: E402
 
 ROWS = {"b32": (32, None), "b100": (100, None), "b500": (500, None), "iwae5-b100": (100, 5)}
-ENGINES = ("minivae", "autograd loop", "jax", "pytorch", "floor")
+ENGINES = ("minivae", "numpy by hand", "autograd loop", "jax", "pytorch", "floor")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -176,6 +177,8 @@ def build(name: str, params: dict, batch: int, k: int | None) -> tuple:
     vae = VAE(784, [400], 20)
     if name == "minivae":
         return engines.minivae_fit_path(vae, params, k), None
+    if name == "numpy by hand":
+        return engines.numpy_by_hand(vae, params, k), None
     if name == "autograd loop":
         return engines.autograd_loop(vae, params, k), None
     if name == "pytorch":
@@ -242,7 +245,8 @@ def run_rows(args: argparse.Namespace, env: dict) -> dict:
             "cpu_over_wall": {n: statistics.median(c / w for c, w in zip(cpu[n], wall[n])) for n in wall},
             "gflops": {n: row["flops_per_step"] / t / 1e9 for n, t in med.items()},
             "ratios": {f"{a}/{b}": paired(a, b) for a, b in (("minivae", "jax"), ("minivae", "pytorch"),
-                                                             ("minivae", "floor"), ("autograd loop", "pytorch"),
+                                                             ("minivae", "floor"), ("minivae", "numpy by hand"),
+                                                             ("numpy by hand", "jax"), ("autograd loop", "pytorch"),
                                                              ("jax", "floor"), ("pytorch", "floor"))
                        if paired(a, b) is not None},
             "last_loss": row["loss"], "epoch_wall_s": wall, "epoch_cpu_s": cpu,
