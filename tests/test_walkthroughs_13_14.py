@@ -39,6 +39,9 @@ def test_13_m1_m2_runs_quick_and_beats_chance(tmp_path: Path) -> None:
     # every model, even the quick ones, labels far better than chance (90 % error with 10 classes)
     for key in ("baseline_test_error", "m1_test_error", "m2_test_error", "m1_m2_test_error"):
         assert metrics[key] < 0.6, (key, metrics[key])
+    # the stack's reported error is that of its averaged parameters; the last epoch's own error is kept too
+    last = metrics["m1_m2_history"][-1]
+    assert last["test_error"] == metrics["m1_m2_test_error"] and 0 <= last["test_error_last_params"] < 0.6
     with numpy.load(out / "params.npz", allow_pickle=False) as saved:
         assert saved.files, "params.npz is empty"
     assert str(out / "params.npz") in proc.stdout and "next: walkthroughs/14" in proc.stdout
