@@ -89,7 +89,8 @@ def array_module(x: Any) -> Any:
 
 
 def to_numpy(x: Any) -> numpy.ndarray:
-    r"""A host copy of ``x`` as a ``numpy.ndarray``, whichever registered backend holds it."""
+    r"""``x`` on the host as a ``numpy.ndarray``, whichever registered backend holds it: a copy of a device
+    array, ``x`` itself (no copy) if it already is a NumPy array."""
     value = getval(x)
     entry = _ARRAY_MODULES.get(type(value))
     if entry is None:
@@ -116,7 +117,7 @@ class Backend:
         return self.xp.asarray(x, dtype=dtype)
 
     def to_numpy(self, x: Any) -> numpy.ndarray:
-        r"""A host ``numpy.ndarray`` copy of ``x``."""
+        r"""``x`` as a host ``numpy.ndarray`` (see :func:`to_numpy`: no copy of a NumPy array)."""
         return to_numpy(x)
 
 

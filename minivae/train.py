@@ -197,7 +197,8 @@ def fit(objective: Objective | Callable[[int], Objective], params: Any, x_train:
                           device=backend.name, binarize=binarize)
         if on_epoch is not None:
             on_epoch(epoch, record)
-    return FitResult(tree_map(backend.to_numpy, params), optimizer, history)
+    # host arrays of the caller's own: not the optimizer's buffers, which its next step updates in place
+    return FitResult(tree_map(lambda a: numpy.array(backend.to_numpy(a)), params), optimizer, history)
 
 
 # ------------------------------------------------------------------------------------------------ helpers

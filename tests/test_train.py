@@ -185,6 +185,19 @@ def test_fit_leaves_the_callers_params_alone():
         numpy.testing.assert_array_equal(before, after)
 
 
+def test_a_fit_result_is_not_changed_by_the_next_fit_with_the_same_optimizer():
+    # Adam updates the arrays it returned in place; fit's result must not be those arrays, or a snapshot
+    # (the params of an earlier epoch, a moving average's start) would change under the caller
+    vae, params, x, _ = tiny_bernoulli()
+    optimizer = Adam(1e-2)
+    first = fit(vae_objective(vae), params, x, optimizer=optimizer, epochs=1, progress=False)
+    copy = [numpy.array(leaf) for leaf in tree_leaves(first.params)]
+    second = fit(vae_objective(vae), first.params, x, optimizer=optimizer, epochs=1, progress=False)
+    for before, after in zip(copy, tree_leaves(first.params)):
+        numpy.testing.assert_array_equal(before, after)
+    assert any(not numpy.array_equal(a, b) for a, b in zip(copy, tree_leaves(second.params)))
+
+
 def test_progress_bar_shows_the_running_loss(capsys):
     vae, params, x, _ = tiny_bernoulli()
     fit(vae_objective(vae), params, x, epochs=1, progress=True)
