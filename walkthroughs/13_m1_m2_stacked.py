@@ -256,10 +256,9 @@ def train_m2(m2: M2, params: dict, draw, labelled, unlabelled, y_l, x_test, y_te
                      batch_size=args.batch_size, seed=args.seed * 100_003 + epoch, device=args.device,
                      binarize=binarize)
         params = result.params
-        # theta_avg <- a theta_avg + (1 - a) theta, starting from a copy of the first epoch's parameters
-        # (a copy: the optimizer updates the arrays it returned in place during the next epoch)
-        averaged = tree_map(lambda p: p.copy(), params) if averaged is None else tree_map(
-            lambda m, p: average * m + (1 - average) * p, averaged, params)
+        # theta_avg <- a theta_avg + (1 - a) theta, starting from the first epoch's parameters
+        averaged = params if averaged is None else tree_map(lambda m, p: average * m + (1 - average) * p,
+                                                            averaged, params)
         history.append({"epoch": epoch, "train_neg_j_alpha": result.history[0]["train_neg_j_alpha"],
                         "test_error": error_rate(m2.predict(averaged, x_test), y_test),
                         "test_error_last_params": error_rate(m2.predict(params, x_test), y_test)})
