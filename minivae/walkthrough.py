@@ -111,6 +111,11 @@ def non_negative_float(text: str) -> float:
     return _number(text, float, "a finite number of at least 0", lambda v: v >= 0)
 
 
+def decay(text: str) -> float:
+    r"""An argparse ``type=``: a decay in [0, 1), the weight a moving average keeps on its past."""
+    return _number(text, float, "a decay in [0, 1)", lambda v: 0 <= v < 1)
+
+
 def digit(text: str) -> int:
     r"""An argparse ``type=``: an MNIST label, 0 to 9."""
     return _number(text, int, "a digit from 0 to 9", lambda v: 0 <= v <= 9)

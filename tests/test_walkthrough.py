@@ -94,6 +94,17 @@ def test_positive_float_refuses_zero_negative_and_non_finite(text) -> None:
     assert positive_float("1e-3") == 1e-3 and non_negative_float("0") == 0.0
 
 
+@pytest.mark.parametrize("text", ["1", "1.5", "-0.1", "nan", "inf", "x"])
+def test_decay_takes_zero_up_to_but_not_one(text) -> None:
+    import argparse
+
+    from minivae.walkthrough import decay
+
+    with pytest.raises(argparse.ArgumentTypeError, match=r"decay in \[0, 1\)"):
+        decay(text)
+    assert decay("0") == 0.0 and decay("0.9") == 0.9
+
+
 def test_a_notebook_kernel_argv_is_ignored(tmp_path, monkeypatch) -> None:
     import minivae.walkthrough as walkthrough
 

@@ -66,7 +66,6 @@
 # %%
 from __future__ import annotations
 
-import argparse
 import time
 
 import numpy
@@ -84,6 +83,7 @@ from minivae.walkthrough import (
     Run,
     add_mnist_args,
     add_setting,
+    decay,
     finish,
     lesson,
     load_mnist_split,
@@ -129,14 +129,6 @@ SETTINGS = {  # name: (quick, full); n_train None means every training digit
 }
 QUICK_NOTE = "quick run: small models and few epochs; the full run's numbers are in the docs"
 SLIDES = {"labels only": 25.81, "M1": 11.82, "M2": 11.97, "M1+M2": 3.33}  # Kingma et al., 100 labels, % error
-
-
-def decay(text: str) -> float:
-    """An argparse ``type=``: a moving-average decay in [0, 1)."""
-    value = non_negative_float(text)
-    if value >= 1:
-        raise argparse.ArgumentTypeError(f"expected a decay in [0, 1), got {text!r}")
-    return value
 
 
 def parse_args(argv: list[str] | None = None):
