@@ -249,13 +249,16 @@ def train_m2(m2: M2, params: dict, draw, labelled, unlabelled, y_l, x_test, y_te
                      batch_size=args.batch_size, seed=args.seed * 100_003 + epoch, device=args.device,
                      binarize=binarize)
         params = result.params
-        # theta_avg <- a theta_avg + (1 - a) theta, starting from the first epoch's parameters
-        averaged = params if averaged is None else tree_map(lambda m, p: average * m + (1 - average) * p,
-                                                            averaged, params)
-        history.append({"epoch": epoch, "train_neg_j_alpha": result.history[0]["train_neg_j_alpha"],
-                        "test_error": error_rate(m2.predict(averaged, x_test), y_test),
-                        "test_error_last_params": error_rate(m2.predict(params, x_test), y_test)})
-    return averaged, history
+        last_error = error_rate(m2.predict(params, x_test), y_test)
+        record = {"epoch": epoch, "train_neg_j_alpha": result.history[0]["train_neg_j_alpha"], "test_error": last_error}
+        if average > 0:
+            # theta_avg <- a theta_avg + (1 - a) theta, starting from the first epoch's parameters
+            averaged = params if averaged is None else tree_map(lambda m, p: average * m + (1 - average) * p,
+                                                                averaged, params)
+            record.update(test_error=error_rate(m2.predict(averaged, x_test), y_test),
+                          test_error_last_params=last_error)
+        history.append(record)
+    return (averaged if average > 0 else params), history
 
 
 # %% [markdown]
