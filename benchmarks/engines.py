@@ -63,7 +63,12 @@ def _steps(x: numpy.ndarray, eps: numpy.ndarray) -> Any:
 def minivae_fit_path(vae: VAE, params: dict, k: int | None, lr: float = 1e-3) -> Epoch:
     """What ``fit`` runs per step: ``minivae.grad.value_and_grad`` of the objective's loss, ``float(loss)``
     (the NaN guard reads it), then ``Adam.step``. This is also the README's hand-written loop."""
-    grad_fn = value_and_grad(objective(vae, k).loss)
+    return adam_epochs(value_and_grad(objective(vae, k).loss), params, lr)
+
+
+def adam_epochs(grad_fn: Callable[..., tuple], params: dict, lr: float) -> Epoch:
+    """Epochs of the loop every NumPy contender shares: ``loss, grads = grad_fn(params, x, eps)``,
+    ``float(loss)``, ``Adam.step``; the parameters carry over from one call to the next."""
     optimizer = Adam(lr)
     state = {"params": params}
 
@@ -88,20 +93,7 @@ def autograd_loop(vae: VAE, params: dict, k: int | None, lr: float = 1e-3) -> Ep
         bound = vae.elbo(p, x, eps) if k is None else vae.iwae_bound(p, x, eps)
         return -ops.mean(bound)
 
-    grad_fn = autograd.value_and_grad(loss)
-    optimizer = Adam(lr)
-    state = {"params": params}
-
-    def epoch(x: numpy.ndarray, eps: numpy.ndarray) -> float:
-        params, loss_value = state["params"], 0.0
-        for xb, eb in _steps(x, eps):
-            value, grads = grad_fn(params, xb, eb)
-            loss_value = float(value)
-            params = optimizer.step(params, grads)
-        state["params"] = params
-        return loss_value
-
-    return epoch
+    return adam_epochs(autograd.value_and_grad(loss), params, lr)
 
 
 # ---------------------------------------------------------------- NumPy by hand
@@ -113,9 +105,6 @@ def numpy_by_hand(vae: VAE, params: dict, k: int | None, lr: float = 1e-3) -> Ep
     then minivae's ``Adam.step``. It runs the same NumPy kernels as minivae, one pass per operation, with
     none of autograd's boxing and bookkeeping and none of the lesson functions' checks: the time any engine
     built on NumPy's kernels needs for this step, so ``minivae / numpy by hand`` is what the tracer costs."""
-    optimizer = Adam(lr)
-    state = {"params": params}
-
     def trunk(layers: list, h: numpy.ndarray) -> list:
         # h_l = relu(h_{l-1} W_l + b_l) for every layer; returns [h_0, h_1, ...]
         acts = [h]
@@ -202,15 +191,7 @@ def numpy_by_hand(vae: VAE, params: dict, k: int | None, lr: float = 1e-3) -> Ep
                  "decoder": {"hidden": type(dec["hidden"])(dhidden), "logits": dhead}}
         return loss, grads
 
-    def epoch(x: numpy.ndarray, eps: numpy.ndarray) -> float:
-        params, loss = state["params"], 0.0
-        for xb, eb in _steps(x, eps):
-            value, grads = loss_and_grads(params, xb, eb)
-            loss = float(value)
-            params = optimizer.step(params, grads)
-        state["params"] = params
-        return loss
-
+    epoch = adam_epochs(loss_and_grads, params, lr)
     epoch.loss_and_grads = loss_and_grads  # for the check in tests of this benchmark
     return epoch
 
