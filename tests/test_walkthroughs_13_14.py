@@ -45,3 +45,56 @@ def test_13_m1_m2_runs_quick_and_beats_chance(tmp_path: Path) -> None:
     with numpy.load(out / "params.npz", allow_pickle=False) as saved:
         assert saved.files, "params.npz is empty"
     assert str(out / "params.npz") in proc.stdout and "next: walkthroughs/14" in proc.stdout
+
+
+# ---- walkthrough 13's shifted digits, and its --shift flag ----
+
+
+def _walkthrough_13():
+    from test_walkthroughs import load_walkthrough
+    return load_walkthrough("13_m1_m2_stacked")
+
+
+def _moved(image: numpy.ndarray, dy: int, dx: int) -> numpy.ndarray:
+    """``image`` (28, 28) moved down by dy and right by dx by slicing, zeros where nothing lands."""
+    out = numpy.zeros_like(image)
+    out[max(dy, 0):28 + min(dy, 0), max(dx, 0):28 + min(dx, 0)] = \
+        image[max(-dy, 0):28 + min(-dy, 0), max(-dx, 0):28 + min(-dx, 0)]
+    return out
+
+
+def test_shifted_moves_each_digit_by_one_offset_in_range_with_zeros_at_the_border() -> None:
+    shifted, shift = _walkthrough_13().shifted, 2
+    x = numpy.random.default_rng(0).random((300, 784)).astype(numpy.float32)  # every pixel lit, borders too
+    out = shifted(x, shift, numpy.random.default_rng(1))
+    assert out.shape == x.shape and out.dtype == x.dtype
+    offsets = [(dy, dx) for dy in range(-shift, shift + 1) for dx in range(-shift, shift + 1)]
+    seen = set()
+    for image, result in zip(x.reshape(-1, 28, 28), out.reshape(-1, 28, 28)):
+        # exactly one offset in range reproduces the row (random pixels make the offsets distinguishable)
+        matches = [o for o in offsets if numpy.array_equal(result, _moved(image, *o))]
+        assert len(matches) == 1, matches
+        seen.add(matches[0])
+    assert seen == set(offsets), "some offsets never occur in 300 draws"
+
+
+def test_shift_zero_returns_the_digits_themselves() -> None:
+    x = numpy.random.default_rng(0).random((5, 784)).astype(numpy.float32)
+    assert _walkthrough_13().shifted(x, 0, numpy.random.default_rng(1)) is x
+
+
+@pytest.mark.parametrize("value", ["-1", "5", "1.5"])
+def test_bad_shift_is_one_line_before_any_data(value: str, tmp_path: Path, capsys: pytest.CaptureFixture,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    module = _walkthrough_13()
+
+    def no_data(*args, **kwargs) -> None:
+        raise AssertionError("data were loaded before the flags were checked")
+
+    monkeypatch.setattr(module, "load_mnist_split", no_data)
+    with pytest.raises(SystemExit) as stop:
+        module.main(["--shift", value, "--out", str(tmp_path / "out")])
+    assert stop.value.code == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert len(errors) == 1 and "argument --shift" in errors[0], errors
+    assert not (tmp_path / "out").exists()

@@ -66,6 +66,7 @@
 # %%
 from __future__ import annotations
 
+import argparse
 import time
 
 import numpy
@@ -88,12 +89,12 @@ from minivae.walkthrough import (
     lesson,
     load_mnist_split,
     non_negative_float,
+    non_negative_int,
     parse_flags,
     positive_float,
     positive_int,
     print_table,
     progress,
-    show_progress,
     walkthrough_parser,
 )
 
@@ -121,11 +122,12 @@ SETTINGS = {  # name: (quick, full); n_train None means every training digit
     "m2_hidden": (128, 256),
     "m2_z_dim": (4, 4),
     "alpha": (50.0, 50.0),
-    "stack_epochs": (15, 60),
+    "stack_epochs": (15, 100),
     "stack_hidden": (256, 500),
     "z2_dim": (10, 10),
     "stack_alpha": (3.0, 3.0),
     "stack_average": (0.9, 0.9),
+    "shift": (1, 1),
 }
 QUICK_NOTE = "quick run: small models and few epochs; the full run's numbers are in the docs"
 SLIDES = {"labels only": 25.81, "M1": 11.82, "M2": 11.97, "M1+M2": 3.33}  # Kingma et al., 100 labels, % error
@@ -155,9 +157,20 @@ def parse_args(argv: list[str] | None = None):
     add_setting(parser, "--stack-hidden", SETTINGS, positive_int, "hidden units of M2 on M1's codes")
     add_setting(parser, "--z2-dim", SETTINGS, positive_int, "latent dimension z2 of M2 on M1's codes")
     add_setting(parser, "--stack-alpha", SETTINGS, non_negative_float, "alpha of M2 on M1's codes")
+    add_setting(parser, "--shift", SETTINGS, pixel_shift,
+                "every epoch, move each training digit of M1 and of the stack by up to this many pixels (0: never)")
     add_setting(parser, "--stack-average", SETTINGS, decay,
                 "decay of the moving average of the stack's parameters that is evaluated (0: none)")
     return parse_flags(parser, argv, SETTINGS)
+
+
+def pixel_shift(text: str) -> int:
+    """A --shift value: a whole number of pixels from 0 to 4 (MNIST digits keep a 4-pixel border)."""
+    value = non_negative_int(text)
+    if value > 4:
+        raise argparse.ArgumentTypeError(f"{value} pixels can move strokes out of the 28 x 28 frame (MNIST digits "
+                                         "keep a 4-pixel border); use 0 to 4")
+    return value
 
 
 # %% [markdown]
@@ -177,6 +190,32 @@ def pick_labelled(labels: numpy.ndarray, per_class: int, rng: numpy.random.Gener
 def error_rate(predicted: numpy.ndarray, labels: numpy.ndarray) -> float:
     """Fraction of wrong labels."""
     return float(numpy.mean(predicted != labels))
+
+
+# %% [markdown]
+# ## Digits moved by a pixel
+#
+# 4,900 unlabelled digits are few for M1: its VAE learns them by heart. A digit moved by one pixel is still
+# the same digit, so every epoch moves each training digit by a random (dy, dx), each uniform in
+# -shift..shift, with zeros filling in at the border. M1's VAE sees a new copy of its digits every epoch,
+# and the stack new codes of them, labelled or not. The test digits are never moved.
+
+# %%
+def shifted(x: numpy.ndarray, shift: int, rng: numpy.random.Generator) -> numpy.ndarray:
+    """Rows of 28 x 28 images (N, 784), each moved down by dy and right by dx, both uniform in -shift..shift.
+
+    Pixel (r, c) of an image lands on (r + dy, c + dx); what leaves the 28 x 28 frame is lost and zeros fill
+    in. ``shift`` 0 returns ``x`` itself.
+    """
+    if shift == 0:
+        return x
+    n = len(x)
+    padded = numpy.pad(x.reshape(n, 28, 28), ((0, 0), (shift, shift), (shift, shift)))
+    dy, dx = (rng.integers(-shift, shift + 1, (n, 1, 1)) for _ in range(2))
+    # output pixel (r, c) reads input pixel (r - dy, c - dx), which sits at (r - dy + shift, c - dx + shift)
+    rows = numpy.arange(28)[None, :, None] - dy + shift
+    cols = numpy.arange(28)[None, None, :] - dx + shift
+    return padded[numpy.arange(n)[:, None, None], rows, cols].reshape(n, 784)
 
 
 # %% [markdown]
@@ -210,13 +249,16 @@ def train_baseline(x_l, y_l, args, rng) -> tuple[Classifier, list]:
 def train_m1(x_train, labelled, y_l, args, rng, binarize=None) -> tuple[M1, dict]:
     """M1: the VAE on every training digit, then q(y|z1) on the sampled codes of the labelled ones.
 
-    ``binarize="stochastic"`` redraws the VAE's binary training pixels every epoch (``fit``'s option).
+    Every epoch moves each digit by up to ``args.shift`` pixels; ``binarize="stochastic"`` redraws the VAE's
+    binary training pixels every epoch (``fit``'s option).
     """
     m1 = M1(VAE(784, [args.m1_hidden, args.m1_hidden], args.z1_dim), [args.classifier_hidden])
-    params = m1.init(rng)
-    params["vae"] = fit(vae_objective(m1.vae), params["vae"], x_train, optimizer=Adam(args.lr),
-                        epochs=args.m1_epochs, batch_size=args.batch_size, seed=args.seed, device=args.device,
-                        binarize=binarize, progress=show_progress()).params
+    params, optimizer = m1.init(rng), Adam(args.lr)
+    for epoch in progress(range(1, args.m1_epochs + 1), "M1 epochs", args.m1_epochs):
+        # one epoch of the VAE's ELBO on every training digit, each moved by up to --shift pixels
+        params["vae"] = fit(vae_objective(m1.vae), params["vae"], shifted(x_train, args.shift, rng),
+                            optimizer=optimizer, epochs=1, batch_size=args.batch_size,
+                            seed=args.seed * 100_003 + epoch, device=args.device, binarize=binarize).params
     # the codes q(z1|x) of the labelled digits, computed once by the trained VAE, and their labels
     rows = pack_labelled(y_l, 10, *m1.features(params, x_train[labelled]))
     params["classifier"] = full_batch_steps(m1_objective(m1), params["classifier"], rows, args.classifier_steps,
@@ -315,12 +357,12 @@ def main(argv: list[str] | None = None) -> Run:
 
     # M1+M2: M2 with a Gaussian likelihood on fresh codes z1 ~ q(z1|x) every epoch; test digits by mean code
     tick = time.perf_counter()
-    mean, log_var = (numpy.asarray(a) for a in m1.features(m1_params, data.x_train))
     test_codes = numpy.asarray(m1.features(m1_params, data.x_test)[0])
 
     def draw_codes(i):
-        # z1 = mu + sigma * eps, a new draw each call
-        return (mean[i] + numpy.exp(0.5 * log_var[i]) * rng.standard_normal(mean[i].shape)).astype(numpy.float32)
+        # q(z1|x) of the digits, each moved by up to --shift pixels, then z1 = mu + sigma * eps: new draws each call
+        mean, log_var = (numpy.asarray(a) for a in m1.features(m1_params, shifted(data.x_train[i], args.shift, rng)))
+        return (mean + numpy.exp(0.5 * log_var) * rng.standard_normal(mean.shape)).astype(numpy.float32)
 
     stack = M2(args.z1_dim, [args.stack_hidden], args.z2_dim, likelihood="gaussian")
     stack_params, stack_history = train_m2(stack, stack.init(rng), draw_codes, labelled, unlabelled, y_l,
