@@ -267,7 +267,8 @@ def train_m1(x_train, labelled, y_l, args, rng, binarize=None) -> tuple[M1, dict
         # one epoch of the VAE's ELBO on every training digit, each moved by up to --shift pixels
         params["vae"] = fit(vae_objective(m1.vae), params["vae"], shifted(x_train, args.shift, rng),
                             optimizer=optimizer, epochs=1, batch_size=args.batch_size,
-                            seed=args.seed * 100_003 + epoch, device=args.device, binarize=binarize).params
+                            seed=args.seed * 100_003 + epoch, device=args.device, binarize=binarize,
+                            progress=False).params  # the epochs' bar above is the progress
     # the codes q(z1|x) of the labelled digits, computed once by the trained VAE, and their labels
     rows = pack_labelled(y_l, 10, *m1.features(params, x_train[labelled]))
     params["classifier"] = full_batch_steps(m1_objective(m1), params["classifier"], rows, args.classifier_steps,
@@ -298,7 +299,7 @@ def train_m2(m2: M2, params: dict, draw, labelled, unlabelled, y_l, x_test, y_te
         x_l, x_u = draw(labelled), draw(unlabelled)
         result = fit(m2_objective(m2, x_l, y_l, alpha), params, x_u, optimizer=optimizer, epochs=1,
                      batch_size=args.batch_size, seed=args.seed * 100_003 + epoch, device=args.device,
-                     binarize=binarize)
+                     binarize=binarize, progress=False)
         params = result.params
         last_error = error_rate(m2.predict(params, x_test), y_test)
         record = {"epoch": epoch, "train_neg_j_alpha": result.history[0]["train_neg_j_alpha"], "test_error": last_error}
