@@ -98,3 +98,21 @@ def test_bad_shift_is_one_line_before_any_data(value: str, tmp_path: Path, capsy
     errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
     assert len(errors) == 1 and "argument --shift" in errors[0], errors
     assert not (tmp_path / "out").exists()
+
+
+def test_m1_trains_on_moved_digits_every_epoch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    module = _walkthrough_13()
+    calls, original = [], module.shifted
+
+    def recording(x, shift, rng):
+        calls.append((len(x), shift))
+        return original(x, shift, rng)
+
+    monkeypatch.setattr(module, "shifted", recording)
+    args = module.parse_args(["--quick", "--m1-epochs", "3", "--m1-hidden", "8", "--z1-dim", "2",
+                              "--classifier-hidden", "4", "--classifier-steps", "2", "--out", str(tmp_path)])
+    rng = numpy.random.default_rng(0)
+    x = rng.random((40, 784)).astype(numpy.float32)
+    labelled = numpy.arange(10)
+    module.train_m1(x, labelled, numpy.arange(10), args, rng, "stochastic")
+    assert calls == [(40, 1)] * 3, calls
