@@ -86,12 +86,9 @@ def test_shift_zero_returns_the_digits_themselves() -> None:
 @pytest.mark.parametrize("value", ["-1", "5", "1.5"])
 def test_bad_shift_is_one_line_before_any_data(value: str, tmp_path: Path, capsys: pytest.CaptureFixture,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from test_walkthroughs import _no_data
     module = _walkthrough_13()
-
-    def no_data(*args, **kwargs) -> None:
-        raise AssertionError("data were loaded before the flags were checked")
-
-    monkeypatch.setattr(module, "load_mnist_split", no_data)
+    monkeypatch.setattr(module, "load_mnist_split", _no_data)
     with pytest.raises(SystemExit) as stop:
         module.main(["--shift", value, "--out", str(tmp_path / "out")])
     assert stop.value.code == 2
