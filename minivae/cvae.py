@@ -27,11 +27,10 @@ from autograd.tracer import getval
 from minivae import distributions as dist
 from minivae.backend import array_module
 from minivae.bounds import elbo, importance_sampled_log_likelihood, iwae_bound
-from minivae.distributions import check_count, decoder_heads_for
+from minivae.checks import check_count, check_rows, check_sizes
+from minivae.distributions import decoder_heads_for
 from minivae.nn import (
     activation_fn,
-    check_rows,
-    check_sizes,
     init_trunk_heads,
     init_two_input_net,
     trunk_heads,

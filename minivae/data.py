@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy
 
-from minivae.checkpoint import atomic_write
+from minivae.files import atomic_write
 
 # IDX type codes (third byte of the magic number) -> big-endian numpy dtype
 IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -659,29 +659,3 @@ def binarize_pixels(x: numpy.ndarray, method: str | None, rng: numpy.random.Gene
     return (rng.random(x.shape, dtype=numpy.float32) < x).astype(numpy.float32)
 
 
-# ----------------------------------------------------------------------------------------------- checks
-
-def check_data(x: Any, likelihood: str | None = None, width: int | None = None, name: str = "x") -> None:
-    r"""Refuse data that would train on garbage: raise one ``ValueError`` before any training starts.
-
-    ``x`` must be a 2-D float array ``(N, D)`` with N ≥ 1 (``D == width`` when given), with no NaN or inf;
-    for ``likelihood="bernoulli"`` every value must lie in [0, 1], since log Bern(x; p) needs x ∈ [0, 1].
-    """
-    shape = getattr(x, "shape", None)
-    if shape is None or len(shape) != 2 or shape[0] == 0:
-        raise ValueError(f"{name} must be a 2-D array (N, D) with one example per row, got shape {shape}; "
-                         "flatten images with x.reshape(len(x), -1).")
-    if width is not None and shape[1] != width:
-        raise ValueError(f"{name} has {shape[1]} values per row but the model expects {width}; pass data of "
-                         f"shape (N, {width}).")
-    if getattr(x, "dtype", None) is None or x.dtype.kind != "f":
-        raise ValueError(f"{name} has dtype {getattr(x, 'dtype', None)}; convert it to float32, e.g. "
-                         "x.astype(numpy.float32) / 255 for 8-bit images.")
-    bad = int(numpy.size(x) - numpy.count_nonzero(numpy.isfinite(x)))
-    if bad:
-        raise ValueError(f"{name} holds {bad} NaN or infinite values; clean or drop those rows before training.")
-    if likelihood == "bernoulli":
-        low, high = float(numpy.min(x)), float(numpy.max(x))
-        if low < 0.0 or high > 1.0:
-            raise ValueError(f"{name} has values in [{low:g}, {high:g}], but a Bernoulli likelihood needs "
-                             "values in [0, 1]; divide 8-bit pixels by 255 or use likelihood='gaussian'.")

@@ -18,10 +18,17 @@ from typing import Any
 
 import autograd.numpy as anp
 import numpy
-from autograd.extend import Box, defvjp, defvjp_argnums, primitive
+from autograd.extend import defvjp, defvjp_argnums, primitive
 
 from minivae import ops
 from minivae.backend import asarray_like
+from minivae.checks import (
+    check_broadcast_together,
+    check_broadcasts,
+    check_generator,
+    check_same_shape,
+    check_unit_interval,
+)
 from minivae.nn import sigmoid, softplus
 
 LOG_2PI = float(numpy.log(2.0 * numpy.pi))
@@ -39,60 +46,6 @@ def _sum_to_shape(g: Any, shape: tuple[int, ...]) -> Any:
 
 def _shape(a: Any) -> tuple[int, ...]:
     return tuple(anp.shape(a))
-
-
-def check_broadcasts(name: str, a: Any, target: tuple[int, ...], target_name: str) -> None:
-    r"""Raise a ``ValueError`` unless ``a`` broadcasts to exactly the shape ``target``."""
-    try:
-        ok = numpy.broadcast_shapes(_shape(a), target) == target
-    except ValueError:
-        ok = False
-    if not ok:
-        raise ValueError(f"{name} has shape {_shape(a)}, which does not broadcast to the shape "
-                         f"{target} of {target_name}.")
-
-
-def check_broadcast_together(*named: tuple[str, Any]) -> tuple[int, ...]:
-    r"""Raise a ``ValueError`` unless the ``(name, array)`` pairs broadcast together; return the joint shape."""
-    try:
-        return tuple(numpy.broadcast_shapes(*(_shape(a) for _, a in named)))
-    except ValueError:
-        shapes = ", ".join(f"{name} {_shape(a)}" for name, a in named)
-        raise ValueError(f"the shapes {shapes} do not broadcast together; they must share the last "
-                         "axis D and broadcast over the leading ones.") from None
-
-
-def check_same_shape(name: str, a: Any, other_name: str, other: Any) -> None:
-    r"""Raise a ``ValueError`` unless ``a`` and ``other`` have the same shape."""
-    if _shape(a) != _shape(other):
-        raise ValueError(f"{name} has shape {_shape(a)} but {other_name} has shape {_shape(other)}; "
-                         "they must match.")
-
-
-def check_unit_interval(name: str, x: Any) -> None:
-    r"""Raise a ``ValueError`` unless every entry of the data ``x`` lies in [0, 1]; traced values pass."""
-    if isinstance(x, Box):
-        return
-    low, high = float(x.min()), float(x.max())
-    if not (0.0 <= low and high <= 1.0):
-        raise ValueError(f"{name} must hold Bernoulli targets in [0, 1], but its values range over "
-                         f"[{low:g}, {high:g}]; scale pixels to [0, 1] (divide by 255) or binarize them.")
-
-
-def check_generator(rng: Any) -> None:
-    r"""Raise a ``ValueError`` unless ``rng`` is a ``numpy.random.Generator``."""
-    if not isinstance(rng, numpy.random.Generator):
-        raise ValueError(f"rng must be a seeded numpy.random.Generator such as numpy.random.default_rng(0), "
-                         f"got {type(rng).__name__}.")
-
-
-def check_count(name: str, value: Any, what: str = "", minimum: int = 1) -> None:
-    r"""Raise a ``ValueError`` unless ``value`` is an int (or NumPy integer, never a bool or a float such as 2.0)
-    of at least ``minimum`` (1: positive, 0: non-negative), a number of ``what``."""
-    if isinstance(value, bool) or not isinstance(value, (int, numpy.integer)) or value < minimum:
-        kind = "positive" if minimum == 1 else "non-negative"
-        counted = f" number of {what}" if what else ""
-        raise ValueError(f"{name} must be a {kind} integer{counted}, got {value!r}.")
 
 
 def decoder_heads_for(likelihood: str) -> tuple[str, ...]:

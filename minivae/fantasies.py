@@ -33,7 +33,7 @@ from typing import Any
 import numpy
 
 from minivae.backend import to_numpy
-from minivae.checkpoint import atomic_write
+from minivae.files import atomic_write
 from minivae.models import VAE, unit_activity
 
 # matplotlib's tab10, the colours of minivae.plotting.save_latent_scatter (digit 0 to 9)

@@ -28,9 +28,10 @@ import numpy
 from minivae import distributions as dist
 from minivae import ops
 from minivae.backend import to_numpy
+from minivae.checks import check_rows, check_sizes
 from minivae.m2 import log_softmax, one_hot
 from minivae.models import VAE
-from minivae.nn import activation_fn, check_rows, check_sizes, init_mlp, mlp
+from minivae.nn import activation_fn, init_mlp, mlp
 
 
 @dataclass(frozen=True)

@@ -35,8 +35,9 @@ from autograd.tracer import getval
 from minivae import distributions as dist
 from minivae import ops
 from minivae.backend import array_module, to_numpy
+from minivae.checks import check_rows, check_sizes
 from minivae.distributions import decoder_heads_for
-from minivae.nn import activation_fn, check_rows, check_sizes, init_mlp, init_two_input_net, mlp, two_input_net
+from minivae.nn import activation_fn, init_mlp, init_two_input_net, mlp, two_input_net
 
 
 def log_softmax(logits: Any) -> Any:

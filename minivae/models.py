@@ -20,8 +20,9 @@ from minivae import distributions as dist
 from minivae import ops
 from minivae.backend import to_numpy
 from minivae.bounds import elbo, importance_sampled_log_likelihood, iwae_bound
-from minivae.distributions import check_count, decoder_heads_for
-from minivae.nn import activation_fn, check_rows, check_sizes, init_mlp, init_trunk_heads, mlp, trunk_heads
+from minivae.checks import check_count, check_rows, check_sizes
+from minivae.distributions import decoder_heads_for
+from minivae.nn import activation_fn, init_mlp, init_trunk_heads, mlp, trunk_heads
 
 
 def unit_activity(mean: Any) -> numpy.ndarray:

@@ -21,6 +21,8 @@ import autograd.numpy as anp
 import numpy
 from autograd.extend import defvjp, defvjp_argnums, primitive
 
+from minivae.checks import check_mlp_input
+
 Params = list  # [(W, b), ...]: W has shape (fan_in, fan_out), b has shape (fan_out,)
 
 # ---------------------------------------------------------------- activations
@@ -170,21 +172,6 @@ def init_mlp(sizes: Sequence[int], rng: numpy.random.Generator, dtype: Any = num
     return [init_linear(m, n, rng, dtype) for m, n in zip(sizes[:-1], sizes[1:])]
 
 
-def check_sizes(x_dim: int, hidden: Sequence[int], z_dim: int) -> tuple[int, ...]:
-    r"""Validate a model's sizes (positive x_dim, z_dim and hidden widths); return ``hidden`` as a tuple."""
-    for name, value in (("x_dim", x_dim), ("z_dim", z_dim)):
-        if int(value) != value or value <= 0:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}.")
-    try:
-        hidden = tuple(int(h) for h in hidden)
-    except TypeError:
-        raise ValueError(f"hidden must be a sequence of layer widths such as [400] (or [] for none), "
-                         f"got {hidden!r}.") from None
-    if any(h <= 0 for h in hidden):
-        raise ValueError(f"hidden must list positive layer widths, got {hidden}.")
-    return hidden
-
-
 # ---------------------------------------------------------------- MLPs
 
 
@@ -197,23 +184,6 @@ def hidden_features(params: Params, x: Any, activation: str = "relu") -> Any:
     for W, b in params:
         x = hidden_layer(x, W, b, activation)
     return x
-
-
-def check_rows(name: str, x: Any, width: int, what: str) -> None:
-    r"""Raise a ``ValueError`` unless ``x`` is ``(N, width)``: one ``what`` per row."""
-    if anp.ndim(x) != 2 or anp.shape(x)[1] != width:
-        raise ValueError(f"{name} has shape {anp.shape(x)}, but this model expects (N, {width}): "
-                         f"one {what} of {width} values per row.")
-
-
-def check_mlp_input(params: Params, x: Any) -> None:
-    r"""Raise a ``ValueError`` unless ``params`` has a layer and ``x``'s last axis fits its first one."""
-    if not params:
-        raise ValueError("params is empty; build it with init_mlp(sizes, rng) for at least one layer.")
-    fan_in = params[0][0].shape[0]
-    if anp.ndim(x) < 1 or anp.shape(x)[-1] != fan_in:
-        raise ValueError(f"x has shape {anp.shape(x)} but the first layer expects {fan_in} features "
-                         "in its last axis.")
 
 
 def mlp(params: Params, x: Any, activation: str = "relu") -> Any:

@@ -18,8 +18,8 @@ import numpy
 
 from minivae import ops
 from minivae.backend import asarray_like, to_numpy
+from minivae.checks import check_count
 from minivae.cvae import CVAE
-from minivae.distributions import check_count
 from minivae.m1 import M1, Classifier
 from minivae.m2 import M2
 

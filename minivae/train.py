@@ -28,9 +28,10 @@ from typing import Any
 import numpy
 
 from minivae.backend import array_module, get_backend
-from minivae.checkpoint import check_output_path, load_checkpoint, save_checkpoint, write_metrics
-from minivae.data import BINARIZE, binarize_pixels, check_data
-from minivae.distributions import check_count
+from minivae.checkpoint import load_checkpoint, save_checkpoint, write_metrics
+from minivae.checks import check_count, check_data
+from minivae.data import BINARIZE, binarize_pixels
+from minivae.files import check_output_path
 from minivae.grad import value_and_grad
 from minivae.objectives import Objective
 from minivae.optim import Adam

@@ -564,25 +564,3 @@ def test_ring_is_g_of_standard_normal():
 def test_toys_refuse_bad_counts(n):
     with pytest.raises(ValueError, match="n must be"):
         data.ring(n, numpy.random.default_rng(0))
-
-
-# ----------------------------------------------------------------------------------------------- checks
-
-@pytest.mark.parametrize("x, likelihood, width, words", [
-    (numpy.array([[0.1, numpy.nan]], numpy.float32), None, None, "1 NaN or infinite"),
-    (numpy.array([[0.1, numpy.inf]], numpy.float32), "gaussian", None, "NaN or infinite"),
-    (numpy.array([[0.1, 1.5]], numpy.float32), "bernoulli", None, r"\[0.1, 1.5\].*Bernoulli"),
-    (numpy.array([[-0.1, 0.5]], numpy.float32), "bernoulli", None, "Bernoulli"),
-    (numpy.zeros((2, 28, 28), numpy.float32), None, None, "2-D"),
-    (numpy.zeros((2, 5), numpy.float32), None, 784, "expects 784"),
-    (numpy.zeros((2, 5), numpy.uint8), None, None, "dtype uint8"),
-    (numpy.zeros((0, 5), numpy.float32), None, None, "2-D"),
-])
-def test_check_data_refuses_bad_input(x, likelihood, width, words):
-    with pytest.raises(ValueError, match=words):
-        data.check_data(x, likelihood, width)
-
-
-def test_check_data_accepts_good_input():
-    data.check_data(numpy.array([[0.0, 1.0]], numpy.float32), "bernoulli", 2)
-    data.check_data(numpy.array([[-3.0, 7.0]], numpy.float64), "gaussian", 2)

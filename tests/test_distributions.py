@@ -249,17 +249,3 @@ def test_kl_diag_gaussians_is_finite_for_a_tiny_prior_variance_in_float32():
     want = 0.5 * np.sum(np.float64(mean_q) ** 2 * np.exp(100.0), axis=-1)
     assert np.all(np.isfinite(got))
     np.testing.assert_allclose(got, want, rtol=1e-5)  # float32: a few ulps from exp(50) and the square
-
-
-@pytest.mark.parametrize("value", [0, -1, 2.0, 2.5, True, "3", None])
-def test_check_count_takes_positive_ints_only(value):
-    with pytest.raises(ValueError, match="epochs must be a positive integer"):
-        dist.check_count("epochs", value, "epochs")
-    dist.check_count("epochs", 3, "epochs")
-    dist.check_count("k", np.int64(2), "importance samples")
-
-
-def test_check_count_names_what_is_counted_and_allows_zero_when_asked():
-    dist.check_count("n", 0, "samples", minimum=0)
-    with pytest.raises(ValueError, match="n must be a non-negative integer number of samples, got -1"):
-        dist.check_count("n", -1, "samples", minimum=0)
