@@ -6,12 +6,16 @@ Each check raises one ``ValueError`` whose sentence says what was wrong and how 
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Sequence
 from typing import Any
 
 import autograd.numpy as anp
 import numpy
 from autograd.extend import Box
+
+from minivae.tree import tree_map
 
 
 def _shape(a: Any) -> tuple[int, ...]:
@@ -143,3 +147,49 @@ def check_eps(eps: Any, mean: Any, samples: str = "one") -> None:
     form = {"one": f"{want}", "k": f"(k, *{want})", "any": f"{want} or (k, *{want})"}[samples]
     raise ValueError(f"eps has shape {shape} but must be {form} to match mean {want}: standard-normal draws, "
                      "one per entry of mean (k per entry for a k-sample bound).")
+
+
+# ------------------------------------------------------------------------ optimizer hyperparameters
+
+def _check_hyper(name: str, value: Any, rule: str, ok: Any, example: str) -> float:
+    # one sentence per bad hyperparameter: a string, a bool, NaN, inf or a value outside its range
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name} must be a number, got {value!r} ({type(value).__name__}); pass for example "
+                         f"{name}={example}.")
+    value = float(value)
+    if not (math.isfinite(value) and ok(value)):
+        raise ValueError(f"{name} must be {rule}, got {value!r}; pass for example {name}={example}.")
+    return value
+
+
+def check_lr(lr: Any) -> float:
+    r"""``lr`` as a float, after refusing anything but a finite positive number."""
+    return _check_hyper("lr", lr, "a positive learning rate (finite and > 0)", lambda v: v > 0, "1e-3")
+
+
+def check_unit(name: str, value: Any, example: str) -> float:
+    r"""A decay rate (b1, b2, momentum) as a float, after refusing anything outside [0, 1)."""
+    return _check_hyper(name, value, "a finite number in [0, 1)", lambda v: 0.0 <= v < 1.0, example)
+
+
+def check_adam_eps(eps: Any) -> float:
+    r"""Adam's ``eps`` as a float, after refusing anything but a finite positive number."""
+    return _check_hyper("eps", eps, "a small positive number (finite and > 0)", lambda v: v > 0, "1e-8")
+
+
+def check_like(params: Any, tree: Any, name: str, fix: str) -> None:
+    r"""Refuse a nest ``name`` (the gradients, a moment) not built like ``params``: structure, then shapes."""
+    def same_shape(p: Any, a: Any) -> None:
+        if tuple(p.shape) != tuple(a.shape):
+            raise ValueError(f"{name} has an array of shape {tuple(a.shape)} where params has {tuple(p.shape)}; "
+                             f"{fix}.")
+
+    tree_map(same_shape, params, tree, name=f"params and {name}")
+
+
+def check_step_args(params: Any, grads: Any, *moments: tuple[str, Any]) -> None:
+    r"""Refuse ``grads``, or an optimizer's moments (name, nest), not built like ``params``."""
+    check_like(params, grads, "grads", "pass the gradient of the loss with respect to these params")
+    for name, tree in moments:
+        if tree is not None:
+            check_like(params, tree, f"the optimizer's {name}", "load a state saved for this model")

@@ -14,6 +14,7 @@ type with the parameter's dtype (float32 and float64), and ``check_grad`` passes
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -30,7 +31,7 @@ from minivae.gradcheck import check_grad
 from minivae.models import AE, VAE
 from minivae.objectives import ae_objective, iwae_objective, vae_objective
 from minivae.optim import SGD, Adam
-from minivae.train import fit
+from minivae.train import Settings, fit
 from minivae.tree import tree_items, tree_leaves, tree_map
 
 # CuPy runs other kernels (cuBLAS, its own reductions), so its results differ by rounding: a float32 dot
@@ -285,9 +286,10 @@ def test_fit_matches_numpy(device: Device, objective: str) -> None:
     model, obj = {"elbo": (vae, vae_objective(vae)), "iwae_3": (vae, iwae_objective(vae, 3)),
                   "ae": (AE_MODEL, ae_objective(AE_MODEL))}[objective]
     params = model.init(numpy.random.default_rng(4))
-    kwargs = dict(x_test=x[:10], epochs=2, batch_size=8, seed=5, progress=False)
-    on_cpu = fit(obj, tree_map(numpy.copy, params), x, device="cpu", **kwargs)
-    on_device = fit(obj, tree_map(numpy.copy, params), x, device=device.backend, **kwargs)
+    run = Settings(epochs=2, batch_size=8, seed=5, progress=False)
+    on_cpu = fit(obj, tree_map(numpy.copy, params), x, x_test=x[:10], settings=dataclasses.replace(run, device="cpu"))
+    on_device = fit(obj, tree_map(numpy.copy, params), x, x_test=x[:10],
+                    settings=dataclasses.replace(run, device=device.backend))
     # fit hands back host arrays
     assert all(type(a) is numpy.ndarray for a in tree_leaves(on_device.params))
     if device.exact:

@@ -45,7 +45,7 @@ from minivae.models import VAE
 from minivae.objectives import kl_warmup, vae_objective
 from minivae.optim import Adam
 from minivae.plotting import plt, save_figure, scatter_panel
-from minivae.train import evaluate, fit
+from minivae.train import Settings, evaluate, fit
 from minivae.walkthrough import Run, finish, lesson, parse_flags, print_table, show_progress, walkthrough_parser
 
 RADIUS_BAND = (0.8, 1.4)
@@ -154,8 +154,9 @@ def main(argv: list[str] | None = None) -> Run:
     x_train, x_test = ring(args.n_train, rng), ring(args.n_test, rng)
     vae = VAE(2, [args.hidden, args.hidden], 2, likelihood="gaussian")
     result = fit(kl_warmup(vae, args.epochs // 2), vae.init(numpy.random.default_rng(args.seed)), x_train,
-                 optimizer=Adam(args.lr), epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
-                 progress=show_progress(), device=args.device)
+                 optimizer=Adam(args.lr),
+                 settings=Settings(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, device=args.device,
+                                   progress=show_progress()))
     params = result.params
     test_elbo = evaluate(vae_objective(vae), params, x_test, rng)
     true_log_density = float(numpy.mean(ring_log_density(x_test)))

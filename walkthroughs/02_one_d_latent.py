@@ -54,7 +54,7 @@ from minivae.models import VAE
 from minivae.objectives import kl_warmup, vae_objective
 from minivae.optim import Adam
 from minivae.plotting import plt, save_figure, scatter_panel
-from minivae.train import evaluate, fit
+from minivae.train import Settings, evaluate, fit
 from minivae.walkthrough import Run, finish, lesson, parse_flags, print_table, show_progress, walkthrough_parser
 
 NOISE = 0.1  # the true sigma* of p(x|z)
@@ -181,8 +181,9 @@ def main(argv: list[str] | None = None) -> Run:
     x_train, x_test = half_circle(args.n_train, rng), half_circle(args.n_test, rng)
     vae = VAE(2, [args.hidden, args.hidden], 1, likelihood="gaussian")
     result = fit(kl_warmup(vae, args.epochs // 2), vae.init(numpy.random.default_rng(args.seed)), x_train,
-                 optimizer=Adam(args.lr), epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
-                 progress=show_progress(), device=args.device)
+                 optimizer=Adam(args.lr),
+                 settings=Settings(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, device=args.device,
+                                   progress=show_progress()))
     params = result.params
     test_elbo = evaluate(vae_objective(vae), params, x_test, rng)
     test_kl = float(numpy.mean(kl_standard_normal(*vae.encode(params, x_test))))

@@ -64,7 +64,7 @@ from minivae.models import AE, VAE
 from minivae.objectives import ae_objective, kl_warmup, vae_objective
 from minivae.optim import Adam
 from minivae.plotting import plt, save_figure, scatter_panel
-from minivae.train import evaluate, fit
+from minivae.train import Settings, evaluate, fit
 from minivae.walkthrough import Run, finish, lesson, parse_flags, print_table, show_progress, walkthrough_parser
 
 BANDWIDTHS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.8)
@@ -193,14 +193,15 @@ def main(argv: list[str] | None = None) -> Run:
     # 1. the deterministic AE with a 1-D bottleneck, trained on the squared error
     ae = AE(2, [args.hidden, args.hidden], 1)
     ae_params = fit(ae_objective(ae), ae.init(numpy.random.default_rng(args.seed)), x_train, optimizer=Adam(args.lr),
-                    epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, progress=show_progress(),
-                    device=args.device).params
+                    settings=Settings(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
+                                      device=args.device, progress=show_progress())).params
     # 2. the VAE with a 1-D latent and a Gaussian decoder with learned variance, trained on the ELBO_beta with
     # beta rising linearly 0.1 -> 1 over the first half of the epochs (KL warm-up)
     vae = VAE(2, [args.hidden, args.hidden], 1, likelihood="gaussian")
     vae_params = fit(kl_warmup(vae, args.epochs // 2), vae.init(numpy.random.default_rng(args.seed + 1)), x_train,
-                     optimizer=Adam(args.lr), epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
-                     progress=show_progress(), device=args.device).params
+                     optimizer=Adam(args.lr),
+                     settings=Settings(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
+                                       device=args.device, progress=show_progress())).params
 
     # reconstructions: g(f(x)) for the AE, the decoder mean at z = mu(x) for the VAE
     ae_codes = ae.encode(ae_params, x_test)

@@ -58,7 +58,7 @@ from minivae.objectives import Objective, kl_warmup, vae_objective
 from minivae.ops import mean as vmean
 from minivae.optim import Adam
 from minivae.plotting import plt, save_curves, save_figure
-from minivae.train import FitResult, fit
+from minivae.train import FitResult, Settings, fit
 from minivae.tree import tree_leaves
 from minivae.walkthrough import (
     Run,
@@ -151,8 +151,9 @@ def train(objective, vae: VAE, x, x_test, epochs: int, args, init_seed: int) -> 
     common random numbers.
     """
     return fit(kl_warmup(vae, epochs // 2, objective=objective), vae.init(numpy.random.default_rng(init_seed)), x,
-               x_test=x_test, optimizer=Adam(args.lr), epochs=epochs, batch_size=args.batch_size, seed=args.seed,
-               progress=show_progress(), device=args.device)
+               x_test=x_test, optimizer=Adam(args.lr),
+               settings=Settings(epochs=epochs, batch_size=args.batch_size, seed=args.seed, device=args.device,
+                                 progress=show_progress()))
 
 
 # %% [markdown]

@@ -42,7 +42,7 @@ from minivae.models import VAE
 from minivae.objectives import vae_objective
 from minivae.optim import Adam
 from minivae.plotting import save_curves, save_image_grid
-from minivae.train import evaluate, fit
+from minivae.train import Settings, evaluate, fit
 from minivae.walkthrough import (
     Run,
     add_mnist_args,
@@ -148,8 +148,8 @@ def main(argv: list[str] | None = None) -> Run:
     # train: maximise the ELBO (minimise BCE + KLD), the ELBO of curve_n test digits after every epoch
     curve_x = data.x_test[:args.curve_n]
     result = fit(vae_objective(vae), vae.init(rng), data.x_train, x_test=curve_x, optimizer=Adam(args.lr),
-                 epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, device=args.device,
-                 binarize=data.fit_binarize, progress=show_progress())
+                 settings=Settings(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
+                                   binarize=data.fit_binarize, device=args.device, progress=show_progress()))
     params, history = result.params, result.history
     train_seconds = sum(h["seconds"] for h in history)
     numbers = test_numbers(vae, params, data.x_test, args, rng)

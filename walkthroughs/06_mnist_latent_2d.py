@@ -36,7 +36,7 @@ from minivae.models import VAE
 from minivae.objectives import vae_objective
 from minivae.optim import Adam
 from minivae.plotting import save_image_grid, save_latent_scatter
-from minivae.train import evaluate, fit
+from minivae.train import Settings, evaluate, fit
 from minivae.walkthrough import (
     Run,
     add_mnist_args,
@@ -136,8 +136,8 @@ def main(argv: list[str] | None = None) -> Run:
 
     # train on the ELBO, as in walkthrough 05, with a 2-D latent space
     result = fit(vae_objective(vae), vae.init(rng), data.x_train, x_test=data.x_test, optimizer=Adam(args.lr),
-                 epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, device=args.device,
-                 binarize=data.fit_binarize, progress=show_progress())
+                 settings=Settings(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
+                                   binarize=data.fit_binarize, device=args.device, progress=show_progress()))
     params = result.params
     train_seconds = sum(h["seconds"] for h in result.history)
 

@@ -35,7 +35,7 @@ from minivae.distributions import sigmoid
 from minivae.models import VAE, active_units, unit_activity
 from minivae.objectives import vae_objective
 from minivae.plotting import save_image_grid, save_image_panels
-from minivae.train import evaluate, fit
+from minivae.train import Settings, evaluate, fit
 from minivae.walkthrough import (
     Run,
     add_mnist_args,
@@ -124,8 +124,9 @@ def main(argv: list[str] | None = None) -> Run:
     run_name = f"784-400-{args.z_dim} VAE, {args.epochs} epochs on {len(data.x_train):,} digits"
 
     # train on the ELBO, as in walkthrough 05
-    result = fit(vae_objective(vae), vae.init(rng), data.x_train, epochs=args.epochs, batch_size=args.batch_size,
-                 seed=args.seed, device=args.device, binarize=data.fit_binarize, progress=show_progress())
+    result = fit(vae_objective(vae), vae.init(rng), data.x_train,
+                 settings=Settings(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
+                                   binarize=data.fit_binarize, device=args.device, progress=show_progress()))
     params = result.params
     test_elbo = evaluate(vae_objective(vae), params, data.x_test, rng)
 

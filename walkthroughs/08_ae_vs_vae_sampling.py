@@ -43,7 +43,7 @@ from minivae.distributions import kl_standard_normal, sigmoid
 from minivae.models import AE, VAE
 from minivae.objectives import ae_objective, vae_objective
 from minivae.plotting import save_image_panels
-from minivae.train import evaluate, fit
+from minivae.train import Settings, evaluate, fit
 from minivae.walkthrough import (
     Run,
     add_mnist_args,
@@ -144,9 +144,9 @@ def main(argv: list[str] | None = None) -> Run:
     # the same data, epochs and optimizer for both; only the objective differs
     fitted = {}
     for name, model, objective in (("AE", ae, ae_objective(ae)), ("VAE", vae, vae_objective(vae))):
-        fitted[name] = fit(objective, model.init(rng), data.x_train, epochs=args.epochs,
-                           batch_size=args.batch_size, seed=args.seed, device=args.device,
-                           binarize=data.fit_binarize, progress=show_progress())
+        fitted[name] = fit(objective, model.init(rng), data.x_train,
+                           settings=Settings(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
+                                             binarize=data.fit_binarize, device=args.device, progress=show_progress()))
     ae_params, vae_params = fitted["AE"].params, fitted["VAE"].params
 
     # decode the same 64 draws z ~ N(0, I) through each decoder

@@ -37,7 +37,7 @@ from minivae.distributions import kl_standard_normal, sigmoid
 from minivae.models import VAE, active_units
 from minivae.objectives import vae_objective
 from minivae.plotting import save_curve_panels, save_image_panels
-from minivae.train import evaluate, fit
+from minivae.train import Settings, evaluate, fit
 from minivae.walkthrough import (
     Run,
     add_mnist_args,
@@ -118,9 +118,9 @@ def main(argv: list[str] | None = None) -> Run:
     for beta in args.betas:
         # the same initialisation and minibatch noise for every β: only the weight of the KL changes
         init = vae.init(numpy.random.default_rng(args.seed))
-        result = fit(vae_objective(vae, beta), init, data.x_train, epochs=args.epochs,
-                     batch_size=args.batch_size, seed=args.seed, device=args.device,
-                     binarize=data.fit_binarize, progress=show_progress())
+        result = fit(vae_objective(vae, beta), init, data.x_train,
+                     settings=Settings(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
+                                       binarize=data.fit_binarize, device=args.device, progress=show_progress()))
         terms = test_terms(vae, result.params, data.x_test, numpy.random.default_rng(args.seed + 1))
         rows.append({"beta": beta, **terms, "train_seconds": sum(h["seconds"] for h in result.history)})
         samples[f"beta = {beta:g}"] = sigmoid(vae.decode(result.params, z))

@@ -37,7 +37,7 @@ from minivae.distributions import sigmoid
 from minivae.models import VAE, active_units
 from minivae.objectives import iwae_objective, vae_objective
 from minivae.plotting import save_curve_panels, save_image_panels
-from minivae.train import evaluate, fit
+from minivae.train import Settings, evaluate, fit
 from minivae.walkthrough import (
     Run,
     add_mnist_args,
@@ -139,8 +139,8 @@ def main(argv: list[str] | None = None) -> Run:
         name = "VAE" if k == 1 else f"IWAE-{k}"
         # the same initialisation and data order for every model: only the training bound changes
         result = fit(objective_for(vae, k), vae.init(numpy.random.default_rng(args.seed)), data.x_train,
-                     epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, device=args.device,
-                     binarize=data.fit_binarize, progress=show_progress())
+                     settings=Settings(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
+                                       binarize=data.fit_binarize, device=args.device, progress=show_progress()))
         scores = evaluate_model(vae, result.params, data.x_test, args.ks, args.ll_k,
                                 numpy.random.default_rng(args.seed + 1))
         rows.append({"model": name, "trained on": f"L_{k}", "slides": SLIDES.get(k, ""), **scores,

@@ -52,7 +52,7 @@ from minivae.objectives import Objective, cvae_objective, vae_objective
 from minivae.ops import mean as vmean
 from minivae.optim import Adam
 from minivae.plotting import save_image_grid
-from minivae.train import evaluate, fit
+from minivae.train import Settings, evaluate, fit
 from minivae.walkthrough import (
     Run,
     add_mnist_args,
@@ -178,26 +178,26 @@ def main(argv: list[str] | None = None) -> Run:
     x_tr, y_tr = data.x_train[:, visible], data.x_train[:, ~visible]
     x_te, y_te = data.x_test[:, visible], data.x_test[:, ~visible]
     train_pairs, test_pairs = pack_pairs(x_tr, y_tr), pack_pairs(x_te, y_te)
-    fit_args = dict(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, device=args.device,
-                    binarize=data.fit_binarize, progress=show_progress())
+    run = Settings(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, binarize=data.fit_binarize,
+                   device=args.device, progress=show_progress())
     seconds = {}
 
     # the CVAE: maximise the conditional ELBO of y given x
     cvae = CVAE(x_tr.shape[1], y_tr.shape[1], [args.hidden], args.z_dim)
     tick = time.perf_counter()
-    cvae_params = fit(cvae_objective(cvae), cvae.init(rng), train_pairs, optimizer=Adam(1e-3), **fit_args).params
+    cvae_params = fit(cvae_objective(cvae), cvae.init(rng), train_pairs, optimizer=Adam(1e-3), settings=run).params
     seconds["cvae"] = time.perf_counter() - tick
 
     # the regression baseline x -> E[y|x]: same hidden width, same Bernoulli likelihood
     tick = time.perf_counter()
     reg_params = fit(regression_objective(x_tr.shape[1]), init_mlp([x_tr.shape[1], args.hidden, y_tr.shape[1]], rng),
-                     train_pairs, optimizer=Adam(1e-3), **fit_args).params
+                     train_pairs, optimizer=Adam(1e-3), settings=run).params
     seconds["regression"] = time.perf_counter() - tick
 
     # a plain VAE on whole digits, for iterative imputation
     vae = VAE(784, [args.hidden], args.z_dim)
     tick = time.perf_counter()
-    vae_params = fit(vae_objective(vae), vae.init(rng), data.x_train, optimizer=Adam(1e-3), **fit_args).params
+    vae_params = fit(vae_objective(vae), vae.init(rng), data.x_train, optimizer=Adam(1e-3), settings=run).params
     seconds["vae"] = time.perf_counter() - tick
 
     # log p(y|x) on the same test digits: importance-sampled for the CVAE, exact for the regression MLP

@@ -53,7 +53,7 @@ from minivae.ops import mean as vmean
 from minivae.ops import sum as vsum
 from minivae.optim import Adam
 from minivae.plotting import save_curves, save_image_grid
-from minivae.train import fit
+from minivae.train import Settings, fit
 from minivae.walkthrough import (
     Run,
     add_mnist_args,
@@ -66,7 +66,6 @@ from minivae.walkthrough import (
     positive_float,
     positive_int,
     print_table,
-    progress,
     show_progress,
     walkthrough_parser,
 )
@@ -168,8 +167,8 @@ def style_figures(m2: M2, params: dict, x_show: numpy.ndarray, rng: numpy.random
 # %% [markdown]
 # ## The run
 #
-# The baseline first, with as many Adam steps as M2 takes; then M2 one epoch at a time, so the test error
-# can be followed.
+# The baseline first, with as many Adam steps as M2 takes; then M2, in one `fit` whose `on_epoch` follows the
+# test error epoch by epoch.
 
 # %%
 def main(argv: list[str] | None = None) -> Run:
@@ -185,23 +184,24 @@ def main(argv: list[str] | None = None) -> Run:
 
     # the baseline: the classifier network alone, on the labelled digits; as many Adam steps as M2 takes
     tick = time.perf_counter()
-    baseline = fit(classifier_objective(x_l, y_l), init_mlp([784, args.hidden, 10], rng), x_u,
-                   optimizer=Adam(args.lr), epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
-                   device=args.device, binarize=data.fit_binarize, progress=show_progress()).params
+    baseline = fit(classifier_objective(x_l, y_l), init_mlp([784, args.hidden, 10], rng), x_u, optimizer=Adam(args.lr),
+                   settings=Settings(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
+                                     binarize=data.fit_binarize, device=args.device, progress=show_progress())).params
     baseline_seconds = time.perf_counter() - tick
     baseline_error = error_rate(numpy.argmax(mlp(baseline, data.x_test), axis=1), data.y_test)
 
-    # M2: one epoch at a time, so the test error can be followed
-    objective, optimizer, history = m2_objective(m2, x_l, y_l, args.alpha), Adam(args.lr), []
-    tick = time.perf_counter()
-    for epoch in progress(range(1, args.epochs + 1), "M2 epochs", args.epochs):
-        result = fit(objective, params, x_u, optimizer=optimizer, epochs=1, batch_size=args.batch_size,
-                     seed=args.seed * 100_003 + epoch, device=args.device, binarize=data.fit_binarize,
-                     progress=show_progress())
-        params = result.params
-        history.append({"epoch": epoch, "train_neg_j_alpha": result.history[0]["train_neg_j_alpha"],
+    # M2, with the test error followed after every epoch
+    history = []
+
+    def follow(epoch, params, record):
+        history.append({"epoch": epoch, "train_neg_j_alpha": record["train_neg_j_alpha"],
                         "test_error": error_rate(m2.predict(params, data.x_test), data.y_test)})
         print(f"epoch {epoch}: test error {100 * history[-1]['test_error']:.2f} %", flush=True)
+
+    tick = time.perf_counter()
+    params = fit(m2_objective(m2, x_l, y_l, args.alpha), params, x_u, optimizer=Adam(args.lr), on_epoch=follow,
+                 settings=Settings(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
+                                   binarize=data.fit_binarize, device=args.device, progress=show_progress())).params
     m2_seconds = time.perf_counter() - tick
     m2_error = history[-1]["test_error"]
 

@@ -85,7 +85,7 @@ from minivae.models import VAE
 from minivae.objectives import classifier_objective, m1_objective, m2_objective, vae_objective
 from minivae.optim import Adam
 from minivae.plotting import save_curves, save_image_grid
-from minivae.train import fit
+from minivae.train import Settings, fit
 from minivae.tree import tree_map
 from minivae.walkthrough import (
     Run,
@@ -101,7 +101,7 @@ from minivae.walkthrough import (
     positive_float,
     positive_int,
     print_table,
-    progress,
+    show_progress,
     walkthrough_parser,
 )
 
@@ -262,13 +262,12 @@ def train_m1(x_train, labelled, y_l, args, rng, binarize=None) -> tuple[M1, dict
     binary training pixels every epoch (``fit``'s option).
     """
     m1 = M1(VAE(784, [args.m1_hidden, args.m1_hidden], args.z1_dim), [args.classifier_hidden])
-    params, optimizer = m1.init(rng), Adam(args.lr)
-    for epoch in progress(range(1, args.m1_epochs + 1), "M1 epochs", args.m1_epochs):
-        # one epoch of the VAE's ELBO on every training digit, each moved by up to --shift pixels
-        params["vae"] = fit(vae_objective(m1.vae), params["vae"], shifted(x_train, args.shift, rng),
-                            optimizer=optimizer, epochs=1, batch_size=args.batch_size,
-                            seed=args.seed * 100_003 + epoch, device=args.device, binarize=binarize,
-                            progress=False).params  # the epochs' bar above is the progress
+    params = m1.init(rng)
+    # the VAE's ELBO on every training digit, each moved anew every epoch by up to --shift pixels
+    params["vae"] = fit(vae_objective(m1.vae), params["vae"], lambda epoch: shifted(x_train, args.shift, rng),
+                        optimizer=Adam(args.lr),
+                        settings=Settings(epochs=args.m1_epochs, batch_size=args.batch_size, seed=args.seed,
+                                          binarize=binarize, device=args.device, progress=show_progress())).params
     # the codes q(z1|x) of the labelled digits, computed once by the trained VAE, and their labels
     rows = pack_labelled(y_l, 10, *m1.features(params, x_train[labelled]))
     params["classifier"] = full_batch_steps(m1_objective(m1), params["classifier"], rows, args.classifier_steps,
@@ -279,30 +278,28 @@ def train_m1(x_train, labelled, y_l, args, rng, binarize=None) -> tuple[M1, dict
 # %% [markdown]
 # ## M2, on pixels or on codes
 #
-# One epoch at a time, so the test error can be followed. `draw()` gives the data of an epoch: the pixels,
-# moved, for M2, fresh codes z1 ~ q(z1|x) for M1+M2 (the unlabelled digits are the rows `fit` batches;
-# the labelled set enters every step whole, through `m2_objective`). With `average` > 0 the test error is
+# One `fit`, whose `on_epoch` follows the test error. `draw()` gives the data of an epoch: the pixels, moved,
+# for M2, fresh codes z1 ~ q(z1|x) for M1+M2 (the unlabelled digits are the rows `fit` batches, drawn by the
+# function it calls each epoch; the labelled set enters every step whole, through the objective of the epoch,
+# `m2_objective`, which `fit` also asks for once up front). With `average` > 0 the test error is
 # that of an exponential moving average of the parameters over epochs, theta_avg <- a theta_avg + (1 - a)
 # theta (Polyak averaging): the stack's test error jumps by up to a point from one epoch to the next, its
 # average moves by a tenth of that.
 
 # %%
 def train_m2(m2: M2, params: dict, draw, labelled, unlabelled, y_l, x_test, y_test, epochs: int, alpha: float,
-             args, desc: str, binarize=None, average: float = 0.0) -> tuple[dict, list]:
+             args, binarize=None, average: float = 0.0) -> tuple[dict, list]:
     """Train ``m2`` for ``epochs`` epochs on ``draw(indices)``; return params and the per-epoch test error.
 
     ``average`` is the decay a of the moving average of the parameters that is evaluated and returned
     (0: the parameters of the last epoch themselves).
     """
-    optimizer, history, averaged = Adam(args.lr), [], None
-    for epoch in progress(range(1, epochs + 1), desc, epochs):
-        x_l, x_u = draw(labelled), draw(unlabelled)
-        result = fit(m2_objective(m2, x_l, y_l, alpha), params, x_u, optimizer=optimizer, epochs=1,
-                     batch_size=args.batch_size, seed=args.seed * 100_003 + epoch, device=args.device,
-                     binarize=binarize, progress=False)
-        params = result.params
+    history, averaged = [], None
+
+    def follow(epoch, params, trained):
+        nonlocal averaged
         last_error = error_rate(m2.predict(params, x_test), y_test)
-        record = {"epoch": epoch, "train_neg_j_alpha": result.history[0]["train_neg_j_alpha"], "test_error": last_error}
+        record = {"epoch": epoch, "train_neg_j_alpha": trained["train_neg_j_alpha"], "test_error": last_error}
         if average > 0:
             # theta_avg <- a theta_avg + (1 - a) theta, starting from the first epoch's parameters
             averaged = params if averaged is None else tree_map(lambda m, p: average * m + (1 - average) * p,
@@ -310,6 +307,11 @@ def train_m2(m2: M2, params: dict, draw, labelled, unlabelled, y_l, x_test, y_te
             record.update(test_error=error_rate(m2.predict(averaged, x_test), y_test),
                           test_error_last_params=last_error)
         history.append(record)
+
+    params = fit(lambda epoch: m2_objective(m2, draw(labelled), y_l, alpha), params, lambda epoch: draw(unlabelled),
+                 optimizer=Adam(args.lr), on_epoch=follow,
+                 settings=Settings(epochs=epochs, batch_size=args.batch_size, seed=args.seed, binarize=binarize,
+                                   device=args.device, progress=show_progress())).params
     return (averaged if average > 0 else params), history
 
 
@@ -361,7 +363,7 @@ def main(argv: list[str] | None = None) -> Run:
     m2 = M2(784, [args.m2_hidden], args.m2_z_dim)
     m2_params, m2_history = train_m2(m2, m2.init(rng), lambda i: shifted(data.x_train[i], args.shift, rng),
                                      labelled, unlabelled, y_l, data.x_test, data.y_test, args.epochs, args.alpha,
-                                     args, "M2 epochs", data.fit_binarize)
+                                     args, data.fit_binarize)
     seconds["M2"] = time.perf_counter() - tick
     print(f"M2: test error {100 * m2_history[-1]['test_error']:.2f} %", flush=True)
 
@@ -377,7 +379,7 @@ def main(argv: list[str] | None = None) -> Run:
     stack = M2(args.z1_dim, [args.stack_hidden], args.z2_dim, likelihood="gaussian")
     stack_params, stack_history = train_m2(stack, stack.init(rng), draw_codes, labelled, unlabelled, y_l,
                                            test_codes, data.y_test, args.stack_epochs, args.stack_alpha, args,
-                                           "M1+M2 epochs", average=args.stack_average)
+                                           average=args.stack_average)
     seconds["M1+M2"] = time.perf_counter() - tick + seconds["M1"]  # the stack needs M1's VAE first
     print(f"M1+M2: test error {100 * stack_history[-1]['test_error']:.2f} %", flush=True)
 

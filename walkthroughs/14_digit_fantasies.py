@@ -44,7 +44,7 @@ from minivae.models import VAE, active_units, unit_activity
 from minivae.objectives import vae_objective
 from minivae.optim import Adam
 from minivae.plotting import save_image_grid, save_latent_scatter
-from minivae.train import evaluate, fit
+from minivae.train import Settings, evaluate, fit
 from minivae.walkthrough import (
     Run,
     add_mnist_args,
@@ -130,8 +130,8 @@ def main(argv: list[str] | None = None) -> Run:
 
     # train: maximise the ELBO, test ELBO after every epoch
     result = fit(vae_objective(vae), vae.init(rng), data.x_train, x_test=data.x_test, optimizer=Adam(args.lr),
-                 epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, device=args.device,
-                 binarize=data.fit_binarize, progress=show_progress())
+                 settings=Settings(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
+                                   binarize=data.fit_binarize, device=args.device, progress=show_progress()))
     params, history = result.params, result.history
     train_seconds = sum(h["seconds"] for h in history)
 

@@ -1,0 +1,177 @@
+r"""What :func:`minivae.train.fit` does before its first step: checks, the data of each epoch, resuming.
+
+Every argument, the params (against the objective's model) and the output paths are checked before any work,
+with one sentence per mistake. The seeded streams of the binarized pixels are functions of (seed, epoch), so the
+pixels of an epoch never depend on what came before it, and a resumed run redraws them bit for bit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy
+
+from minivae.backend import array_module
+from minivae.checkpoint import load_checkpoint
+from minivae.checks import check_count, check_data
+from minivae.data import BINARIZE, binarize_pixels
+from minivae.files import check_output_path
+from minivae.objectives import Objective
+from minivae.tree import tree_items, tree_leaves, tree_map
+
+# the purposes of the seeded streams besides the training one: default_rng([seed, purpose, epoch])
+TEST_PIXELS, TRAIN_PIXELS, EVALUATION = 1, 2, 3
+
+
+def all_finite(tree: Any) -> bool:
+    r"""True when every entry of every array of the nest is finite (no NaN, no ±inf), on any device."""
+    return all(bool(array_module(leaf).isfinite(leaf).all()) for leaf in tree_leaves(tree))
+
+
+def check_fit_args(objective: Any, settings: Any, files: Any) -> tuple[Callable[[int], Objective], Objective]:
+    """The schedule and its final objective, after refusing bad counts, seed, binarize and output paths."""
+    check_count("epochs", settings.epochs, "epochs")
+    check_count("batch_size", settings.batch_size, "rows")
+    check_count("seed", settings.seed, minimum=0)
+    if settings.binarize not in BINARIZE:
+        raise ValueError(f"binarize must be None, 'threshold' or 'stochastic', got {settings.binarize!r}.")
+    for path, name in ((files.checkpoint, "checkpoint"), (files.metrics, "metrics")):
+        if path is not None:
+            check_output_path(path, name)
+    schedule = _as_schedule(objective)
+    # the final objective: what the data are checked against and what the test bound measures
+    return schedule, schedule(settings.epochs)
+
+
+def _as_schedule(objective: Any) -> Callable[[int], Objective]:
+    """``objective`` as a function of the epoch: a schedule as it is, one Objective for every epoch."""
+    if isinstance(objective, Objective):
+        return lambda epoch: objective
+    if not callable(objective):
+        raise ValueError(f"objective must be an Objective or a function epoch -> Objective, got {objective!r}.")
+
+    def checked(epoch: int) -> Objective:
+        current = objective(epoch)
+        if not isinstance(current, Objective):
+            raise ValueError(f"the objective schedule returned {current!r} for epoch {epoch}; it must return "
+                             "an Objective (e.g. vae_objective(vae, beta)).")
+        return current
+
+    return checked
+
+
+def check_params(params: Any, objective: Objective) -> Any:
+    """The one float dtype of ``params``, after refusing non-arrays, mixed dtypes, NaN and another model's nest."""
+    leaves = list(tree_items(params)) if isinstance(params, (dict, list, tuple)) else []
+    if not leaves:
+        raise ValueError(f"params must be a nest (dicts, lists, tuples) of arrays such as model.init(rng), got "
+                         f"{type(params).__name__}.")
+    for where, leaf in leaves:
+        kind = getattr(getattr(leaf, "dtype", None), "kind", None)
+        if kind != "f" or not hasattr(leaf, "shape"):
+            what = f"an array of dtype {leaf.dtype}" if kind else f"a {type(leaf).__name__}"
+            raise ValueError(f"params{where} is {what}; every parameter must be a float array (float32 to train).")
+    dtypes = sorted({str(leaf.dtype) for _, leaf in leaves})
+    if len(dtypes) > 1:
+        raise ValueError(f"params mix the dtypes {dtypes}; cast them to one, e.g. "
+                         "tree_map(lambda a: a.astype(numpy.float32), params).")
+    bad = next((where for where, leaf in leaves if not all_finite(leaf)), None)
+    if bad is not None:
+        raise ValueError(f"params{bad} holds NaN or inf; start from finite parameters (e.g. model.init(rng)).")
+    if objective.init is not None:
+        check_like(objective.init(numpy.random.default_rng(0)), params, "the objective's model",
+                    "pass parameters made by the same model's init(rng)", dtype=False)
+    return leaves[0][1].dtype
+
+
+def check_like(reference: Any, params: Any, source: str, fix: str, dtype: bool = True) -> None:
+    """Refuse ``params`` unless they have ``reference``'s structure and shapes (and dtypes)."""
+    def same(r: Any, p: Any) -> None:
+        if tuple(p.shape) != tuple(r.shape) or (dtype and p.dtype != r.dtype):
+            raise ValueError(f"{source} has an array of shape {tuple(r.shape)} and dtype {r.dtype} where params "
+                             f"has {tuple(p.shape)} and {p.dtype}; {fix}.")
+
+    tree_map(same, reference, params, name=f"{source} and params")
+
+
+def prepare_data(target: Objective, x_train: Any, x_test: Any, binarize: str | None, dtype: Any,
+                 seed: int) -> tuple:
+    """``x_train`` and ``x_test`` checked, binarized where that happens once, and cast to the params' dtype.
+
+    ``x_train`` may be a function ``epoch -> rows``; it is then called, and its rows checked, once per epoch.
+    """
+    if x_test is not None:
+        check_data(x_test, _likelihood(target, binarize), target.x_dim, "x_test")
+    if binarize is not None and x_test is not None:
+        # x_test, and the data the final objective carries, binarized once (stochastic: one fixed draw)
+        stream = numpy.random.default_rng([seed, TEST_PIXELS])
+        x_test = binarize_pixels(x_test, binarize, stream)
+        target = target.map_data(lambda x: binarize_pixels(x, binarize, stream))
+    if not callable(x_train):
+        x_train = _train_rows(x_train, target, binarize, dtype)
+    return x_train, None if x_test is None else x_test.astype(dtype, copy=False), target
+
+
+def _likelihood(target: Objective, binarize: str | None) -> str | None:
+    # binarized pixels are Bernoulli draws, so their source intensities must lie in [0, 1] too
+    return "bernoulli" if binarize is not None else target.likelihood
+
+
+def _train_rows(x: Any, target: Objective, binarize: str | None, dtype: Any) -> numpy.ndarray:
+    check_data(x, _likelihood(target, binarize), target.x_dim, "x_train")
+    if binarize == "threshold":
+        x = binarize_pixels(x, binarize)
+    # the data in the parameters' dtype: float64 data never turn a float32 step into a float64 one
+    return x.astype(dtype, copy=False)
+
+
+def epoch_data(objective: Objective, x_train: Any, binarize: str | None, seed: int, epoch: int,
+               dtype: Any) -> tuple[Objective, numpy.ndarray]:
+    """This epoch's objective and pixels: for ``"stochastic"``, a fresh Bernoulli draw from this epoch's stream."""
+    if callable(x_train):
+        x_train = _train_rows(x_train(epoch), objective, binarize, dtype)
+    if binarize is None:
+        return objective, x_train
+    stream = numpy.random.default_rng([seed, TRAIN_PIXELS, epoch])
+    if binarize == "stochastic":
+        x_train = binarize_pixels(x_train, binarize, stream).astype(dtype, copy=False)
+    # the objective's own data (M2's labelled digits) binarized like x_train
+    return objective.map_data(lambda x: binarize_pixels(x, binarize, stream)), x_train
+
+
+# ------------------------------------------------------------------------------------------------ resume
+
+def resume(path: Any, params: Any, optimizer: Any, rng: numpy.random.Generator, backend: Any, epochs: int,
+            seed: int) -> tuple:
+    """``(params, history, first epoch)`` from a checkpoint, after checking it fits this run; ``rng`` restored."""
+    state = load_checkpoint(path, backend.asarray)
+    if state["optimizer_class"] != type(optimizer).__name__:
+        raise ValueError(f"resume={path} was saved with {state['optimizer_class']}, but fit got "
+                         f"{type(optimizer).__name__}; pass the same optimizer to continue.")
+    if state["epoch"] > epochs:
+        raise ValueError(f"resume={path} is already at epoch {state['epoch']}, but epochs={epochs}; epochs counts "
+                         f"every epoch, those done included, so pass epochs >= {state['epoch']}.")
+    if state.get("seed") not in (None, seed):
+        raise ValueError(f"resume={path} was saved by a run with seed={state['seed']}, but fit got seed={seed}; "
+                         "pass the same seed to continue bit for bit.")
+    fix = "it was saved for a different model or dtype"
+    check_like(state["params"], params, f"resume={path}", fix)
+    expected = sorted(optimizer.state())
+    if sorted(state["optimizer"]) != expected:
+        raise ValueError(f"resume={path} has damaged optimizer state: entries {sorted(state['optimizer'])}, where "
+                         f"{type(optimizer).__name__} keeps {expected}; resume from another checkpoint.")
+    for key, value in state["optimizer"].items():
+        if isinstance(value, (dict, list, tuple)) or hasattr(value, "shape"):
+            check_like(value, params, f"the optimizer state {key!r} in resume={path}", fix)
+        elif value is not None and not (isinstance(value, int) and value >= 0):
+            raise ValueError(f"resume={path} has damaged optimizer state: {key!r} is {value!r}, not a count.")
+    if not all_finite(state["params"]):
+        raise ValueError(f"resume={path} holds non-finite parameters; resume from another checkpoint.")
+    optimizer.load_state(state["optimizer"])
+    try:
+        rng.bit_generator.state = state["rng"]
+    except (TypeError, ValueError, KeyError) as err:
+        raise ValueError(f"resume={path} holds an unusable random-generator state ({err}); the file was edited or "
+                         "corrupted.") from None
+    return state["params"], list(state["history"]), state["epoch"] + 1
