@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy
 import pytest
 
+from minivae.distributions import log_softmax, one_hot
 from minivae.gradcheck import check_grad
-from minivae.m2 import M2, log_softmax, one_hot
+from minivae.m2 import M2
 from minivae.objectives import m2_objective
 
 X_DIM, Z_DIM, C, N = 5, 2, 3, 4
