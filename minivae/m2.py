@@ -164,16 +164,16 @@ class M2:
         r"""J^α per example: mean_l −L(x, y) + mean_u −U(x) + α mean_l −log q_φ(y|x), a scalar to minimise.
 
         Kingma et al. (2014), eq. 9, with each sum replaced by the mean over its minibatch, so the labelled
-        and unlabelled batches count equally whatever their sizes. ``eps_l`` is ``(N_l, z_dim)`` and
-        ``eps_u`` is ``(C, N_u, z_dim)``.
+        and unlabelled batches count equally whatever their sizes; an empty batch adds nothing. ``eps_l`` is
+        ``(N_l, z_dim)`` and ``eps_u`` is ``(C, N_u, z_dim)``.
         """
         check_interval("alpha", float(alpha), 0.0)
         # −log q(y|x) on the labelled batch: the cross-entropy of the classifier
         cross_entropy = -categorical_log_prob(labels, self.classify(params, x_l))
         # −L(x, y) on the labelled batch, −U(x) on the unlabelled batch
-        labelled = ops.mean(self.labelled_bound(params, x_l, labels, eps_l))
-        unlabelled = ops.mean(self.unlabelled_bound(params, x_u, eps_u))
-        return -labelled - unlabelled + alpha * ops.mean(cross_entropy)
+        labelled = _batch_mean(self.labelled_bound(params, x_l, labels, eps_l))
+        unlabelled = _batch_mean(self.unlabelled_bound(params, x_u, eps_u))
+        return -labelled - unlabelled + alpha * _batch_mean(cross_entropy)
 
     def generate(self, params: dict, labels: Any, z: Any) -> Any:
         r"""Decoder means of p_θ(x|y, z) for given classes ``(N,)`` and codes z ``(N, z_dim)``: ``(N, x_dim)``.
@@ -181,3 +181,8 @@ class M2:
         "Handwriting styles" (Shan, semi-supervised VAE): fix y and vary z, or fix z and vary y.
         """
         return decoder_mean(self.likelihood, self.decode(params, one_hot(labels, self.n_classes, z), z))
+
+
+def _batch_mean(values: Any) -> Any:
+    # (1/N) Σ_n values_n over a batch of N ≥ 1 rows; a batch of no rows adds 0 to the objective, not NaN
+    return ops.mean(values) if anp.shape(values)[0] else 0.0

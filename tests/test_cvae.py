@@ -160,3 +160,10 @@ def test_gradient_is_device_safe_on_a_strict_stand_in_array() -> None:
     tree_map(lambda d, h: numpy.testing.assert_allclose(to_numpy(d), h, rtol=1e-13), device_grad, host_grad)
     assert cvae.log_likelihood(on_device[0], *on_device[1:3], 5, rng).shape == (N,)
     assert isinstance(cvae.sample(on_device[0], on_device[1], 2, rng), StrictArray)
+
+
+@pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian"])
+def test_log_likelihood_of_no_rows_is_empty(likelihood: str) -> None:
+    cvae, params, x, y, rng = _setup(likelihood=likelihood)
+    out = cvae.log_likelihood(params, x[:0], y[:0], 5, rng)
+    assert out.shape == (0,) and out.dtype == numpy.float64

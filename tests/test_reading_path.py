@@ -142,7 +142,8 @@ STEPS = {
     "CVAE standard prior": (lambda: _cvae_step("standard"), [nn.softplus, dist.kl_standard_normal, bounds.elbo,
                                                              nn.joint_dense, nn.relu],
                             [nn.relu, dist.kl_standard_normal]),
-    "M2": (_m2_step, [nn.softplus, dist.kl_standard_normal, dist.log_softmax, dist.categorical_log_prob, nn.mlp, nn.joint_dense, nn.relu],
+    "M2": (_m2_step, [nn.softplus, dist.kl_standard_normal, dist.log_softmax, dist.categorical_log_prob,
+                      nn.mlp, nn.joint_dense, nn.relu],
            [nn.relu, dist.kl_standard_normal]),
 }
 
