@@ -135,12 +135,13 @@ class CVAE:
         """
         check_rows("x", x, self.x_dim, "input")
         check_codes(z, self.z_dim, anp.shape(x)[0])
-        return decoder_out(self.likelihood, two_input_net(params["decoder"], x, z, decoder_heads_for(self.likelihood),
-                                                          self.activation))
+        heads = two_input_net(params["decoder"], x, z, decoder_heads_for(self.likelihood), self.activation)
+        return decoder_out(self.likelihood, heads)
 
     def log_py_given_xz(self, params: dict, x: Any, y: Any, z: Any) -> Any:
         r"""log p_θ(y|x, z), summed over the outputs: ``(N,)``, or ``(k, N)`` for z of shape ``(k, N, z_dim)``."""
-        return decoder_log_prob(self.likelihood, y, self.decode(params, x, z))
+        out = self.decode(params, x, z)
+        return decoder_log_prob(self.likelihood, y, out)
 
     def elbo(self, params: dict, x: Any, y: Any, eps: Any) -> Any:
         r"""log p(y|x) ≥ E_{q(z|x,y)}[log p_θ(y|x, z)] − KL(q_φ(z|x, y) ‖ p_ψ(z|x)), per example, ``(N,)``.
@@ -152,13 +153,16 @@ class CVAE:
         check_eps(eps, mean)
         # z = μ_φ(x, y) + σ_φ(x, y) ε
         z = reparameterize(mean, log_var, eps)
+        # log p(y|x,z), one sample
+        log_py = self.log_py_given_xz(params, x, y, z)
         # KL(q(z|x,y) ‖ p(z|x)) in closed form
         if self.prior == "learned":
-            kl = kl_diag_gaussians(mean, log_var, *self.prior_params(params, x))
+            prior_mean, prior_log_var = self.prior_params(params, x)
+            kl = kl_diag_gaussians(mean, log_var, prior_mean, prior_log_var)
         else:
             kl = kl_standard_normal(mean, log_var)
         # log p(y|x,z) − KL
-        return elbo(self.log_py_given_xz(params, x, y, z), kl)
+        return elbo(log_py, kl)
 
     def log_weights(self, params: dict, x: Any, y: Any, eps: Any) -> Any:
         r"""log w_i = log p(y|x, z_i) + log p(z_i|x) − log q(z_i|x, y), z_i = μ + σ ε_i, shape ``(k, N)``."""

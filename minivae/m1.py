@@ -68,7 +68,8 @@ class Classifier:
     def classify(self, params: list, x: Any) -> Any:
         r"""log q(y|x) = log softmax(f(x)) for every class: ``(N, n_classes)``."""
         check_rows("x", x, self.x_dim, "example")
-        return log_softmax(mlp(params, x, self.activation))
+        logits = mlp(params, x, self.activation)
+        return log_softmax(logits)
 
     def predict(self, params: list, x: Any) -> numpy.ndarray:
         r"""argmax_y q(y|x): host int labels ``(N,)``."""

@@ -95,7 +95,8 @@ class M2:
     def classify(self, params: dict, x: Any) -> Any:
         r"""log q_φ(y|x) = log softmax(π-logits(x)) for every class: ``(N, n_classes)``."""
         check_rows("x", x, self.x_dim, "example")
-        return log_softmax(mlp(params["classifier"], x, self.activation))
+        logits = mlp(params["classifier"], x, self.activation)
+        return log_softmax(logits)
 
     def predict(self, params: dict, x: Any) -> numpy.ndarray:
         r"""argmax_y q_φ(y|x): host int labels ``(N,)``."""
@@ -113,8 +114,8 @@ class M2:
         r"""p_θ(x|y, z): Bernoulli logits ``(..., x_dim)`` (or the Gaussian ``(mean, log_var)``); y is one-hot."""
         check_width("y", y, self.n_classes, "a one-hot class")
         check_width("z", z, self.z_dim, "a code")
-        return decoder_out(self.likelihood, two_input_net(params["decoder"], y, z, decoder_heads_for(self.likelihood),
-                                                          self.activation))
+        heads = two_input_net(params["decoder"], y, z, decoder_heads_for(self.likelihood), self.activation)
+        return decoder_out(self.likelihood, heads)
 
     def _bound(self, params: dict, x: Any, y: Any, eps: Any) -> Any:
         # z = μ_φ(x, y) + σ_φ(x, y) ε
@@ -124,7 +125,8 @@ class M2:
         # log p(y) = −log C, the uniform prior over classes
         log_py = -float(numpy.log(self.n_classes))
         # log p(x|y,z) + log p(y) − KL(q(z|x,y) ‖ N(0, I))
-        log_px = decoder_log_prob(self.likelihood, x, self.decode(params, y, z))
+        out = self.decode(params, y, z)
+        log_px = decoder_log_prob(self.likelihood, x, out)
         return log_px + log_py - kl_standard_normal(mean, log_var)
 
     def labelled_bound(self, params: dict, x: Any, labels: Any, eps: Any) -> Any:
@@ -134,8 +136,8 @@ class M2:
         a loss). ``labels`` are int classes ``(N,)``; ``eps`` is ``(N, z_dim)``: one reparameterized z per row.
         """
         check_rows("x", x, self.x_dim, "example")
+        check_same_rows("labels", labels, "x", x)
         y = one_hot(labels, self.n_classes, x)
-        check_same_rows("labels", y, "x", x)
         return self._bound(params, x, y, eps)
 
     def bounds_for_every_class(self, params: dict, x: Any, eps: Any) -> Any:
@@ -169,7 +171,8 @@ class M2:
         """
         check_interval("alpha", float(alpha), 0.0)
         # −log q(y|x) on the labelled batch: the cross-entropy of the classifier
-        cross_entropy = -categorical_log_prob(labels, self.classify(params, x_l))
+        log_q = self.classify(params, x_l)
+        cross_entropy = -categorical_log_prob(labels, log_q)
         # −L(x, y) on the labelled batch, −U(x) on the unlabelled batch
         labelled = _batch_mean(self.labelled_bound(params, x_l, labels, eps_l))
         unlabelled = _batch_mean(self.unlabelled_bound(params, x_u, eps_u))
