@@ -100,7 +100,8 @@ class VAE:
 
     def log_px_given_z(self, params: dict, x: Any, z: Any) -> Any:
         r"""log p_θ(x|z), summed over pixels: ``(N,)`` for z ``(N, z_dim)``, ``(k, N)`` for ``(k, N, z_dim)``."""
-        return decoder_log_prob(self.likelihood, x, self.decode(params, z))
+        out = self.decode(params, z)
+        return decoder_log_prob(self.likelihood, x, out)
 
     def elbo(self, params: dict, x: Any, eps: Any, beta: float = 1.0) -> Any:
         r"""ELBO = log p_θ(x|z) − β KL(q_φ(z|x) ‖ N(0, I)) with z = μ + σ ε, per example in nats, ``(N,)``.
@@ -112,8 +113,11 @@ class VAE:
         check_eps(eps, mean)
         # z = μ + σ ε
         z = reparameterize(mean, log_var, eps)
+        # log p(x|z), one sample, and KL(q(z|x) ‖ N(0, I)) in closed form
+        log_px = self.log_px_given_z(params, x, z)
+        kl = kl_standard_normal(mean, log_var)
         # log p(x|z) − β KL(q ‖ p)
-        return elbo(self.log_px_given_z(params, x, z), kl_standard_normal(mean, log_var), beta)
+        return elbo(log_px, kl, beta)
 
     def log_weights(self, params: dict, x: Any, eps: Any) -> Any:
         r"""log w_i = log p(x|z_i) + log p(z_i) − log q(z_i|x), z_i = μ + σ ε_i, shape ``(k, N)``."""
