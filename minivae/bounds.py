@@ -14,6 +14,8 @@ from autograd.tracer import getval
 
 from minivae import ops
 from minivae.backend import to_numpy
+from minivae.checks import check_count
+from minivae.distributions import standard_normal_noise
 
 
 def log_mean_exp(a: Any, axis: int = 0) -> Any:
@@ -78,3 +80,28 @@ def importance_sampled_log_likelihood(
         done += m
     # log (1/k) Σ_i w_i
     return total - numpy.log(k)
+
+
+def log_likelihood_in_batches(log_weights: Callable[..., Any], data: tuple, z_dim: int, k: int,
+                              rng: numpy.random.Generator, batch_size: int = 100) -> numpy.ndarray:
+    r"""log p(x) ≈ log (1/k) Σ_{i=1..k} w_i, z_i ~ q(z|x), for every row of ``data``: host ``(N,)`` in nats.
+
+    Zhu, Deep Generative Models II: the importance-sampled estimate of Burda et al. (L_k with fresh noise),
+    for any model whose ``log_weights(*rows, eps)`` gives the ``(m, n)`` log weights log p(x, z_i) − log q(z_i|x)
+    of n rows for noise ``eps`` of shape ``(m, n, z_dim)``. ``data`` is a tuple of arrays with N rows each
+    (``(x,)`` for a VAE, ``(x, y)`` for a CVAE), taken ``batch_size`` rows and at most 100 samples at a time
+    so memory stays bounded whatever k is. No rows give an empty ``(0,)``.
+    """
+    check_count("k", k, "importance samples")
+    check_count("batch_size", batch_size, "rows")
+
+    def one_batch(rows: tuple) -> numpy.ndarray:
+        n = anp.shape(rows[0])[0]
+        # the noise goes to the device of the data
+        return importance_sampled_log_likelihood(lambda eps: log_weights(*rows, eps),
+                                                 lambda m: standard_normal_noise((m, n, z_dim), rng, rows[0]), k)
+
+    starts = range(0, anp.shape(data[0])[0], batch_size)
+    batches = [tuple(a[start:start + batch_size] for a in data) for start in starts]
+    # the rows' estimates, in order (none for no rows)
+    return numpy.concatenate([numpy.zeros(0), *(one_batch(rows) for rows in batches)])

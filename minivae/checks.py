@@ -193,3 +193,78 @@ def check_step_args(params: Any, grads: Any, *moments: tuple[str, Any]) -> None:
     for name, tree in moments:
         if tree is not None:
             check_like(params, tree, f"the optimizer's {name}", "load a state saved for this model")
+
+
+# ---------------------------------------------------------------- the models' own checks
+
+
+def check_classes(n_classes: Any) -> None:
+    r"""Raise a ``ValueError`` unless ``n_classes`` is an integer of at least 2 (a Categorical needs two)."""
+    if isinstance(n_classes, bool) or int(n_classes) != n_classes or n_classes < 2:
+        raise ValueError(f"n_classes must be an integer of at least 2, got {n_classes!r}.")
+
+
+def check_two_input_hidden(hidden: tuple[int, ...]) -> None:
+    r"""Raise a ``ValueError`` unless a two-input network has a hidden layer for its inputs to meet in."""
+    if not hidden:
+        raise ValueError("hidden must list at least one layer width: the first layer takes two inputs.")
+
+
+def check_choice(name: str, value: Any, choices: Sequence[str]) -> None:
+    r"""Raise a ``ValueError`` unless ``value`` is one of the strings ``choices``."""
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name} must be {' or '.join(map(repr, choices))}, got {value!r}.")
+
+
+def check_interval(name: str, value: Any, low: float, high: float = float("inf"), high_open: bool = False) -> None:
+    r"""Raise a ``ValueError`` unless the number ``value`` lies in [low, high] (or [low, high) when ``high_open``)."""
+    below_high = value < high if high_open else value <= high
+    if not (low <= value and below_high):
+        where = f"at least {low:g}" if high == float("inf") else f"in [{low:g}, {high:g}{')' if high_open else ']'}"
+        raise ValueError(f"{name} must be a number {where}, got {value!r}.")
+
+
+def check_same_rows(name: str, a: Any, other_name: str, other: Any) -> None:
+    r"""Raise a ``ValueError`` unless ``a`` has one entry per row of ``other`` (the same leading length N)."""
+    if anp.shape(a)[0] != anp.shape(other)[0]:
+        raise ValueError(f"{name} has {anp.shape(a)[0]} entries but {other_name} has {anp.shape(other)[0]} rows; "
+                         "pass exactly one per row.")
+
+
+def check_labels(labels: numpy.ndarray, n_classes: int) -> None:
+    r"""Raise a ``ValueError`` unless the host ``labels`` are a 1-D integer array of classes in [0, n_classes)."""
+    if labels.ndim != 1 or not numpy.issubdtype(labels.dtype, numpy.integer):
+        raise ValueError(f"labels must be a 1-D array of integer class indices, got shape {labels.shape} and "
+                         f"dtype {labels.dtype}.")
+    if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
+        raise ValueError(f"labels must lie in [0, {n_classes}), but they range over [{labels.min()}, {labels.max()}].")
+
+
+def check_codes(z: Any, z_dim: int, rows: int | None = None) -> None:
+    r"""Raise a ``ValueError`` unless the codes ``z`` are ``(N, z_dim)`` or ``(k, N, z_dim)``, N = ``rows`` if given."""
+    want = (z_dim,) if rows is None else (rows, z_dim)
+    if anp.ndim(z) not in (2, 3) or tuple(anp.shape(z)[-len(want):]) != want:
+        of_x = "" if rows is None else f" with N = {rows} rows of x"
+        raise ValueError(f"z has shape {anp.shape(z)}, but this model expects (N, {z_dim}) or "
+                         f"(k, N, {z_dim}){of_x}.")
+
+
+def check_width(name: str, a: Any, width: int, what: str) -> None:
+    r"""Raise a ``ValueError`` unless the last axis of ``a`` holds ``width`` values (one ``what``)."""
+    if anp.ndim(a) < 1 or anp.shape(a)[-1] != width:
+        raise ValueError(f"{name} has shape {anp.shape(a)}, but this model expects {width} values in its last "
+                         f"axis: {what}.")
+
+
+def check_per_sample(fz: Any, z: Any) -> None:
+    r"""Raise a ``ValueError`` unless an integrand returned one value per sample: ``f(z)`` of shape ``z.shape[:-1]``."""
+    if anp.shape(fz) != anp.shape(z)[:-1]:
+        raise ValueError(f"f returned shape {anp.shape(fz)} for z of shape {anp.shape(z)}; it must "
+                         f"return one value per sample, shape {anp.shape(z)[:-1]}.")
+
+
+def check_k_samples(fz: Any) -> None:
+    r"""Raise a ``ValueError`` unless ``fz`` is ``(k, N)`` with k ≥ 2, as a leave-one-out baseline needs."""
+    if anp.ndim(fz) != 2 or anp.shape(fz)[0] < 2:
+        raise ValueError(f"fz has shape {anp.shape(fz)}; a leave-one-out baseline needs (k, N) with k ≥ 2 "
+                         "samples per example.")

@@ -24,11 +24,30 @@ import autograd.numpy as anp
 import numpy
 from autograd.tracer import getval
 
-from minivae import distributions as dist
 from minivae.backend import array_module
-from minivae.bounds import elbo, importance_sampled_log_likelihood, iwae_bound
-from minivae.checks import check_count, check_rows, check_sizes
-from minivae.distributions import decoder_heads_for
+from minivae.bounds import elbo, iwae_bound, log_likelihood_in_batches
+from minivae.checks import (
+    check_choice,
+    check_codes,
+    check_count,
+    check_eps,
+    check_rows,
+    check_same_rows,
+    check_sizes,
+    check_two_input_hidden,
+)
+from minivae.distributions import (
+    decoder_heads_for,
+    decoder_log_prob,
+    decoder_mean,
+    decoder_out,
+    gaussian_log_prob,
+    kl_diag_gaussians,
+    kl_standard_normal,
+    reparameterize,
+    standard_normal_log_prob,
+    standard_normal_noise,
+)
 from minivae.nn import (
     activation_fn,
     init_trunk_heads,
@@ -70,13 +89,10 @@ class CVAE:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hidden", check_sizes(self.x_dim, self.hidden, self.z_dim))
-        if int(self.y_dim) != self.y_dim or self.y_dim <= 0:
-            raise ValueError(f"y_dim must be a positive integer, got {self.y_dim!r}.")
-        if not self.hidden:
-            raise ValueError("hidden must list at least one layer width: the first layer takes two inputs.")
+        check_count("y_dim", self.y_dim, "output values")
+        check_two_input_hidden(self.hidden)
         decoder_heads_for(self.likelihood)
-        if self.prior not in PRIORS:
-            raise ValueError(f"prior must be 'learned' (p(z|x)) or 'standard' (N(0, I)), got {self.prior!r}.")
+        check_choice("prior", self.prior, PRIORS)
         activation_fn(self.activation)
 
     def init(self, rng: numpy.random.Generator, dtype: Any = numpy.float32) -> dict:
@@ -95,8 +111,7 @@ class CVAE:
         r"""q_φ(z|x, y) = N(μ_φ(x, y), diag exp(log σ²_φ(x, y))): ``(mean, log_var)``, each ``(N, z_dim)``."""
         check_rows("x", x, self.x_dim, "input")
         check_rows("y", y, self.y_dim, "output")
-        if anp.shape(x)[0] != anp.shape(y)[0]:
-            raise ValueError(f"x has {anp.shape(x)[0]} rows but y has {anp.shape(y)[0]}; pass one y per x.")
+        check_same_rows("y", y, "x", x)
         return two_input_net(params["encoder"], x, y, ("mean", "log_var"), self.activation)
 
     def prior_params(self, params: dict, x: Any) -> tuple[Any, Any]:
@@ -119,18 +134,14 @@ class CVAE:
         ``x`` is ``(N, x_dim)``; ``z`` is ``(N, z_dim)`` or ``(k, N, z_dim)``, and the leading axes are kept.
         """
         check_rows("x", x, self.x_dim, "input")
-        if anp.ndim(z) not in (2, 3) or anp.shape(z)[-2:] != (anp.shape(x)[0], self.z_dim):
-            raise ValueError(f"z has shape {anp.shape(z)}, but this model expects (N, {self.z_dim}) or "
-                             f"(k, N, {self.z_dim}) with N = {anp.shape(x)[0]} rows of x.")
-        outs = two_input_net(params["decoder"], x, z, decoder_heads_for(self.likelihood), self.activation)
-        return outs[0] if self.likelihood == "bernoulli" else outs
+        check_codes(z, self.z_dim, anp.shape(x)[0])
+        heads = two_input_net(params["decoder"], x, z, decoder_heads_for(self.likelihood), self.activation)
+        return decoder_out(self.likelihood, heads)
 
     def log_py_given_xz(self, params: dict, x: Any, y: Any, z: Any) -> Any:
         r"""log p_θ(y|x, z), summed over the outputs: ``(N,)``, or ``(k, N)`` for z of shape ``(k, N, z_dim)``."""
-        if self.likelihood == "bernoulli":
-            return dist.bernoulli_log_prob(y, self.decode(params, x, z))
-        mean, log_var = self.decode(params, x, z)
-        return dist.gaussian_log_prob(y, mean, log_var)
+        out = self.decode(params, x, z)
+        return decoder_log_prob(self.likelihood, y, out)
 
     def elbo(self, params: dict, x: Any, y: Any, eps: Any) -> Any:
         r"""log p(y|x) ≥ E_{q(z|x,y)}[log p_θ(y|x, z)] − KL(q_φ(z|x, y) ‖ p_ψ(z|x)), per example, ``(N,)``.
@@ -139,34 +150,33 @@ class CVAE:
         (``eps`` is ``(N, z_dim)``) for the first term; the KL between two diagonal Gaussians in closed form.
         """
         mean, log_var = self.encode(params, x, y)
-        if anp.shape(eps) != anp.shape(mean):
-            raise ValueError(f"eps has shape {anp.shape(eps)} but must be (N, z_dim) = {anp.shape(mean)}, "
-                             "one standard-normal draw per example.")
+        check_eps(eps, mean)
         # z = μ_φ(x, y) + σ_φ(x, y) ε
-        z = dist.reparameterize(mean, log_var, eps)
+        z = reparameterize(mean, log_var, eps)
+        # log p(y|x,z), one sample
+        log_py = self.log_py_given_xz(params, x, y, z)
         # KL(q(z|x,y) ‖ p(z|x)) in closed form
         if self.prior == "learned":
-            kl = dist.kl_diag_gaussians(mean, log_var, *self.prior_params(params, x))
+            prior_mean, prior_log_var = self.prior_params(params, x)
+            kl = kl_diag_gaussians(mean, log_var, prior_mean, prior_log_var)
         else:
-            kl = dist.kl_standard_normal(mean, log_var)
+            kl = kl_standard_normal(mean, log_var)
         # log p(y|x,z) − KL
-        return elbo(self.log_py_given_xz(params, x, y, z), kl)
+        return elbo(log_py, kl)
 
     def log_weights(self, params: dict, x: Any, y: Any, eps: Any) -> Any:
         r"""log w_i = log p(y|x, z_i) + log p(z_i|x) − log q(z_i|x, y), z_i = μ + σ ε_i, shape ``(k, N)``."""
         mean, log_var = self.encode(params, x, y)
-        if anp.ndim(eps) != 3 or anp.shape(eps)[1:] != anp.shape(mean):
-            raise ValueError(f"eps has shape {anp.shape(eps)} but must be (k, N, z_dim) with (N, z_dim) = "
-                             f"{anp.shape(mean)}: k standard-normal draws per example.")
+        check_eps(eps, mean, "k")
         # z_i = μ + σ ε_i from q(z|x,y)
-        z = dist.reparameterize(mean, log_var, eps)
+        z = reparameterize(mean, log_var, eps)
         # log p(z_i|x): the learned prior, or N(0, I)
         if self.prior == "learned":
-            log_prior = dist.gaussian_log_prob(z, *self.prior_params(params, x))
+            log_prior = gaussian_log_prob(z, *self.prior_params(params, x))
         else:
-            log_prior = dist.standard_normal_log_prob(z)
+            log_prior = standard_normal_log_prob(z)
         # log p(y|x,z_i) + log p(z_i|x) − log q(z_i|x,y)
-        return self.log_py_given_xz(params, x, y, z) + log_prior - dist.gaussian_log_prob(z, mean, log_var)
+        return self.log_py_given_xz(params, x, y, z) + log_prior - gaussian_log_prob(z, mean, log_var)
 
     def iwae_bound(self, params: dict, x: Any, y: Any, eps: Any) -> Any:
         r"""L_k = log (1/k) Σ_i p(y, z_i|x) / q(z_i|x, y) per example, ``(N,)``; ``eps`` is ``(k, N, z_dim)``.
@@ -184,16 +194,8 @@ class CVAE:
         """
         check_rows("x", x, self.x_dim, "input")
         check_rows("y", y, self.y_dim, "output")
-        check_count("batch_size", batch_size, "rows", minimum=1)
-        out = []
-        for start in range(0, anp.shape(x)[0], batch_size):
-            xb, yb = x[start:start + batch_size], y[start:start + batch_size]
-            rows = anp.shape(xb)[0]
-            # the noise goes to the device of the data x
-            out.append(importance_sampled_log_likelihood(
-                lambda eps, xb=xb, yb=yb: self.log_weights(params, xb, yb, eps),
-                lambda m, xb=xb, rows=rows: dist.standard_normal_noise((m, rows, self.z_dim), rng, xb), k))
-        return numpy.concatenate(out)
+        return log_likelihood_in_batches(lambda xb, yb, eps: self.log_weights(params, xb, yb, eps), (x, y),
+                                         self.z_dim, k, rng, batch_size)
 
     def sample(self, params: dict, x: Any, n: int, rng: numpy.random.Generator) -> Any:
         r"""n completions per input: y ~ p_θ(y|x, z), z ~ p(z|x), as decoder means, shape ``(n, N, y_dim)``.
@@ -203,14 +205,12 @@ class CVAE:
         check_count("n", n, "samples", minimum=0)
         mean, log_var = self.prior_params(params, x)
         # z = μ_ψ(x) + σ_ψ(x) ε, n draws per row
-        eps = dist.standard_normal_noise((int(n),) + tuple(anp.shape(mean)), rng, x)
-        z = dist.reparameterize(mean, log_var, eps)
-        out = self.decode(params, x, z)
-        return dist.sigmoid(out) if self.likelihood == "bernoulli" else out[0]
+        eps = standard_normal_noise((int(n),) + tuple(anp.shape(mean)), rng, x)
+        z = reparameterize(mean, log_var, eps)
+        return decoder_mean(self.likelihood, self.decode(params, x, z))
 
 
 def pack_pairs(x: numpy.ndarray, y: numpy.ndarray) -> numpy.ndarray:
     r"""Host rows [x, y], ``(N, x_dim + y_dim)``, so :func:`minivae.train.fit` can shuffle pairs together."""
-    if len(x) != len(y):
-        raise ValueError(f"x has {len(x)} rows but y has {len(y)}; pass one y per x.")
+    check_same_rows("y", y, "x", x)
     return numpy.concatenate([numpy.asarray(x), numpy.asarray(y)], axis=1)

@@ -19,13 +19,16 @@ from typing import Any
 import autograd.numpy as anp
 import numpy
 from autograd.extend import defvjp, defvjp_argnums, primitive
+from autograd.tracer import getval
 
 from minivae import ops
-from minivae.backend import asarray_like
+from minivae.backend import array_module, asarray_like, to_numpy
 from minivae.checks import (
     check_broadcast_together,
     check_broadcasts,
+    check_eps,
     check_generator,
+    check_labels,
     check_same_shape,
     check_unit_interval,
 )
@@ -192,9 +195,7 @@ def reparameterize(mean: Any, log_var: Any, eps: Any) -> Any:
     where Σ_k sums over the leading sample axis of a ``(k, N, D)`` ``eps`` (and is absent for ``(N, D)``).
     """
     check_same_shape("log_var", log_var, "mean", mean)
-    if _shape(eps)[-len(_shape(mean)):] != _shape(mean) or anp.ndim(eps) > anp.ndim(mean) + 1:
-        raise ValueError(f"eps has shape {_shape(eps)} but mean has shape {_shape(mean)}; eps must be "
-                         "(N, D) or (k, N, D) with (N, D) the shape of mean.")
+    check_eps(eps, mean, "any")
     # z = μ + exp(½ log σ²) ε
     return mean + anp.exp(0.5 * log_var) * eps
 
@@ -232,3 +233,90 @@ def sample_bernoulli(probs: Any, rng: numpy.random.Generator) -> Any:
     check_generator(rng)
     u = asarray_like(rng.random(_shape(probs)), probs)
     return (u < probs).astype(probs.dtype)
+
+
+# ---------------------------------------------------------------- the decoder likelihood p_θ(x|z)
+
+
+def decoder_log_prob(likelihood: str, x: Any, out: Any) -> Any:
+    r"""log p_θ(x|z) = log Bern(x; σ(l)) for ``"bernoulli"``, or log N(x; μ, diag σ²) for ``"gaussian"``.
+
+    Shan, Variational Autoencoder: P(X|z) is Bernoulli (binary pixels, the BCE of the PyTorch example) or
+    Gaussian (real values, here with a learned diagonal variance). ``out`` is what the decoder returns: the
+    logits l, or the pair ``(mean, log_var)``, each ``(..., D)``; ``x`` broadcasts to them. Returns ``(...)``.
+    The one place where a model's choice of likelihood meets the data; every model scores x through it.
+    """
+    # log Bern(x; σ(l)) = Σ_d [x_d l_d − softplus(l_d)]
+    if decoder_heads_for(likelihood) == ("logits",):
+        return bernoulli_log_prob(x, out)
+    # log N(x; μ, diag σ²)
+    return gaussian_log_prob(x, *out)
+
+
+def decoder_out(likelihood: str, heads: tuple) -> Any:
+    r"""The decoder's parameters from its heads, in the order of :func:`decoder_heads_for`: l, or (μ, log σ²).
+
+    A Bernoulli decoder has the one head, the logits l; a Gaussian one the pair (μ, log σ²).
+    """
+    return heads[0] if decoder_heads_for(likelihood) == ("logits",) else tuple(heads)
+
+
+def decoder_mean(likelihood: str, out: Any) -> Any:
+    r"""E_{p_θ(x|z)}[x] = σ(l) for ``"bernoulli"``, μ for ``"gaussian"``: what a model shows as its sample.
+
+    Shan, Variational Autoencoder: a decoder's output is the mean of P(X|z); pictures show it rather than a
+    noisy draw. ``out`` is the logits l or the pair ``(mean, log_var)``; returns ``(..., D)``.
+    """
+    # σ(l): the probability of each pixel being on
+    if decoder_heads_for(likelihood) == ("logits",):
+        return sigmoid(out)
+    # μ: the Gaussian's mean
+    return out[0]
+
+
+# ---------------------------------------------------------------- the Categorical q(y|x) = Cat(y | π)
+
+
+def log_softmax(logits: Any) -> Any:
+    r"""log π_c = l_c − log Σ_j e^{l_j}, computed as (l_c − m) − log Σ_j e^{l_j − m} with m = max_j l_j.
+
+    Shan, Variational Autoencoder, semi-supervised VAE: log q_φ(y|x) of the classifier Cat(π_φ(x)).
+    ``logits`` is ``(..., C)``; returns log-probabilities of the same shape. The shift m is a constant for
+    the gradient (the result does not depend on it), as in ``log_mean_exp``.
+    """
+    # m = max_j l_j, held constant
+    shifted = logits - getval(logits).max(axis=-1, keepdims=True)
+    # (l − m) − log Σ exp(l − m)
+    return shifted - anp.log(ops.sum(anp.exp(shifted), axis=-1, keepdims=True))
+
+
+def one_hot(labels: Any, n_classes: int, like: Any) -> Any:
+    r"""Rows e_y, ``(N, n_classes)``: the Categorical's outcomes as vectors, on the device and in the dtype of ``like``.
+
+    Shan, Variational Autoencoder, semi-supervised VAE: the label y enters the networks one-hot.
+    ``labels`` are ints in [0, n_classes), ``(N,)``.
+    """
+    host = numpy.asarray(to_numpy(labels))
+    check_labels(host, n_classes)
+    value = getval(like)
+    xp = array_module(value)
+    # e_y: 1 in column y, 0 elsewhere
+    return (xp.asarray(host)[:, None] == xp.arange(n_classes)[None, :]).astype(value.dtype)
+
+
+def categorical_log_prob(labels: Any, log_probs: Any) -> Any:
+    r"""log Cat(y | π) = Σ_c [y = c] log π_c, per row ``(N,)``; ``log_probs`` is ``(N, C)``, ``labels`` ints ``(N,)``.
+
+    Shan, Variational Autoencoder, semi-supervised VAE: log q_φ(y|x) of a labelled digit, minus the
+    cross-entropy of the classifier.
+    """
+    # Σ_c y_c log π_c with y one-hot
+    return ops.sum(one_hot(labels, anp.shape(log_probs)[-1], log_probs) * log_probs, axis=-1)
+
+
+def categorical_mode(log_probs: Any) -> numpy.ndarray:
+    r"""argmax_c π_c: the most probable class of each row, host ints ``(N,)``; ``log_probs`` is ``(N, C)``.
+
+    Shan, Variational Autoencoder, semi-supervised VAE: a classifier predicts the class q(y|x) finds likeliest.
+    """
+    return numpy.argmax(to_numpy(log_probs), axis=-1)

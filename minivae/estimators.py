@@ -24,22 +24,15 @@ import autograd.numpy as anp
 from autograd.tracer import getval
 
 from minivae import ops
+from minivae.checks import check_choice, check_eps, check_interval, check_k_samples, check_per_sample
 from minivae.distributions import gaussian_log_prob, reparameterize
 
 Integrand = Callable[[Any], Any]  # z of shape (k, N, D) -> f(z) of shape (k, N)
 
 
-def _check_eps(mean: Any, eps: Any) -> None:
-    if anp.ndim(eps) != 3 or anp.shape(eps)[1:] != anp.shape(mean):
-        raise ValueError(f"eps has shape {anp.shape(eps)} but must be (k, N, D) with (N, D) = "
-                         f"{anp.shape(mean)}, the shape of mean: k standard-normal draws per example.")
-
-
 def _evaluate(f: Integrand, z: Any) -> Any:
     fz = f(z)
-    if anp.shape(fz) != anp.shape(z)[:-1]:
-        raise ValueError(f"f returned shape {anp.shape(fz)} for z of shape {anp.shape(z)}; it must "
-                         f"return one value per sample, shape {anp.shape(z)[:-1]}.")
+    check_per_sample(fz, z)
     return fz
 
 
@@ -50,7 +43,7 @@ def reparameterization_surrogate(f: Integrand, mean: Any, log_var: Any, eps: Any
     Autoencoder; Zhu, Deep Generative Models II). ``mean``, ``log_var`` (log σ²) are ``(N, D)``, ``eps`` is
     ``(k, N, D)``; returns ``(N,)``. Its gradient flows through z into ``f``.
     """
-    _check_eps(mean, eps)
+    check_eps(eps, mean, "k")
     # z_i = μ + σ ε_i, differentiable in (μ, log σ²)
     z = reparameterize(mean, log_var, eps)
     # (1/k) Σ_i f(z_i)
@@ -65,9 +58,7 @@ def leave_one_out_baseline(fz: Any) -> Any:
     ``fz`` is ``(k, N)`` with k ≥ 2; returns ``(k, N)``, held constant (no gradient).
     """
     fz = getval(fz)
-    if anp.ndim(fz) != 2 or anp.shape(fz)[0] < 2:
-        raise ValueError(f"fz has shape {anp.shape(fz)}; a leave-one-out baseline needs (k, N) with k ≥ 2 "
-                         "samples per example.")
+    check_k_samples(fz)
     # (Σ_j f_j − f_i) / (k − 1)
     k = anp.shape(fz)[0]
     return (fz.sum(axis=0, keepdims=True) - fz) / (k - 1)
@@ -88,7 +79,7 @@ def reinforce_surrogate(f: Integrand, mean: Any, log_var: Any, eps: Any, baselin
     (:func:`leave_one_out_baseline`, k ≥ 2). ``mean``, ``log_var`` are ``(N, D)``, ``eps`` ``(k, N, D)``;
     returns ``(N,)``.
     """
-    _check_eps(mean, eps)
+    check_eps(eps, mean, "k")
     # z_i = ⊥(μ + σ ε_i): a sample from q, constant for the gradient
     z = getval(reparameterize(mean, log_var, eps))
     # f(z_i), differentiable in f's own parameters only
@@ -97,8 +88,7 @@ def reinforce_surrogate(f: Integrand, mean: Any, log_var: Any, eps: Any, baselin
     if baseline is None:
         b = 0.0
     elif isinstance(baseline, str):
-        if baseline != "leave_one_out":
-            raise ValueError(f"baseline must be None, a constant array or 'leave_one_out', got {baseline!r}.")
+        check_choice("baseline", baseline, ("leave_one_out",))
         b = leave_one_out_baseline(fz)
     else:
         b = getval(baseline)
@@ -118,8 +108,7 @@ class RunningMeanBaseline:
     """
 
     def __init__(self, decay: float = 0.9) -> None:
-        if not 0.0 <= decay < 1.0:
-            raise ValueError(f"decay must lie in [0, 1), got {decay!r}.")
+        check_interval("decay", decay, 0.0, 1.0, high_open=True)
         self.decay = float(decay)
         self.value = 0.0
         self.steps = 0

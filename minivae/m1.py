@@ -20,18 +20,27 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-import autograd.numpy as anp
 import numpy
 
-from minivae import distributions as dist
-from minivae import ops
 from minivae.backend import to_numpy
-from minivae.checks import check_rows, check_sizes
-from minivae.m2 import log_softmax, one_hot
-from minivae.models import VAE
+from minivae.checks import check_classes, check_eps, check_rows, check_same_rows, check_sizes
+from minivae.distributions import categorical_log_prob, categorical_mode, log_softmax, one_hot, reparameterize
 from minivae.nn import activation_fn, init_mlp, mlp
+
+
+class Encoder(Protocol):
+    r"""Any q_φ(z|x) = N(μ_φ(x), diag σ²_φ(x)) with its own parameters: a :class:`minivae.models.VAE`, or yours.
+
+    ``encode(params, x)`` gives ``(mean, log_var)``, each ``(N, z_dim)``; ``init(rng, dtype)`` fresh params.
+    """
+
+    z_dim: int
+
+    def init(self, rng: numpy.random.Generator, dtype: Any = ...) -> Any: ...
+
+    def encode(self, params: Any, x: Any) -> tuple[Any, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -49,8 +58,7 @@ class Classifier:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hidden", check_sizes(self.x_dim, self.hidden, self.n_classes))
-        if self.n_classes < 2:
-            raise ValueError(f"n_classes must be an integer of at least 2, got {self.n_classes!r}.")
+        check_classes(self.n_classes)
         activation_fn(self.activation)
 
     def init(self, rng: numpy.random.Generator, dtype: Any = numpy.float32) -> list:
@@ -60,32 +68,33 @@ class Classifier:
     def classify(self, params: list, x: Any) -> Any:
         r"""log q(y|x) = log softmax(f(x)) for every class: ``(N, n_classes)``."""
         check_rows("x", x, self.x_dim, "example")
-        return log_softmax(mlp(params, x, self.activation))
+        logits = mlp(params, x, self.activation)
+        return log_softmax(logits)
 
     def predict(self, params: list, x: Any) -> numpy.ndarray:
         r"""argmax_y q(y|x): host int labels ``(N,)``."""
-        return numpy.argmax(to_numpy(self.classify(params, x)), axis=-1)
+        return categorical_mode(self.classify(params, x))
 
     def cross_entropy(self, params: list, x: Any, labels: Any) -> Any:
         r"""−log q(y|x) = −Σ_c [y = c] log q(c|x) per example, ``(N,)``; ``labels`` are int classes ``(N,)``."""
         log_q = self.classify(params, x)
-        y = one_hot(labels, self.n_classes, x)
-        if anp.shape(y)[0] != anp.shape(x)[0]:
-            raise ValueError(f"labels has {anp.shape(y)[0]} entries but x has {anp.shape(x)[0]} rows.")
+        check_same_rows("labels", labels, "x", x)
         # −Σ_c y_c log q(c|x)
-        return -ops.sum(y * log_q, axis=-1)
+        return -categorical_log_prob(labels, log_q)
 
 
 @dataclass(frozen=True)
 class M1:
     r"""M1: a VAE on all digits, then a :class:`Classifier` q(y|z) on the codes of the labelled ones.
 
-    Shan, Variational Autoencoder, semi-supervised VAE (Kingma et al., 2014, M1). ``params`` is
-    ``{"vae": ..., "classifier": ...}``; the VAE is trained first on its ELBO (``vae_objective(m1.vae)``),
-    then the classifier on the labelled codes (:func:`minivae.objectives.m1_objective`) with the VAE held fixed.
+    Shan, Variational Autoencoder, semi-supervised VAE (Kingma et al., 2014, M1). ``vae`` is any
+    :class:`Encoder` (a :class:`minivae.models.VAE`, or any object with ``z_dim``, ``init`` and ``encode``).
+    ``params`` is ``{"vae": ..., "classifier": ...}``; the VAE is trained first on its ELBO
+    (``vae_objective(m1.vae)``), then the classifier on the labelled codes (:func:`minivae.objectives.m1_objective`)
+    with the VAE held fixed.
     """
 
-    vae: VAE
+    vae: Encoder
     hidden: Sequence[int] = ()
     n_classes: int = 10
     activation: str = "relu"
@@ -110,7 +119,7 @@ class M1:
 
     def predict(self, params: dict, x: Any) -> numpy.ndarray:
         r"""argmax_y q(y | μ_φ(x)): host int labels ``(N,)``."""
-        return numpy.argmax(to_numpy(self.classify(params, x)), axis=-1)
+        return categorical_mode(self.classify(params, x))
 
     def sampled_cross_entropy(self, classifier: list, mean: Any, log_var: Any, labels: Any, eps: Any) -> Any:
         r"""−log q(y|z) with z = μ + σ ε ~ q_φ(z|x): the classifier's loss on one sampled code per row, ``(N,)``.
@@ -118,11 +127,9 @@ class M1:
         Kingma et al. (2014), M1: the classifier is trained on samples z ~ q_φ(z|x) of the labelled digits;
         a fresh ``eps`` ``(N, z_dim)`` each step makes the encoder's noise a data augmentation.
         """
-        if anp.shape(eps) != anp.shape(mean):
-            raise ValueError(f"eps has shape {anp.shape(eps)} but must be {anp.shape(mean)}: one "
-                             "standard-normal draw of z per labelled code.")
+        check_eps(eps, mean)
         # z = μ + σ ε
-        z = dist.reparameterize(mean, log_var, eps)
+        z = reparameterize(mean, log_var, eps)
         # −log q(y|z)
         return self.classifier.cross_entropy(classifier, z, labels)
 

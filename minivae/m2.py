@@ -32,38 +32,31 @@ import autograd.numpy as anp
 import numpy
 from autograd.tracer import getval
 
-from minivae import distributions as dist
 from minivae import ops
-from minivae.backend import array_module, to_numpy
-from minivae.checks import check_rows, check_sizes
-from minivae.distributions import decoder_heads_for
+from minivae.backend import array_module
+from minivae.checks import (
+    check_classes,
+    check_eps,
+    check_interval,
+    check_rows,
+    check_same_rows,
+    check_sizes,
+    check_two_input_hidden,
+    check_width,
+)
+from minivae.distributions import (
+    categorical_log_prob,
+    categorical_mode,
+    decoder_heads_for,
+    decoder_log_prob,
+    decoder_mean,
+    decoder_out,
+    kl_standard_normal,
+    log_softmax,
+    one_hot,
+    reparameterize,
+)
 from minivae.nn import activation_fn, init_mlp, init_two_input_net, mlp, two_input_net
-
-
-def log_softmax(logits: Any) -> Any:
-    r"""log π_c = l_c − log Σ_j e^{l_j}, computed as (l_c − m) − log Σ_j e^{l_j − m} with m = max_j l_j.
-
-    Shan, Variational Autoencoder, semi-supervised VAE: log q_φ(y|x) of the classifier Cat(π_φ(x)).
-    ``logits`` is ``(..., C)``; returns log-probabilities of the same shape. The shift m is a constant for
-    the gradient (the result does not depend on it), as in ``log_mean_exp``.
-    """
-    # m = max_j l_j, held constant
-    shifted = logits - getval(logits).max(axis=-1, keepdims=True)
-    # (l − m) − log Σ exp(l − m)
-    return shifted - anp.log(ops.sum(anp.exp(shifted), axis=-1, keepdims=True))
-
-
-def one_hot(labels: Any, n_classes: int, like: Any) -> Any:
-    r"""Rows e_y, ``(N, n_classes)``, on the device and in the dtype of ``like``; ``labels`` are ints in [0, C)."""
-    host = numpy.asarray(to_numpy(labels))
-    if host.ndim != 1 or not numpy.issubdtype(host.dtype, numpy.integer):
-        raise ValueError(f"labels must be a 1-D array of integer class indices, got shape {host.shape} and "
-                         f"dtype {host.dtype}.")
-    if host.size and (host.min() < 0 or host.max() >= n_classes):
-        raise ValueError(f"labels must lie in [0, {n_classes}), but they range over [{host.min()}, {host.max()}].")
-    value = getval(like)
-    xp = array_module(value)
-    return (xp.asarray(host)[:, None] == xp.arange(n_classes)[None, :]).astype(value.dtype)
 
 
 @dataclass(frozen=True)
@@ -84,10 +77,8 @@ class M2:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hidden", check_sizes(self.x_dim, self.hidden, self.z_dim))
-        if int(self.n_classes) != self.n_classes or self.n_classes < 2:
-            raise ValueError(f"n_classes must be an integer of at least 2, got {self.n_classes!r}.")
-        if not self.hidden:
-            raise ValueError("hidden must list at least one layer width: the first layer takes two inputs.")
+        check_classes(self.n_classes)
+        check_two_input_hidden(self.hidden)
         decoder_heads_for(self.likelihood)
         activation_fn(self.activation)
 
@@ -104,11 +95,12 @@ class M2:
     def classify(self, params: dict, x: Any) -> Any:
         r"""log q_φ(y|x) = log softmax(π-logits(x)) for every class: ``(N, n_classes)``."""
         check_rows("x", x, self.x_dim, "example")
-        return log_softmax(mlp(params["classifier"], x, self.activation))
+        logits = mlp(params["classifier"], x, self.activation)
+        return log_softmax(logits)
 
     def predict(self, params: dict, x: Any) -> numpy.ndarray:
         r"""argmax_y q_φ(y|x): host int labels ``(N,)``."""
-        return numpy.argmax(to_numpy(self.classify(params, x)), axis=-1)
+        return categorical_mode(self.classify(params, x))
 
     def encode(self, params: dict, x: Any, y: Any) -> tuple[Any, Any]:
         r"""q_φ(z|x, y): ``(mean, log_var)``; ``y`` is one-hot ``(N, C)``, or ``(C, 1, C)`` for every class at once.
@@ -120,29 +112,22 @@ class M2:
 
     def decode(self, params: dict, y: Any, z: Any) -> Any:
         r"""p_θ(x|y, z): Bernoulli logits ``(..., x_dim)`` (or the Gaussian ``(mean, log_var)``); y is one-hot."""
-        if anp.shape(z)[-1] != self.z_dim or anp.shape(y)[-1] != self.n_classes:
-            raise ValueError(f"y has shape {anp.shape(y)} and z {anp.shape(z)}, but this model expects one-hot "
-                             f"y of {self.n_classes} columns and z of {self.z_dim}.")
-        outs = two_input_net(params["decoder"], y, z, decoder_heads_for(self.likelihood), self.activation)
-        return outs[0] if self.likelihood == "bernoulli" else outs
-
-    def _log_px_given_yz(self, params: dict, x: Any, y: Any, z: Any) -> Any:
-        if self.likelihood == "bernoulli":
-            return dist.bernoulli_log_prob(x, self.decode(params, y, z))
-        mean, log_var = self.decode(params, y, z)
-        return dist.gaussian_log_prob(x, mean, log_var)
+        check_width("y", y, self.n_classes, "a one-hot class")
+        check_width("z", z, self.z_dim, "a code")
+        heads = two_input_net(params["decoder"], y, z, decoder_heads_for(self.likelihood), self.activation)
+        return decoder_out(self.likelihood, heads)
 
     def _bound(self, params: dict, x: Any, y: Any, eps: Any) -> Any:
         # z = μ_φ(x, y) + σ_φ(x, y) ε
         mean, log_var = self.encode(params, x, y)
-        if anp.shape(eps) != anp.shape(mean):
-            raise ValueError(f"eps has shape {anp.shape(eps)} but must be {anp.shape(mean)}: one "
-                             "standard-normal draw of z per example (and per class, for the unlabelled bound).")
-        z = dist.reparameterize(mean, log_var, eps)
+        check_eps(eps, mean)
+        z = reparameterize(mean, log_var, eps)
         # log p(y) = −log C, the uniform prior over classes
         log_py = -float(numpy.log(self.n_classes))
         # log p(x|y,z) + log p(y) − KL(q(z|x,y) ‖ N(0, I))
-        return self._log_px_given_yz(params, x, y, z) + log_py - dist.kl_standard_normal(mean, log_var)
+        out = self.decode(params, y, z)
+        log_px = decoder_log_prob(self.likelihood, x, out)
+        return log_px + log_py - kl_standard_normal(mean, log_var)
 
     def labelled_bound(self, params: dict, x: Any, labels: Any, eps: Any) -> Any:
         r"""L(x, y) = E_{q(z|x,y)}[log p_θ(x|y, z)] + log p(y) − KL(q_φ(z|x, y) ‖ N(0, I)) ≤ log p(x, y), ``(N,)``.
@@ -151,9 +136,8 @@ class M2:
         a loss). ``labels`` are int classes ``(N,)``; ``eps`` is ``(N, z_dim)``: one reparameterized z per row.
         """
         check_rows("x", x, self.x_dim, "example")
+        check_same_rows("labels", labels, "x", x)
         y = one_hot(labels, self.n_classes, x)
-        if anp.shape(y)[0] != anp.shape(x)[0]:
-            raise ValueError(f"labels has {anp.shape(y)[0]} entries but x has {anp.shape(x)[0]} rows.")
         return self._bound(params, x, y, eps)
 
     def bounds_for_every_class(self, params: dict, x: Any, eps: Any) -> Any:
@@ -182,24 +166,26 @@ class M2:
         r"""J^α per example: mean_l −L(x, y) + mean_u −U(x) + α mean_l −log q_φ(y|x), a scalar to minimise.
 
         Kingma et al. (2014), eq. 9, with each sum replaced by the mean over its minibatch, so the labelled
-        and unlabelled batches count equally whatever their sizes. ``eps_l`` is ``(N_l, z_dim)`` and
-        ``eps_u`` is ``(C, N_u, z_dim)``.
+        and unlabelled batches count equally whatever their sizes; an empty batch adds nothing. ``eps_l`` is
+        ``(N_l, z_dim)`` and ``eps_u`` is ``(C, N_u, z_dim)``.
         """
-        if not float(alpha) >= 0.0:
-            raise ValueError(f"alpha must be a non-negative weight of the classification term, got {alpha!r}.")
+        check_interval("alpha", float(alpha), 0.0)
         # −log q(y|x) on the labelled batch: the cross-entropy of the classifier
-        y = one_hot(labels, self.n_classes, x_l)
-        cross_entropy = -ops.sum(y * self.classify(params, x_l), axis=-1)
+        log_q = self.classify(params, x_l)
+        cross_entropy = -categorical_log_prob(labels, log_q)
         # −L(x, y) on the labelled batch, −U(x) on the unlabelled batch
-        labelled = ops.mean(self.labelled_bound(params, x_l, labels, eps_l))
-        unlabelled = ops.mean(self.unlabelled_bound(params, x_u, eps_u))
-        return -labelled - unlabelled + alpha * ops.mean(cross_entropy)
+        labelled = _batch_mean(self.labelled_bound(params, x_l, labels, eps_l))
+        unlabelled = _batch_mean(self.unlabelled_bound(params, x_u, eps_u))
+        return -labelled - unlabelled + alpha * _batch_mean(cross_entropy)
 
     def generate(self, params: dict, labels: Any, z: Any) -> Any:
         r"""Decoder means of p_θ(x|y, z) for given classes ``(N,)`` and codes z ``(N, z_dim)``: ``(N, x_dim)``.
 
         "Handwriting styles" (Shan, semi-supervised VAE): fix y and vary z, or fix z and vary y.
         """
-        y = one_hot(labels, self.n_classes, z)
-        out = self.decode(params, y, z)
-        return dist.sigmoid(out) if self.likelihood == "bernoulli" else out[0]
+        return decoder_mean(self.likelihood, self.decode(params, one_hot(labels, self.n_classes, z), z))
+
+
+def _batch_mean(values: Any) -> Any:
+    # (1/N) Σ_n values_n over a batch of N ≥ 1 rows; a batch of no rows adds 0 to the objective, not NaN
+    return ops.mean(values) if anp.shape(values)[0] else 0.0

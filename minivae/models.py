@@ -16,12 +16,21 @@ from typing import Any
 import autograd.numpy as anp
 import numpy
 
-from minivae import distributions as dist
 from minivae import ops
 from minivae.backend import to_numpy
-from minivae.bounds import elbo, importance_sampled_log_likelihood, iwae_bound
-from minivae.checks import check_count, check_rows, check_sizes
-from minivae.distributions import decoder_heads_for
+from minivae.bounds import elbo, iwae_bound, log_likelihood_in_batches
+from minivae.checks import check_codes, check_count, check_eps, check_rows, check_sizes
+from minivae.distributions import (
+    decoder_heads_for,
+    decoder_log_prob,
+    decoder_mean,
+    decoder_out,
+    gaussian_log_prob,
+    kl_standard_normal,
+    reparameterize,
+    standard_normal_log_prob,
+    standard_normal_noise,
+)
 from minivae.nn import activation_fn, init_mlp, init_trunk_heads, mlp, trunk_heads
 
 
@@ -82,22 +91,17 @@ class VAE:
 
         ``z`` is ``(N, z_dim)`` or ``(k, N, z_dim)``; the leading axes are kept.
         """
-        if anp.ndim(z) not in (2, 3) or anp.shape(z)[-1] != self.z_dim:
-            raise ValueError(f"z has shape {anp.shape(z)}, but this model expects (N, {self.z_dim}) or "
-                             f"(k, N, {self.z_dim}).")
+        check_codes(z, self.z_dim)
         lead = anp.shape(z)[:-1]
         flat = anp.reshape(z, (-1, self.z_dim), order="C")
         dec = params["decoder"]
         outs = trunk_heads(dec["hidden"], flat, dec, self.decoder_heads, self.activation)
-        outs = tuple(anp.reshape(o, lead + (self.x_dim,), order="C") for o in outs)
-        return outs[0] if self.likelihood == "bernoulli" else outs
+        return decoder_out(self.likelihood, tuple(anp.reshape(o, lead + (self.x_dim,), order="C") for o in outs))
 
     def log_px_given_z(self, params: dict, x: Any, z: Any) -> Any:
         r"""log p_θ(x|z), summed over pixels: ``(N,)`` for z ``(N, z_dim)``, ``(k, N)`` for ``(k, N, z_dim)``."""
-        if self.likelihood == "bernoulli":
-            return dist.bernoulli_log_prob(x, self.decode(params, z))
-        mean, log_var = self.decode(params, z)
-        return dist.gaussian_log_prob(x, mean, log_var)
+        out = self.decode(params, z)
+        return decoder_log_prob(self.likelihood, x, out)
 
     def elbo(self, params: dict, x: Any, eps: Any, beta: float = 1.0) -> Any:
         r"""ELBO = log p_θ(x|z) − β KL(q_φ(z|x) ‖ N(0, I)) with z = μ + σ ε, per example in nats, ``(N,)``.
@@ -106,25 +110,23 @@ class VAE:
         and the KL in closed form. ``eps`` is ``(N, z_dim)`` standard-normal noise drawn by the caller.
         """
         mean, log_var = self.encode(params, x)
-        if anp.shape(eps) != anp.shape(mean):
-            raise ValueError(f"eps has shape {anp.shape(eps)} but must be (N, z_dim) = {anp.shape(mean)}, "
-                             "one standard-normal draw per example.")
+        check_eps(eps, mean)
         # z = μ + σ ε
-        z = dist.reparameterize(mean, log_var, eps)
+        z = reparameterize(mean, log_var, eps)
+        # log p(x|z), one sample, and KL(q(z|x) ‖ N(0, I)) in closed form
+        log_px = self.log_px_given_z(params, x, z)
+        kl = kl_standard_normal(mean, log_var)
         # log p(x|z) − β KL(q ‖ p)
-        return elbo(self.log_px_given_z(params, x, z), dist.kl_standard_normal(mean, log_var), beta)
+        return elbo(log_px, kl, beta)
 
     def log_weights(self, params: dict, x: Any, eps: Any) -> Any:
         r"""log w_i = log p(x|z_i) + log p(z_i) − log q(z_i|x), z_i = μ + σ ε_i, shape ``(k, N)``."""
         mean, log_var = self.encode(params, x)
-        if anp.ndim(eps) != 3 or anp.shape(eps)[1:] != anp.shape(mean):
-            raise ValueError(f"eps has shape {anp.shape(eps)} but must be (k, N, z_dim) with (N, z_dim) = "
-                             f"{anp.shape(mean)}: k standard-normal draws per example.")
+        check_eps(eps, mean, "k")
         # z_i = μ + σ ε_i
-        z = dist.reparameterize(mean, log_var, eps)
+        z = reparameterize(mean, log_var, eps)
         # log p(x|z_i) + log p(z_i) − log q(z_i|x)
-        return (self.log_px_given_z(params, x, z) + dist.standard_normal_log_prob(z)
-                - dist.gaussian_log_prob(z, mean, log_var))
+        return self.log_px_given_z(params, x, z) + standard_normal_log_prob(z) - gaussian_log_prob(z, mean, log_var)
 
     def iwae_bound(self, params: dict, x: Any, eps: Any) -> Any:
         r"""L_k = log (1/k) Σ_i p(x, z_i) / q(z_i|x), per example, ``(N,)``, with ``eps`` of shape ``(k, N, z_dim)``.
@@ -138,26 +140,18 @@ class VAE:
         r"""log p(x) ≈ log (1/k) Σ_{i=1..k} p(x, z_i)/q(z_i|x), z_i ~ q(z|x): host ``(N,)`` in nats.
 
         The importance-sampled estimate of Burda et al. (L_k with fresh noise), taken ``batch_size`` rows
-        and at most 100 samples at a time so memory stays bounded whatever k is.
+        and at most 100 samples at a time so memory stays bounded whatever k is (see
+        :func:`minivae.bounds.log_likelihood_in_batches`).
         """
         check_rows("x", x, self.x_dim, "example")
-        check_count("batch_size", batch_size, "rows", minimum=1)
-        out = []
-        for start in range(0, anp.shape(x)[0], batch_size):
-            xb = x[start:start + batch_size]
-            rows = anp.shape(xb)[0]
-            # the noise goes to the device of the data x
-            out.append(importance_sampled_log_likelihood(
-                lambda eps, xb=xb: self.log_weights(params, xb, eps),
-                lambda m, xb=xb, rows=rows: dist.standard_normal_noise((m, rows, self.z_dim), rng, xb), k))
-        return numpy.concatenate(out)
+        return log_likelihood_in_batches(lambda xb, eps: self.log_weights(params, xb, eps), (x,), self.z_dim, k,
+                                         rng, batch_size)
 
     def sample(self, params: dict, n: int, rng: numpy.random.Generator) -> Any:
         r"""x ~ p_θ(x|z), z ~ N(0, I), returned as decoder means: probabilities σ(l) for Bernoulli, μ for Gaussian."""
         check_count("n", n, "samples", minimum=0)
-        z = dist.standard_normal_noise((int(n), self.z_dim), rng, params["encoder"]["mean"][0])
-        out = self.decode(params, z)
-        return dist.sigmoid(out) if self.likelihood == "bernoulli" else out[0]
+        z = standard_normal_noise((int(n), self.z_dim), rng, params["encoder"]["mean"][0])
+        return decoder_mean(self.likelihood, self.decode(params, z))
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ import numpy
 
 from minivae import ops
 from minivae.backend import asarray_like, to_numpy
-from minivae.checks import check_count
+from minivae.checks import check_count, check_interval, check_rows
 from minivae.cvae import CVAE
 from minivae.m1 import M1, Classifier
 from minivae.m2 import M2
@@ -86,8 +86,7 @@ def kl_warmup(vae: Any, warmup_epochs: int, beta_start: float = 0.1,
     builds one epoch's Objective, :func:`vae_objective` (the ELBO_β) by default.
     """
     check_count("warmup_epochs", warmup_epochs, "epochs")
-    if not 0.0 <= beta_start <= 1.0:
-        raise ValueError(f"beta_start must lie in [0, 1], got {beta_start!r}.")
+    check_interval("beta_start", beta_start, 0.0, 1.0)
 
     def schedule(epoch: int) -> Objective:
         # β_e: linear from beta_start at epoch 1, exactly 1 from epoch warmup_epochs + 1 on
@@ -103,9 +102,7 @@ def cvae_objective(cvae: CVAE) -> Objective:
     The packed rows are data, not traced values, so slicing them apart inside the loss is device-safe.
     """
     def loss(params: dict, xy: Any, eps: Any) -> Any:
-        if anp.shape(xy)[-1] != cvae.x_dim + cvae.y_dim:
-            raise ValueError(f"rows have {anp.shape(xy)[-1]} columns but the CVAE expects x_dim + y_dim = "
-                             f"{cvae.x_dim + cvae.y_dim}; pack them with pack_pairs(x, y).")
+        check_rows("xy", xy, cvae.x_dim + cvae.y_dim, "pair [x, y] packed by pack_pairs(x, y)")
         return -ops.mean(cvae.elbo(params, xy[:, :cvae.x_dim], xy[:, cvae.x_dim:], eps))
 
     return Objective(loss, lambda n: (n, cvae.z_dim), "elbo", init=cvae.init)

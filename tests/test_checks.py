@@ -59,3 +59,87 @@ def test_check_eps_takes_one_or_k_draws_per_entry_of_mean(shape, samples, ok):
 def test_check_eps_allows_zero_rows_when_mean_has_none():
     checks.check_eps(np.zeros((0, 2)), np.zeros((0, 2)), "one")
     checks.check_eps(np.zeros((5, 0, 2)), np.zeros((0, 2)), "k")
+
+
+# ---------------------------------------------------------------- the models' own checks
+
+
+@pytest.mark.parametrize("value", [1, 0, -3, 2.5, True])
+def test_check_classes_wants_an_integer_of_at_least_two(value):
+    with pytest.raises(ValueError, match=f"n_classes must be an integer of at least 2, got {value!r}"):
+        checks.check_classes(value)
+    checks.check_classes(2)
+    checks.check_classes(np.int64(10))
+
+
+def test_check_two_input_hidden_wants_a_layer_for_the_two_inputs_to_meet_in():
+    with pytest.raises(ValueError, match="hidden must list at least one layer width: the first layer takes two"):
+        checks.check_two_input_hidden(())
+    checks.check_two_input_hidden((4,))
+
+
+def test_check_choice_lists_the_choices():
+    with pytest.raises(ValueError, match="prior must be 'learned' or 'standard', got 'flat'"):
+        checks.check_choice("prior", "flat", ("learned", "standard"))
+    with pytest.raises(ValueError, match="got None"):
+        checks.check_choice("prior", None, ("learned", "standard"))
+    checks.check_choice("prior", "standard", ("learned", "standard"))
+
+
+@pytest.mark.parametrize("value, high, high_open, words", [
+    (-0.1, float("inf"), False, r"alpha must be a number at least 0, got -0.1"),
+    (float("nan"), float("inf"), False, "at least 0, got nan"),
+    (1.0, 1.0, True, r"alpha must be a number in \[0, 1\), got 1.0"),
+    (1.5, 1.0, False, r"in \[0, 1\], got 1.5"),
+])
+def test_check_interval_refuses_values_outside_and_nan(value, high, high_open, words):
+    with pytest.raises(ValueError, match=words):
+        checks.check_interval("alpha", value, 0.0, high, high_open)
+    checks.check_interval("alpha", 0.0, 0.0, high, high_open)
+    checks.check_interval("alpha", 0.999, 0.0, high, high_open)
+
+
+def test_check_same_rows_wants_one_entry_per_row():
+    with pytest.raises(ValueError, match="labels has 2 entries but x has 3 rows; pass exactly one per row"):
+        checks.check_same_rows("labels", np.array([0, 1]), "x", np.zeros((3, 4)))
+    checks.check_same_rows("labels", [0, 1, 2], "x", np.zeros((3, 4)))
+
+
+@pytest.mark.parametrize("labels, words", [
+    (np.array([[0, 1]]), "1-D array of integer class indices, got shape"),
+    (np.array([0.0, 1.0]), "dtype float64"),
+    (np.array([0, 3]), r"labels must lie in \[0, 3\), but they range over \[0, 3\]"),
+    (np.array([-1, 0]), r"range over \[-1, 0\]"),
+])
+def test_check_labels_wants_int_classes_in_range(labels, words):
+    with pytest.raises(ValueError, match=words):
+        checks.check_labels(labels, 3)
+    checks.check_labels(np.array([0, 2, 1]), 3)
+    checks.check_labels(np.array([], np.int64), 3)
+
+
+@pytest.mark.parametrize("shape, rows, ok", [
+    ((3, 2), None, True), ((4, 3, 2), None, True), ((3, 5), None, False), ((2,), None, False),
+    ((4, 3, 2), 3, True), ((4, 5, 2), 3, False), ((2, 4, 3, 2), None, False),
+])
+def test_check_codes_takes_one_or_k_codes_per_row(shape, rows, ok):
+    if ok:
+        checks.check_codes(np.zeros(shape), 2, rows)
+    else:
+        with pytest.raises(ValueError, match=r"z has shape .* expects \(N, 2\) or \(k, N, 2\)"):
+            checks.check_codes(np.zeros(shape), 2, rows)
+
+
+def test_check_width_checks_the_last_axis():
+    with pytest.raises(ValueError, match=r"y has shape \(3, 4\), but this model expects 5 values in its last axis"):
+        checks.check_width("y", np.zeros((3, 4)), 5, "a one-hot class")
+    checks.check_width("y", np.zeros((5, 1, 5)), 5, "a one-hot class")
+
+
+def test_check_per_sample_and_check_k_samples():
+    with pytest.raises(ValueError, match=r"f returned shape \(4, 3, 2\) for z of shape \(4, 3, 2\)"):
+        checks.check_per_sample(np.zeros((4, 3, 2)), np.zeros((4, 3, 2)))
+    checks.check_per_sample(np.zeros((4, 3)), np.zeros((4, 3, 2)))
+    with pytest.raises(ValueError, match=r"fz has shape \(1, 3\); a leave-one-out baseline needs \(k, N\) with k ≥ 2"):
+        checks.check_k_samples(np.zeros((1, 3)))
+    checks.check_k_samples(np.zeros((2, 3)))

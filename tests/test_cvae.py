@@ -9,7 +9,7 @@ from autograd import grad
 from minivae import distributions as dist
 from minivae.cvae import CVAE, pack_pairs
 from minivae.gradcheck import check_grad
-from minivae.nn import init_joint_linear, init_linear, joint_dense
+from minivae.nn import init_joint_linear, init_linear, joint_dense, sigmoid
 from minivae.objectives import cvae_objective
 
 X_DIM, Y_DIM, Z_DIM, N = 5, 4, 2, 3
@@ -93,7 +93,7 @@ def test_sample_draws_from_the_prior_and_decodes() -> None:
     samples = cvae.sample(params, x, 7, numpy.random.default_rng(11))
     eps = numpy.random.default_rng(11).standard_normal((7, N, Z_DIM))
     mean, log_var = cvae.prior_params(params, x)
-    expected = dist.sigmoid(cvae.decode(params, x, mean + numpy.exp(0.5 * log_var) * eps))
+    expected = sigmoid(cvae.decode(params, x, mean + numpy.exp(0.5 * log_var) * eps))
     assert samples.shape == (7, N, Y_DIM)
     numpy.testing.assert_allclose(samples, expected, rtol=1e-13)
 
@@ -160,3 +160,10 @@ def test_gradient_is_device_safe_on_a_strict_stand_in_array() -> None:
     tree_map(lambda d, h: numpy.testing.assert_allclose(to_numpy(d), h, rtol=1e-13), device_grad, host_grad)
     assert cvae.log_likelihood(on_device[0], *on_device[1:3], 5, rng).shape == (N,)
     assert isinstance(cvae.sample(on_device[0], on_device[1], 2, rng), StrictArray)
+
+
+@pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian"])
+def test_log_likelihood_of_no_rows_is_empty(likelihood: str) -> None:
+    cvae, params, x, y, rng = _setup(likelihood=likelihood)
+    out = cvae.log_likelihood(params, x[:0], y[:0], 5, rng)
+    assert out.shape == (0,) and out.dtype == numpy.float64

@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy
 import pytest
 
-from minivae.distributions import sigmoid
 from minivae.fantasies import fantasies_html, latent_view, write_fantasies
 from minivae.models import VAE
+from minivae.nn import sigmoid
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium")

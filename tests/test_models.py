@@ -367,3 +367,44 @@ def test_active_units_counts_encoder_means_whose_variance_over_x_exceeds_the_thr
     np.testing.assert_allclose(unit_activity(mean), [4.0, 0.0225, 0.0064, 0.0], atol=1e-12)
     assert active_units(mean) == 2
     assert active_units(mean, threshold=0.005) == 3
+
+
+# ---------------------------------------------------------------- no rows, and the one decoder likelihood
+
+# a Bernoulli batch of no rows also needs checks.check_unit_interval to accept an empty x (issue 22), which is
+# fixed on another branch; until both are merged that case fails in the [0, 1] check, never here
+NO_ROWS_LIKELIHOODS = ["gaussian", pytest.param("bernoulli", marks=pytest.mark.xfail(
+    raises=ValueError, strict=False, reason="check_unit_interval of an empty x, fixed on another branch"))]
+
+
+@pytest.mark.parametrize("likelihood", NO_ROWS_LIKELIHOODS)
+def test_elbo_and_iwae_bound_of_no_rows_are_empty(likelihood):
+    vae, params, _ = small(likelihood)
+    assert vae.elbo(params, np.zeros((0, 4)), np.zeros((0, 2))).shape == (0,)
+    assert vae.iwae_bound(params, np.zeros((0, 4)), np.zeros((3, 0, 2))).shape == (0,)
+
+
+@pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian"])
+def test_log_likelihood_of_no_rows_is_empty(likelihood):
+    vae, params, _ = small(likelihood)
+    out = vae.log_likelihood(params, np.zeros((0, 4)), 5, np.random.default_rng(0))
+    assert out.shape == (0,) and out.dtype == np.float64
+
+
+def test_the_decoder_likelihood_is_the_bernoulli_or_the_gaussian_density():
+    rng = np.random.default_rng(3)
+    x = rng.uniform(0.1, 0.9, (3, 4))
+    logits, mean, log_var = (rng.standard_normal((2, 3, 4)) for _ in range(3))
+    np.testing.assert_array_equal(dist.decoder_log_prob("bernoulli", x, logits), dist.bernoulli_log_prob(x, logits))
+    np.testing.assert_array_equal(dist.decoder_log_prob("gaussian", x, (mean, log_var)),
+                                  dist.gaussian_log_prob(x, mean, log_var))
+    # the mean of Bern(σ(l)) is σ(l) = 1/(1 + e^{−l}); that of N(μ, σ²) is μ itself
+    np.testing.assert_allclose(dist.decoder_mean("bernoulli", logits), 1.0 / (1.0 + np.exp(-logits)), rtol=1e-15)
+    assert dist.decoder_mean("gaussian", (mean, log_var)) is mean
+    assert dist.decoder_out("bernoulli", (logits,)) is logits
+    out = dist.decoder_out("gaussian", [mean, log_var])
+    assert isinstance(out, tuple) and out[0] is mean and out[1] is log_var
+    for f, args in ((dist.decoder_log_prob, (x, logits)), (dist.decoder_mean, (logits,)),
+                    (dist.decoder_out, ((logits,),))):
+        with pytest.raises(ValueError, match="likelihood must be 'bernoulli' or 'gaussian', got 'poisson'"):
+            f("poisson", *args)

@@ -37,8 +37,9 @@ import time
 
 import numpy
 
-from minivae.distributions import kl_standard_normal, sigmoid
+from minivae.distributions import kl_standard_normal
 from minivae.models import VAE
+from minivae.nn import sigmoid
 from minivae.objectives import vae_objective
 from minivae.optim import Adam
 from minivae.plotting import save_curves, save_image_grid

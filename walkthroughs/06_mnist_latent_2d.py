@@ -31,8 +31,9 @@ from statistics import NormalDist
 
 import numpy
 
-from minivae.distributions import kl_standard_normal, sigmoid
+from minivae.distributions import kl_standard_normal
 from minivae.models import VAE
+from minivae.nn import sigmoid
 from minivae.objectives import vae_objective
 from minivae.optim import Adam
 from minivae.plotting import save_image_grid, save_latent_scatter

@@ -31,8 +31,8 @@ import time
 
 import numpy
 
-from minivae.distributions import sigmoid
 from minivae.models import VAE, active_units, unit_activity
+from minivae.nn import sigmoid
 from minivae.objectives import vae_objective
 from minivae.plotting import save_image_grid, save_image_panels
 from minivae.train import Settings, evaluate, fit

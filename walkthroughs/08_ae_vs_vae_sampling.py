@@ -39,8 +39,9 @@ import time
 
 import numpy
 
-from minivae.distributions import kl_standard_normal, sigmoid
+from minivae.distributions import kl_standard_normal
 from minivae.models import AE, VAE
+from minivae.nn import sigmoid
 from minivae.objectives import ae_objective, vae_objective
 from minivae.plotting import save_image_panels
 from minivae.train import Settings, evaluate, fit

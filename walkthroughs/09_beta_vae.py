@@ -33,8 +33,9 @@ import time
 
 import numpy
 
-from minivae.distributions import kl_standard_normal, sigmoid
+from minivae.distributions import kl_standard_normal
 from minivae.models import VAE, active_units
+from minivae.nn import sigmoid
 from minivae.objectives import vae_objective
 from minivae.plotting import save_curve_panels, save_image_panels
 from minivae.train import Settings, evaluate, fit

@@ -33,8 +33,8 @@ import time
 
 import numpy
 
-from minivae.distributions import sigmoid
 from minivae.models import VAE, active_units
+from minivae.nn import sigmoid
 from minivae.objectives import iwae_objective, vae_objective
 from minivae.plotting import save_curve_panels, save_image_panels
 from minivae.train import Settings, evaluate, fit

@@ -45,9 +45,9 @@ import time
 import numpy
 
 from minivae.cvae import CVAE, pack_pairs
-from minivae.distributions import bernoulli_log_prob, sample_bernoulli, sigmoid
+from minivae.distributions import bernoulli_log_prob, sample_bernoulli
 from minivae.models import VAE
-from minivae.nn import init_mlp, mlp
+from minivae.nn import init_mlp, mlp, sigmoid
 from minivae.objectives import Objective, cvae_objective, vae_objective
 from minivae.ops import mean as vmean
 from minivae.optim import Adam

@@ -46,7 +46,8 @@ import time
 import numpy
 
 from minivae.backend import asarray_like
-from minivae.m2 import M2, log_softmax, one_hot
+from minivae.distributions import log_softmax, one_hot
+from minivae.m2 import M2
 from minivae.nn import init_mlp, mlp
 from minivae.objectives import Objective, m2_objective
 from minivae.ops import mean as vmean
