@@ -47,13 +47,16 @@ class Server:
     /good/ serves the files, /drop/ cuts them off halfway, /404/ has none, /html/ sends an error page,
     /corrupt/ a damaged gzip stream, /trickle/ the right file 50 bytes every 0.1 s, /slowhead/ its headers one
     byte every 0.1 s, /endless/ a gzip stream of empty blocks without Content-Length that never ends,
-    /huge/ announces a terabyte, /bomb/ serves ``self.bomb`` whatever the name.
+    /huge/ announces a terabyte, /bomb/ serves ``self.bomb`` whatever the name, /redirect/ answers 302 to
+    ``self.location`` (``{name}`` stands for the requested file name), /length/ serves the file announcing the
+    Content-Length ``self.length``.
     """
 
     def __init__(self, files: dict) -> None:
         self.files = {f"{name}.gz": gzip.compress(raw) for name, raw in files.items()}
         self.requests: list = []
         self.bomb = b""
+        self.location, self.length = "", ""
         self.stop = threading.Event()
         outer = self
 
@@ -63,7 +66,13 @@ class Server:
                 mode, _, name = self.path.strip("/").partition("/")
                 body = outer.bomb if mode == "bomb" else outer.files.get(name)
                 try:
-                    self.answer(mode, body)
+                    if mode == "redirect" and body is not None:
+                        self.send_response(302)
+                        self.send_header("Location", outer.location.format(name=name))
+                        self.send_header("Content-Length", "0")
+                        self.end_headers()
+                    else:
+                        self.answer(mode, body)
                 except OSError:  # the client hung up: that is what the slow modes are for
                     pass
                 self.close_connection = True
@@ -84,7 +93,9 @@ class Server:
                 self.send_response(200)
                 if mode == "huge":
                     self.send_header("Content-Length", str(10**12))
-                if mode != "endless" and mode != "huge":
+                if mode == "length":
+                    self.send_header("Content-Length", outer.length)
+                elif mode != "endless" and mode != "huge":
                     self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 if mode in ("endless", "huge"):

@@ -6,6 +6,8 @@ Good, slow, endless, lying and hostile mirrors; never the internet.
 from __future__ import annotations
 
 import dataclasses
+import re
+import socket
 import time
 from pathlib import Path
 
@@ -181,3 +183,48 @@ def test_an_empty_mirror_list_means_no_download(tmp_path, monkeypatch, served, c
     data.load_mnist("train", root=tmp_path)
     assert "MINIVAE_MNIST_MIRRORS is set but names no mirror" in capsys.readouterr().err
     assert server.requests == []
+
+
+def test_a_redirect_to_ftp_is_refused_at_once_and_http_redirects_are_followed(tmp_path, monkeypatch, served,
+                                                                             quick_limits):
+    server, files = served
+    # an "FTP server" that accepts connections and never speaks: followed, it would hold the download until a
+    # timeout the watchdog cannot shorten (urllib's ftp:// connections are not the watchdog's sockets)
+    with socket.create_server(("127.0.0.1", 0)) as ftp:
+        server.location = f"ftp://127.0.0.1:{ftp.getsockname()[1]}/{{name}}"
+        use_mirrors(monkeypatch, server.url("redirect"))
+        start = time.monotonic()
+        with pytest.raises(FileNotFoundError, match=r"t10k-images-idx3-ubyte.gz redirected to ftp://127\.0\.0\.1:"
+                                                    r"\d+/t10k-images-idx3-ubyte.gz, which is not an http or https "
+                                                    r"URL; minivae follows only http\(s\) redirects"):
+            data.load_mnist("test", root=tmp_path)
+        # refused before connecting: nothing reached the FTP port, and no DOWNLOAD_TIMEOUT (2 s) was waited for
+        assert time.monotonic() - start < 1.0 and leftovers(tmp_path) == []
+        ftp.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            ftp.accept()
+    # a redirect from one http mirror to another is followed, and its file verified as any other
+    server.location = server.url("good") + "{name}"
+    x, _ = data.load_mnist("test", root=tmp_path)
+    numpy.testing.assert_array_equal(x, expected(files, "test")[0])
+    assert server.modes()[-4:] == ["redirect", "good", "redirect", "good"]
+
+
+@pytest.mark.parametrize("length, words", [
+    ("²", "sent the Content-Length '²', which is not a number of bytes"),     # a Unicode digit: int() refuses it
+    ("0x10", "sent the Content-Length '0x10', which is not a number of bytes"),
+    ("9" * 5000, "announced a 5,000-digit number of bytes, more than any copy"),  # past int()'s 4,300 digits
+    ("12abc", "sent the Content-Length '12abc', which is not a number of bytes"),
+    ("-1", "sent the Content-Length '-1', which is not a number of bytes"),
+])
+def test_a_content_length_that_is_not_a_plain_number_is_one_reason(tmp_path, monkeypatch, served, length, words):
+    server, files = served
+    server.length = length
+    use_mirrors(monkeypatch, server.url("length"))
+    with pytest.raises(FileNotFoundError, match=re.escape(f"{server.url('length')}t10k-images-idx3-ubyte.gz {words}")):
+        data.load_mnist("test", root=tmp_path)
+    assert leftovers(tmp_path) == []
+    # the next mirror is tried as after any other refusal
+    use_mirrors(monkeypatch, server.url("length"), server.url("good"))
+    x, _ = data.load_mnist("test", root=tmp_path)
+    numpy.testing.assert_array_equal(x, expected(files, "test")[0])
