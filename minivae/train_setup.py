@@ -15,7 +15,7 @@ import numpy
 from minivae.backend import array_module
 from minivae.checkpoint import load_checkpoint
 from minivae.checks import check_count, check_data
-from minivae.data import BINARIZE, binarize_pixels
+from minivae.data.mnist import BINARIZE, binarize_pixels
 from minivae.files import check_output_path
 from minivae.objectives import Objective
 from minivae.tree import tree_items, tree_leaves, tree_map

@@ -360,7 +360,7 @@ def load_mnist_split(args: argparse.Namespace, n_test: int | None = None, held_o
     ``stochastic`` keeps the training digits grey (pass ``split.fit_binarize`` to ``fit``, which redraws
     them every epoch) and gives the test digits one fixed draw.
     """
-    from minivae.data import binarize_pixels, load_mnist
+    from minivae.data.mnist import binarize_pixels, load_mnist
 
     rng = numpy.random.default_rng(args.seed)
     x, y = load_mnist("train", root=args.data_dir)

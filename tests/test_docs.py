@@ -26,7 +26,9 @@ SHOWN = {"text", "bash", "sh", "shell", "console", "json", "html", "toml", "ini"
 TIMEOUT_S = 240
 # code spans ending like these are file names (`fantasies.html`), not attributes of a module
 FILE_ENDINGS = (".py", ".md", ".png", ".json", ".npz", ".html", ".txt", ".gz", ".csv", ".js", ".ipynb")
-MODULES = {p.stem for p in (ROOT / "minivae").glob("*.py") if p.stem != "__init__"}
+# the modules and the packages (data/, fantasies/) of minivae, so `data.read_idx` is checked like `bounds.elbo`
+MODULES = ({p.stem for p in (ROOT / "minivae").glob("*.py") if p.stem != "__init__"}
+           | {p.parent.name for p in (ROOT / "minivae").glob("*/__init__.py")})
 
 
 def fenced_blocks(page: Path) -> list[tuple[str, int, str]]:

@@ -14,13 +14,14 @@ import re
 import shutil
 import subprocess
 import sys
+import zipfile
 from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy
 import pytest
 
-from minivae.fantasies import fantasies_html, latent_view, write_fantasies
+from minivae.fantasies import MAX_EXTENT, fantasies_html, latent_view, start_code, write_fantasies
 from minivae.models import VAE
 from minivae.nn import sigmoid
 
@@ -268,3 +269,124 @@ def test_walkthrough_14_quick_writes_the_page_from_another_directory(tmp_path: P
         pixels = numpy.array(render(out / "fantasies.html", z_text(z), tmp_path / "profile").text["pixels"].split(),
                              dtype=float)
         numpy.testing.assert_allclose(pixels, sigmoid(vae.decode(params, z[None]))[0], rtol=0, atol=1e-5)
+
+
+# ----------------------------------------------------------------------------------------------- what cannot be drawn
+
+SMALL = VAE(784, [8], 2)
+
+
+def small_page(**kwargs) -> str:
+    return fantasies_html(SMALL, SMALL.init(numpy.random.default_rng(0)), **kwargs)
+
+
+@pytest.mark.parametrize("bad", [numpy.nan, numpy.inf, -numpy.inf])
+def test_non_finite_codes_are_refused_not_written_as_bare_nan(bad: float) -> None:
+    codes = numpy.random.default_rng(0).normal(size=(20, 2))
+    codes[3, 1] = bad
+    with pytest.raises(ValueError, match="codes hold 1 NaN or infinite values"):
+        small_page(codes=codes)
+
+
+@pytest.mark.parametrize("layer, where", [("hidden", 0), ("hidden", 1), ("logits", 0), ("logits", 1)])
+def test_non_finite_decoder_weights_are_refused(layer: str, where: int) -> None:
+    params = SMALL.init(numpy.random.default_rng(0))
+    arrays = list(params["decoder"]["hidden"][0] if layer == "hidden" else params["decoder"]["logits"])
+    arrays[where] = arrays[where].copy()
+    arrays[where].flat[5] = numpy.nan
+    if layer == "hidden":
+        params["decoder"]["hidden"][0] = tuple(arrays)
+    else:
+        params["decoder"]["logits"] = tuple(arrays)
+    with pytest.raises(ValueError, match=f"NaN or infinite weights in decoder layer {1 if layer == 'hidden' else 2}"):
+        fantasies_html(SMALL, params)
+
+
+def test_codes_far_beyond_the_prior_are_refused_before_the_page_draws_them() -> None:
+    # codes of 1e7 gave a pad of ±1e7 with a grid line per unit: 2e7 canvas strokes, a page that never loads
+    codes = numpy.random.default_rng(0).normal(size=(100, 2)) * 1e7
+    with pytest.raises(ValueError, match=r"beyond ±10, where the prior N\(0, I\) has no mass"):
+        small_page(codes=codes)
+    # a wide but sensible spread is drawn: its extent stays within MAX_EXTENT
+    wide = numpy.random.default_rng(0).uniform(-9.5, 9.5, size=(1000, 2))
+    assert latent_view(2, wide)["extent"] <= MAX_EXTENT
+
+
+@pytest.mark.parametrize("labels, match", [
+    (numpy.r_[numpy.arange(19.0), numpy.nan], "class numbers"),
+    (numpy.r_[numpy.arange(19), -1], "class numbers"),
+    (numpy.arange(20) + 0.5, "class numbers"),
+])
+def test_labels_that_are_not_class_numbers_are_refused(labels, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        small_page(codes=numpy.zeros((20, 2)), labels=labels)
+
+
+def model_script(page: str) -> str:
+    return re.search(r'<script type="application/json" id="model">(.*?)</script>', page, re.S).group(1)
+
+
+@pytest.mark.parametrize("title", ["<!--<script>", "a </script><script>alert(1)</script> title",
+                                   "<!-- & ]]> -->", "x</SCRIPT >y<!--"])
+def test_text_goes_into_the_page_as_text(title: str) -> None:
+    page = small_page(title=title)
+    blob = model_script(page)
+    # no "<" inside the model's script element: "<!--<script>" there would make the browser's parser swallow
+    # the page's own script (the script-data double-escaped state), "</script>" would end the element early
+    assert "<" not in blob and ">" not in blob
+    assert page.count("<script") == 2 and page.count("</script>") == 2
+    # JSON.parse (here json.loads) reads the title back exactly; the page sets it with textContent
+    assert json.loads(blob)["title"] == title
+    assert "subtitle\").textContent" in page
+
+
+def test_the_page_opens_on_a_digit_and_names_it() -> None:
+    codes = numpy.random.default_rng(1).normal(size=(30, 2))
+    labels = (numpy.arange(30) + 7) % 10
+    model = embedded_model(small_page(codes=codes, labels=labels))
+    # the encoder mean of the first digit, a 7, not the grey average at z = 0
+    assert model["start"] == [float(v) for v in codes[0]]
+    assert model["start_note"] == "the encoder mean of the first test digit, a 7"
+    assert "M.start.slice()" in small_page() and "M.start_note" in small_page()
+    # without codes: z = 0; with an explicit start: that code
+    assert embedded_model(small_page())["start"] == [0.0, 0.0]
+    assert embedded_model(small_page(codes=codes, start=[0.5, -1.25]))["start"] == [0.5, -1.25]
+    assert start_code(2, codes, labels, numpy.array([1.0, 2.0]))[0] == [1.0, 2.0]
+
+
+@pytest.mark.parametrize("start, match", [
+    ([numpy.nan, 0.0], "finite and within ±10"),
+    ([1e7, 0.0], "finite and within ±10"),
+    ([0.0, 0.0, 0.0], r"start has shape \(3,\)"),
+])
+def test_a_start_that_cannot_be_drawn_is_refused(start, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        small_page(start=start)
+
+
+def test_the_wheel_ships_the_page_files_and_they_work_from_it(tmp_path: Path) -> None:
+    pytest.importorskip("setuptools", reason="building the wheel needs setuptools, the build backend")
+    source = tmp_path / "source"
+    source.mkdir()
+    for name in ("setup.cfg", "pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    shutil.copytree(ROOT / "minivae", source / "minivae", ignore=shutil.ignore_patterns("__pycache__"))
+    # about a second: no build isolation (setuptools is already here) and no dependencies
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                            "-w", str(tmp_path / "dist"), str(source)], capture_output=True, text=True, timeout=300)
+    assert built.returncode == 0, built.stderr[-3000:]
+    (wheel,) = (tmp_path / "dist").glob("minivae-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+        archive.extractall(tmp_path / "installed")
+    for name in ("page.html", "page.css", "page.js", "page.py", "__init__.py"):
+        assert f"minivae/fantasies/{name}" in names, f"the wheel lacks minivae/fantasies/{name}"
+    # imported from the unpacked wheel alone (not this checkout), the page is whole
+    code = ("import numpy, minivae.fantasies as f; from minivae.models import VAE; v = VAE(784, [4], 2); "
+            "print(f.__file__); print(f.fantasies_html(v, v.init(numpy.random.default_rng(0))))")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                         env=dict(os.environ, PYTHONPATH=str(tmp_path / "installed")))
+    assert run.returncode == 0, run.stderr[-3000:]
+    where, page = run.stdout.split("\n", 1)
+    assert Path(where).is_relative_to(tmp_path / "installed")
+    assert "const M = JSON.parse" in page and "image-rendering: pixelated" in page and "__" not in page
