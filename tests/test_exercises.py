@@ -198,3 +198,11 @@ def test_each_walkthrough_with_an_exercise_ends_with_a_try_it_yourself_cell() ->
 def test_the_package_ships_the_exercises() -> None:
     setuptools = pytest.importorskip("setuptools")
     assert "minivae.exercises" in setuptools.find_packages(str(ROOT), include=["minivae*"])
+
+
+def test_the_fail_lines_in_the_docs_are_what_the_grader_prints() -> None:
+    printed = {grade(wrong, BY_NAME[name]) for name, wrong, _ in PLANTED}
+    shown = [line for line in (ROOT / "docs" / "exercises.md").read_text(encoding="utf-8").splitlines()
+             if line.startswith("FAIL ")]
+    assert len(shown) >= 6 and not [line for line in shown if line not in printed]
+    assert f"{len(PLANTED)} in all" in (ROOT / "docs" / "exercises.md").read_text(encoding="utf-8")
