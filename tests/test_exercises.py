@@ -80,7 +80,19 @@ def returns_text(*args):
     return "ELBO"
 
 
-@pytest.mark.parametrize("wrong", [crashes, nan_answer, returns_none, returns_text])
+def exits(*args):
+    sys.exit(3)
+
+
+def ragged(*args):
+    return [[1.0, 2.0], [3.0]]
+
+
+def complex_answer(*args):
+    return np.ones(3) + 1j
+
+
+@pytest.mark.parametrize("wrong", [crashes, nan_answer, returns_none, returns_text, exits, ragged, complex_answer])
 @pytest.mark.parametrize("name", list(OWN))
 def test_any_wrong_answer_is_one_fail_line(name: str, wrong) -> None:
     line = grade(wrong, BY_NAME[name])

@@ -53,7 +53,9 @@ def call(fn: Callable, *args: Any, when: str = "") -> Any:
             return fn(*args)
     except NotImplementedError:
         raise Todo() from None
-    except Exception as error:  # a learner's bug of any kind is one FAIL line, never a traceback
+    except KeyboardInterrupt:
+        raise
+    except BaseException as error:  # a learner's bug of any kind, sys.exit() too, is one FAIL line
         message = " ".join(str(error).split())[:200]
         raise Fail(f"{when and when + ', '}it raised {type(error).__name__}{_learner_line(error, fn)}"
                    f"{': ' + message if message else ''}") from None
@@ -64,9 +66,12 @@ def as_array(value: Any, shape: tuple[int, ...], what: str, why: str = "") -> nu
     if value is None:
         raise Fail(f"{what} is None; return the array (a missing `return`?).")
     try:
-        a = numpy.array(value, dtype=numpy.float64)
+        is_complex = numpy.iscomplexobj(value)
+        a = numpy.array(value, dtype=numpy.complex128 if is_complex else numpy.float64)
     except (TypeError, ValueError):
-        raise Fail(f"{what} is a {type(value).__name__}, not an array of numbers.") from None
+        raise Fail(f"{what} is not an array of numbers (got {type(value).__name__}).") from None
+    if is_complex:
+        raise Fail(f"{what} holds complex numbers; return real ones.")
     if a.shape != tuple(shape):
         raise Fail(f"{what} has shape {a.shape}, expected {tuple(shape)}{why and ': ' + why}.")
     if not numpy.all(numpy.isfinite(a)):
@@ -79,7 +84,7 @@ def as_array(value: Any, shape: tuple[int, ...], what: str, why: str = "") -> nu
 def as_tuple(value: Any, n: int, names: str) -> tuple:
     r"""The learner's tuple of ``n`` answers (gradients, or Adam's three arrays); else one :class:`Fail`."""
     if not isinstance(value, (tuple, list)) or len(value) != n:
-        got = f"{len(value)} values" if isinstance(value, (tuple, list)) else f"a {type(value).__name__}"
+        got = f"{len(value)} values" if isinstance(value, (tuple, list)) else f"one {type(value).__name__}"
         raise Fail(f"it returned {got}; return a tuple of {n}: {names}.")
     return tuple(value)
 
