@@ -36,6 +36,7 @@ def elbo_mistakes(rec: Any, kl: Any, beta: float) -> dict:
 
 
 def grade_elbo(fn: Callable) -> None:
+    r"""One value per example; E_q[log p(x|z)] − β KL at β = 1 and β = 4."""
     rec, kl = numpy.array([-80.0, -95.5, -101.25]), numpy.array([20.125, 15.25, 25.0])
     for beta in (1.0, 4.0):
         got = as_array(call(fn, rec.copy(), kl.copy(), beta, when=f"at β = {beta:g}"), (3,),
@@ -60,6 +61,7 @@ def lme_mistakes(a: Any, axis: int) -> dict:
 
 
 def grade_log_mean_exp(fn: Callable) -> None:
+    r"""Both axes; minivae's value; finite and right at a near +1000 and −1000."""
     a = numpy.array([[-1.0, 0.5, 2.0], [0.25, -3.0, 1.0], [1.5, 0.0, -0.5], [0.0, 2.5, -1.5]])
     for axis, shape in ((0, (3,)), (1, (4,))):
         got = as_array(call(fn, a.copy(), axis, when=f"on a (4, 3) with axis = {axis}"), shape,
@@ -91,6 +93,7 @@ def iwae_mistakes(lw: Any) -> dict:
 
 
 def grade_iwae_bound(fn: Callable) -> None:
+    r"""L_1 = log w_1; Jensen's L_k ≥ mean log w; minivae's value; finite at log w near −1100."""
     lw = numpy.array([[-90.5, -101.0, -87.25], [-92.0, -99.5, -88.0], [-89.0, -103.0, -86.5], [-95.0, -100.0, -90.0]])
     got = as_array(call(fn, lw[:1].copy(), when="with k = 1"), (3,), "with log_weights of shape (1, 3) your L_1",
                    f"{PER_EXAMPLE}: average over axis 0, the k samples")
@@ -132,6 +135,7 @@ def _log_softmax(a: Any) -> Any:
 
 
 def grade_unlabelled_bound(fn: Callable) -> None:
+    r"""Tight U = log Σ_y exp L at q ∝ exp L; the value at any q; M2.unlabelled_bound on a small M2."""
     rng = numpy.random.default_rng(12)
     L = rng.normal(-90.0, 3.0, size=(4, 3))
     best = _log_softmax(L)

@@ -61,6 +61,7 @@ def gaussian_mistakes(x: Any, m: Any, lv: Any) -> dict:
 
 
 def grade_gaussian_log_prob(fn: Callable) -> None:
+    r"""One value per row; minivae's value at fixed (x, μ, log σ²); x (N, D) broadcast against (k, N, D)."""
     rng = _rng()
     x, m = rng.standard_normal((3, 2)), rng.standard_normal((3, 2))
     lv = numpy.array([[0.3, -0.7], [1.1, -0.2], [-1.5, 0.4]])
@@ -92,6 +93,7 @@ def bernoulli_mistakes(x: Any, logits: Any) -> dict:
 
 
 def grade_bernoulli_log_prob(fn: Callable) -> None:
+    r"""One value per row; minivae's value, a logit of exactly 0 included; finite at logits ±800; broadcasting."""
     x = numpy.array([[1.0, 0.0, 1.0], [0.0, 0.25, 1.0]])
     logits = numpy.array([[0.0, 1.3, -2.1], [0.7, 0.0, 3.2]])
     got = as_array(call(fn, x.copy(), logits.copy()), (2,), "your log Bern for x, logits of shape (2, 3)", ROW)
@@ -145,6 +147,7 @@ def _kl_properties(fn: Callable) -> None:
 
 
 def grade_kl_standard_normal(fn: Callable) -> None:
+    r"""KL(N(0, 1) ‖ N(0, 1)) = 0; KL ≥ 0 away from it (μ = 0, log σ² = ±1, ...); minivae's value."""
     _kl_properties(fn)
     rng = _rng()
     m, lv = rng.standard_normal((3, 4)), rng.standard_normal((3, 4))
@@ -168,6 +171,7 @@ def kl_diag_mistakes(mq: Any, lq: Any, mp: Any, lp: Any) -> dict:
 
 
 def grade_kl_diag_gaussians(fn: Callable) -> None:
+    r"""KL(q ‖ q) = 0; KL ≥ 0; minivae's value; one prior (D,) broadcast against every row of q."""
     rng = _rng()
     mq, lq = rng.standard_normal((3, 2)), rng.standard_normal((3, 2))
     got = as_array(call(fn, mq.copy(), lq.copy(), mq.copy(), lq.copy()), (3,),
@@ -202,6 +206,7 @@ def reparam_mistakes(m: Any, lv: Any, eps: Any) -> dict:
 
 
 def grade_reparameterize(fn: Callable) -> None:
+    r"""z = μ at ε = 0; z moves by σ = exp(½ log σ²) per unit of ε; k draws ε (k, N, D)."""
     rng = _rng()
     m = rng.standard_normal((2, 3))
     lv = numpy.array([[0.3, -1.2, 0.8], [0.0, 1.5, -0.4]])

@@ -62,6 +62,7 @@ GAUSSIAN_RULES = {"x": "∂/∂x = −g (x − μ)/σ²", "μ": "∂/∂μ = g (
 
 
 def grade_gaussian_log_prob_vjp(fn: Callable) -> None:
+    r"""Finite differences of gaussian_log_prob, then with x broadcast against k samples."""
     rng = numpy.random.default_rng(7)
     x, m = rng.standard_normal((3, 2)), rng.standard_normal((3, 2))
     lv = numpy.array([[0.3, -0.7], [1.1, -0.2], [-1.5, 0.4]])
@@ -78,6 +79,7 @@ BERNOULLI_RULES = {"x": "∂/∂x = g l", "logits": "∂/∂l = g (x − σ(l)),
 
 
 def grade_bernoulli_log_prob_vjp(fn: Callable) -> None:
+    r"""Finite differences of bernoulli_log_prob at logits of exactly 0, then with k samples."""
     # targets inside [0, 1], so x ± h stays a valid target for the finite differences
     x = numpy.array([[0.25, 0.5, 0.9], [0.75, 0.1, 0.6]])
     logits = numpy.array([[0.0, 1.3, -2.1], [0.7, 0.0, 3.2]])
@@ -100,6 +102,7 @@ def _dense(x: Any, W: Any, b: Any) -> Any:
 
 
 def grade_dense_vjp(fn: Callable) -> None:
+    r"""Finite differences of nn.dense with a zero row of x, then with x of leading axes (2, 4, 3)."""
     rng = numpy.random.default_rng(9)
     x, W, b = rng.standard_normal((4, 3)), rng.standard_normal((3, 2)), rng.standard_normal(2)
     x[2] = 0.0  # a zero row: it adds nothing to ∂L/∂W
@@ -140,6 +143,7 @@ def numerical_grad_mistakes(x: numpy.ndarray, h: float) -> dict:
 
 
 def grade_numerical_grad(fn: Callable) -> None:
+    r"""Central differences of a cubic at eps = 1e-3 (exactly 3x² + h² per entry); x left unchanged."""
     x = numpy.array([[0.5, -1.0, 2.0], [1.5, 0.0, -0.5]])
     held = x.copy()
     h = 1e-3

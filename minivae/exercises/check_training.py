@@ -52,6 +52,7 @@ def _z_not_held(f: Callable, m: Any, lv: Any, eps: Any, baseline: Any) -> Any:
 
 
 def grade_reinforce_surrogate(fn: Callable) -> None:
+    r"""Value (1/k) Σ f(z_i) with and without a baseline; autograd's gradient equals minivae's estimator."""
     m, lv, eps = _setup()
     want = numpy.mean(_f(m + numpy.exp(0.5 * lv) * eps), axis=0)
     for b in (None, 2.5):
@@ -132,6 +133,7 @@ def _grade_adam_at(fn: Callable, args: tuple, label: str) -> None:
 
 
 def grade_adam_step(fn: Callable) -> None:
+    r"""Algorithm 1 at t = 1 from m = v = 0, at t = 3, and with a large ε; the caller's arrays untouched."""
     rng = numpy.random.default_rng(5)
     theta, g = rng.standard_normal(4), rng.standard_normal(4)
     zeros = numpy.zeros(4)
