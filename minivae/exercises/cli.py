@@ -120,6 +120,6 @@ def main(argv: list[str] | None = None) -> int:
                   f"write it.\nnext: {COMMAND} check {target}")
             return 0
         return check(args.file, args.names)
-    except (CannotGrade, ValueError) as error:
+    except (CannotGrade, ValueError, OSError) as error:
         print(f"{COMMAND}: {error}", file=sys.stderr)
         return 2
