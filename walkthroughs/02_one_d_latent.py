@@ -225,3 +225,18 @@ def main(argv: list[str] | None = None) -> Run:
 # %%
 if __name__ == "__main__":
     run = main()
+
+
+# %% [markdown]
+# ## Try it yourself
+#
+# Write this lesson's formulas by hand and let the grader check them with the properties that test
+# minivae. `python -m minivae.exercises start DIR` writes `DIR/my_vae.py`, one stub per exercise; fill in
+# `gaussian_log_prob`, `gaussian_log_prob_vjp`, `elbo`, then run, in `DIR`:
+#
+#     python -m minivae.exercises check my_vae.py gaussian_log_prob
+#     python -m minivae.exercises check my_vae.py gaussian_log_prob_vjp
+#     python -m minivae.exercises check my_vae.py elbo
+#
+# Each prints PASS, TODO, or FAIL with the first property that fails and the mistake it recognises
+# (docs/exercises.md lists every exercise).

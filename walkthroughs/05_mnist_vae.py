@@ -184,3 +184,19 @@ def main(argv: list[str] | None = None) -> Run:
 # %%
 if __name__ == "__main__":
     run = main()
+
+
+# %% [markdown]
+# ## Try it yourself
+#
+# Write this lesson's formulas by hand and let the grader check them with the properties that test
+# minivae. `python -m minivae.exercises start DIR` writes `DIR/my_vae.py`, one stub per exercise; fill in
+# `bernoulli_log_prob`, `bernoulli_log_prob_vjp`, `kl_standard_normal`, `adam_step`, then run, in `DIR`:
+#
+#     python -m minivae.exercises check my_vae.py bernoulli_log_prob
+#     python -m minivae.exercises check my_vae.py bernoulli_log_prob_vjp
+#     python -m minivae.exercises check my_vae.py kl_standard_normal
+#     python -m minivae.exercises check my_vae.py adam_step
+#
+# Each prints PASS, TODO, or FAIL with the first property that fails and the mistake it recognises
+# (docs/exercises.md lists every exercise).

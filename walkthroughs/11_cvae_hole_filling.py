@@ -258,3 +258,16 @@ def main(argv: list[str] | None = None) -> Run:
 # %%
 if __name__ == "__main__":
     run = main()
+
+
+# %% [markdown]
+# ## Try it yourself
+#
+# Write this lesson's formulas by hand and let the grader check them with the properties that test
+# minivae. `python -m minivae.exercises start DIR` writes `DIR/my_vae.py`, one stub per exercise; fill in
+# `kl_diag_gaussians`, then run, in `DIR`:
+#
+#     python -m minivae.exercises check my_vae.py kl_diag_gaussians
+#
+# Each prints PASS, TODO, or FAIL with the first property that fails and the mistake it recognises
+# (docs/exercises.md lists every exercise).
