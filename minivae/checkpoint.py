@@ -46,17 +46,48 @@ def save_params(path: str | os.PathLike, params: Any) -> None:
     _write(path, {"format": PARAMS_FORMAT, "params": spec}, arrays)
 
 
-def load_params(path: str | os.PathLike) -> Any:
+def load_params(path: str | os.PathLike, like: Any = None) -> Any:
     r"""The params nest saved by :func:`save_params` (or the parameters inside a checkpoint), as host arrays.
 
     A file that is not one of these (a pickle, an ``.npz`` of object arrays, someone else's ``.npz``, a
-    truncated or corrupt file) is one ``ValueError`` naming it.
+    truncated or corrupt file, a FIFO or device) is one ``ValueError`` naming it. With ``like`` (a params nest
+    of the model they are for, e.g. ``vae.init(rng)``), params of another kind of model or other sizes are one
+    ``ValueError`` too, naming the first place they differ, instead of a ``KeyError`` later.
     """
-    meta, arrays = _read(path, "params file")
+    meta, arrays = _read(path, "params file", ("params",))
     if meta.get("format") not in (PARAMS_FORMAT, CHECKPOINT_FORMAT):
         raise ValueError(f"{path} is not a minivae params file (format {meta.get('format')!r}); write it with "
                          "minivae.save_params(path, params).")
-    return _unpack(meta.get("params"), arrays, numpy.asarray, path)
+    params = _unpack(meta.get("params"), arrays, numpy.asarray, path)
+    if like is not None:
+        _check_fits(params, like, path, "params")
+    return params
+
+
+def _check_fits(params: Any, like: Any, path: Any, where: str) -> None:
+    """One sentence naming the first place where ``params`` differ from ``like`` in structure or shape."""
+    def kind(tree: Any) -> str:
+        if isinstance(tree, dict):
+            return f"the keys {sorted(tree)}"
+        if isinstance(tree, (list, tuple)):
+            return f"a {type(tree).__name__} of {len(tree)}"
+        return f"an array of shape {tuple(numpy.shape(tree))}"
+
+    if isinstance(like, dict):
+        fits = isinstance(params, dict) and set(params) == set(like)
+    elif isinstance(like, (list, tuple)):
+        fits = isinstance(params, (list, tuple)) and len(params) == len(like)
+    else:
+        fits = not isinstance(params, (dict, list, tuple)) and numpy.shape(params) == numpy.shape(like)
+    if not fits:
+        raise ValueError(f"{path} holds the params of another model: {where} has {kind(params)} where this model "
+                         f"has {kind(like)}; load a file saved from the same kind of model with the same sizes.")
+    if isinstance(like, dict):
+        for key in like:
+            _check_fits(params[key], like[key], path, f"{where}[{key!r}]")
+    elif isinstance(like, (list, tuple)):
+        for i, (mine, theirs) in enumerate(zip(params, like)):
+            _check_fits(mine, theirs, path, f"{where}[{i}]")
 
 
 # -------------------------------------------------------------------------------------------- checkpoints

@@ -345,3 +345,20 @@ def test_save_params_of_a_deep_or_self_referencing_nest_is_one_sentence(tmp_path
     save_params(tmp_path / "p.npz", {"a": shared, "b": [shared, shared]})
     assert load_params(tmp_path / "p.npz")["b"][1].tolist() == [1.0, 1.0]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p.npz"]
+
+
+def test_params_of_another_model_are_one_sentence_with_like(tmp_path):
+    from minivae.cvae import CVAE
+
+    rng = numpy.random.default_rng(0)
+    vae, cvae = VAE(12, [8], 2), CVAE(12, 3, [8], 2)
+    save_params(tmp_path / "cvae.npz", cvae.init(rng))
+    save_params(tmp_path / "wide.npz", VAE(12, [9], 2).init(rng))
+    save_params(tmp_path / "vae.npz", vae.init(rng))
+    for name, words in (("cvae.npz", r"another model: params has the keys \['decoder', 'encoder', 'prior'\]"),
+                        ("wide.npz", r"another model: params\['encoder'\]\['hidden'\]\[0\]\[0\] has an array of "
+                                     r"shape \(12, 9\) where this model has an array of shape \(12, 8\)")):
+        with pytest.raises(ValueError, match=words) as err:
+            load_params(tmp_path / name, like=vae.init(rng))
+        assert str(tmp_path / name) in str(err.value)
+    assert_identical(load_params(tmp_path / "vae.npz", like=vae.init(rng)), load_params(tmp_path / "vae.npz"))
