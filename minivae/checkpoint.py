@@ -82,12 +82,9 @@ def _check_fits(params: Any, like: Any, path: Any, where: str) -> None:
     if not fits:
         raise ValueError(f"{path} holds the params of another model: {where} has {kind(params)} where this model "
                          f"has {kind(like)}; load a file saved from the same kind of model with the same sizes.")
-    if isinstance(like, dict):
-        for key in like:
-            _check_fits(params[key], like[key], path, f"{where}[{key!r}]")
-    elif isinstance(like, (list, tuple)):
-        for i, (mine, theirs) in enumerate(zip(params, like)):
-            _check_fits(mine, theirs, path, f"{where}[{i}]")
+    children = like.items() if isinstance(like, dict) else enumerate(like) if isinstance(like, (list, tuple)) else ()
+    for key, theirs in children:
+        _check_fits(params[key], theirs, path, f"{where}[{key!r}]")
 
 
 # -------------------------------------------------------------------------------------------- checkpoints
@@ -365,10 +362,8 @@ def _holds_objects(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bool:
     try:
         with archive.open(_member(archive, info.filename)) as fp:
             return bool(_npy_header(fp, info.filename)[0].hasobject)
-    except ValueError as err:
+    except Exception as err:  # a damaged header only means: no object dtype found here
         return "pickle" in str(err)
-    except Exception:
-        return False
 
 
 # ---------------------------------------------------------------------------------------------- metrics
