@@ -22,11 +22,14 @@ from typing import Any
 import numpy
 
 from minivae.backend import to_numpy
-from minivae.files import atomic_write
+from minivae.files import atomic_write, open_regular
 
 CHECKPOINT_FORMAT = "minivae-checkpoint-1"
 PARAMS_FORMAT = "minivae-params-1"
 _KINDS = ("dict", "list", "tuple", "array", "value")
+# caps on what a file may declare or a nest may hold: bytes per array (4 GiB), levels of nesting
+MAX_BYTES = 1 << 32
+MAX_NEST = 32
 
 
 # ------------------------------------------------------------------------------------------- params files
@@ -43,17 +46,45 @@ def save_params(path: str | os.PathLike, params: Any) -> None:
     _write(path, {"format": PARAMS_FORMAT, "params": spec}, arrays)
 
 
-def load_params(path: str | os.PathLike) -> Any:
+def load_params(path: str | os.PathLike, like: Any = None) -> Any:
     r"""The params nest saved by :func:`save_params` (or the parameters inside a checkpoint), as host arrays.
 
     A file that is not one of these (a pickle, an ``.npz`` of object arrays, someone else's ``.npz``, a
-    truncated or corrupt file) is one ``ValueError`` naming it.
+    truncated or corrupt file, a FIFO or device) is one ``ValueError`` naming it. With ``like`` (a params nest
+    of the model they are for, e.g. ``vae.init(rng)``), params of another kind of model or other sizes are one
+    ``ValueError`` too, naming the first place they differ, instead of a ``KeyError`` later.
     """
-    meta, arrays = _read(path, "params file")
+    meta, arrays = _read(path, "params file", ("params",))
     if meta.get("format") not in (PARAMS_FORMAT, CHECKPOINT_FORMAT):
         raise ValueError(f"{path} is not a minivae params file (format {meta.get('format')!r}); write it with "
                          "minivae.save_params(path, params).")
-    return _unpack(meta.get("params"), arrays, numpy.asarray, path)
+    params = _unpack(meta.get("params"), arrays, numpy.asarray, path)
+    if like is not None:
+        _check_fits(params, like, path, "params")
+    return params
+
+
+def _check_fits(params: Any, like: Any, path: Any, where: str) -> None:
+    """One sentence naming the first place where ``params`` differ from ``like`` in structure or shape."""
+    def kind(tree: Any) -> str:
+        if isinstance(tree, dict):
+            return f"the keys {sorted(tree)}"
+        if isinstance(tree, (list, tuple)):
+            return f"a {type(tree).__name__} of {len(tree)}"
+        return f"an array of shape {tuple(numpy.shape(tree))}"
+
+    if isinstance(like, dict):
+        fits = isinstance(params, dict) and set(params) == set(like)
+    elif isinstance(like, (list, tuple)):
+        fits = isinstance(params, (list, tuple)) and len(params) == len(like)
+    else:
+        fits = not isinstance(params, (dict, list, tuple)) and numpy.shape(params) == numpy.shape(like)
+    if not fits:
+        raise ValueError(f"{path} holds the params of another model: {where} has {kind(params)} where this model "
+                         f"has {kind(like)}; load a file saved from the same kind of model with the same sizes.")
+    children = like.items() if isinstance(like, dict) else enumerate(like) if isinstance(like, (list, tuple)) else ()
+    for key, theirs in children:
+        _check_fits(params[key], theirs, path, f"{where}[{key!r}]")
 
 
 # -------------------------------------------------------------------------------------------- checkpoints
@@ -120,14 +151,26 @@ def _check_checkpoint_meta(meta: dict, path: Any) -> None:
 
 # ------------------------------------------------------------------------------ nests <-> arrays and JSON
 
-def _pack(tree: Any, arrays: dict, where: str) -> Any:
-    """A JSON description of ``tree``; its arrays go into ``arrays`` under keys ``a0``, ``a1``, ..."""
+def _pack(tree: Any, arrays: dict, where: str, inside: tuple = ()) -> Any:
+    """A JSON description of ``tree``; its arrays go into ``arrays`` under keys ``a0``, ``a1``, ...
+
+    ``inside`` holds the ids of the containers above ``tree``: a nest that holds itself, or one deeper than
+    :data:`MAX_NEST` levels, is refused with one sentence.
+    """
+    if isinstance(tree, (dict, list, tuple)):
+        if id(tree) in inside:
+            raise ValueError(f"{where} holds itself (the nest refers back to a container above it); a params nest "
+                             "must be a tree of dicts, lists and tuples.")
+        if len(inside) >= MAX_NEST:
+            raise ValueError(f"{where} is nested more than {MAX_NEST} levels deep; a params nest that deep is a "
+                             "mistake, so flatten it.")
+        inside = (*inside, id(tree))
     if isinstance(tree, dict):
         if not all(isinstance(k, str) for k in tree):
             raise ValueError(f"{where} has dict keys {list(tree)}; only string keys can be saved.")
-        return {"dict": {k: _pack(v, arrays, f"{where}[{k!r}]") for k, v in tree.items()}}
+        return {"dict": {k: _pack(v, arrays, f"{where}[{k!r}]", inside) for k, v in tree.items()}}
     if isinstance(tree, (list, tuple)):
-        return {type(tree).__name__: [_pack(v, arrays, f"{where}[{i}]") for i, v in enumerate(tree)]}
+        return {type(tree).__name__: [_pack(v, arrays, f"{where}[{i}]", inside) for i, v in enumerate(tree)]}
     if tree is None or isinstance(tree, (bool, int, str)):
         return {"value": tree}
     if isinstance(tree, float):
@@ -191,36 +234,136 @@ def _write_npz(f: Any, arrays: dict) -> None:
     numpy.savez(f, **arrays)
 
 
-def _read(path: Any, what: str) -> tuple[dict, dict]:
-    """``(metadata, arrays)`` of an ``.npz`` written by :func:`_write`; any fault is one ``ValueError``."""
+def _read(path: Any, what: str, sections: tuple = ("params", "optimizer")) -> tuple[dict, dict]:
+    """``(metadata, arrays)`` of an ``.npz`` written by :func:`_write`; any fault is one ``ValueError``.
+
+    Only the arrays that the metadata's ``sections`` name are read, each after its declared size is checked
+    against the archive and :data:`MAX_BYTES`, so a hostile file cannot make this allocate or inflate more.
+    """
     try:
-        with open(path, "rb") as f:
-            magic = f.read(4)
-        if magic != b"PK\x03\x04":
-            # pickles (protocol 2 and later) start with byte 0x80
-            raise ValueError("it holds a pickle" if magic[:1] == b"\x80" else "it is not an .npz archive")
-        with numpy.load(path, allow_pickle=False) as npz:
-            arrays = {key: npz[key] for key in npz.files}
+        f = open_regular(path, what)
     except FileNotFoundError:
         raise ValueError(f"{path} does not exist; check the path of the {what}.") from None
-    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as err:
+    except OSError as err:
+        raise ValueError(f"{path} cannot be read ({err.strerror or err}); check the path of the {what}.") from None
+    try:
+        with f:
+            if f.read(4) != b"PK\x03\x04":
+                f.seek(0)
+                # pickles (protocol 2 and later) start with byte 0x80
+                raise ValueError("it holds a pickle" if f.read(1) == b"\x80" else "it is not an .npz archive")
+            f.seek(0)
+            with zipfile.ZipFile(f) as archive:
+                meta = _read_meta(archive, path, what)
+                names = {key for section in sections for key in _array_keys(meta.get(section))}
+                arrays = {key: _read_member(archive, f"{key}.npy") for key in sorted(names)}
+    except _RefusedError as err:
+        raise ValueError(f"{path} {err}") from None
+    except (OSError, ValueError, EOFError, KeyError, RecursionError, NotImplementedError, RuntimeError,
+            zipfile.BadZipFile, zlib.error) as err:
         if "pickle" in str(err):
             raise ValueError(f"{path} holds pickled objects, which minivae never writes nor loads (unpickling can "
                              "run code); save parameters with minivae.save_params.") from None
         raise ValueError(f"{path} is not a readable minivae {what} ({err}); it may be truncated or corrupt, so "
                          "write it again or use another copy.") from None
-    raw = arrays.pop("meta", None)
-    if raw is None or raw.dtype.kind != "U" or raw.ndim != 0:
-        raise ValueError(f"{path} is an .npz without minivae's metadata, so it is not a minivae {what}; write it "
-                         "with minivae.save_params or fit(checkpoint=...).")
+    return meta, arrays
+
+
+class _RefusedError(Exception):
+    """What is wrong with an archive, as a predicate for its path ("is ..."); becomes a ValueError naming it."""
+
+
+def _read_meta(archive: zipfile.ZipFile, path: Any, what: str) -> dict:
+    """The metadata JSON object of a minivae ``.npz``; deep nesting and bad JSON are one sentence."""
+    if "meta.npy" not in archive.NameToInfo:
+        if any(_holds_objects(archive, info) for info in archive.infolist()[:100]):
+            raise ValueError("it holds a pickle")
+        raise _RefusedError(f"is an .npz without minivae's metadata, so it is not a minivae {what}; write it with "
+                       "minivae.save_params or fit(checkpoint=...).")
+    raw = _read_member(archive, "meta.npy")
+    if raw.dtype.kind != "U" or raw.ndim != 0:
+        raise _RefusedError(f"is an .npz without minivae's metadata, so it is not a minivae {what}; write it with "
+                       "minivae.save_params or fit(checkpoint=...).")
     try:
         meta = json.loads(str(raw))
+    except RecursionError:
+        raise _RefusedError("has damaged metadata: it is nested too deeply; the file was edited or "
+                            "corrupted.") from None
     except ValueError as err:
-        raise ValueError(f"{path} has damaged metadata: it is not valid JSON ({err}); the file was edited or "
-                         "corrupted.") from None
+        raise _RefusedError(f"has damaged metadata: it is not valid JSON ({err}); the file was edited or "
+                       "corrupted.") from None
     if not isinstance(meta, dict):
-        raise ValueError(f"{path} has damaged metadata: it should be a JSON object, found {type(meta).__name__}.")
-    return meta, arrays
+        raise _RefusedError(f"has damaged metadata: it should be a JSON object, found {type(meta).__name__}.")
+    return meta
+
+
+def _array_keys(spec: Any, depth: int = 0) -> list:
+    """The array keys (``a0``, ``a1``, ...) that a nest description names, refusing one nested too deeply."""
+    # each level of a nest is two levels of its JSON description
+    if depth > 2 * MAX_NEST + 2:
+        raise _RefusedError(f"has damaged metadata: its nest is deeper than {MAX_NEST} levels; the file was edited "
+                            "or corrupted.")
+    if isinstance(spec, dict):
+        own = [spec["array"]] if isinstance(spec.get("array"), str) else []
+        return own + [k for value in spec.values() for k in _array_keys(value, depth + 1)]
+    if isinstance(spec, list):
+        return [k for value in spec for k in _array_keys(value, depth + 1)]
+    return []
+
+
+def _member(archive: zipfile.ZipFile, name: str) -> zipfile.ZipInfo:
+    """The archive entry ``name``, refused if encrypted, compressed in a way numpy never writes, or too large."""
+    info = archive.NameToInfo.get(name)
+    if info is None:
+        raise _RefusedError(f"has damaged metadata: it names no stored array ({name[:-4]!r} is not in the archive); "
+                            "the file was edited or corrupted.")
+    if info.flag_bits & 0x1:
+        raise _RefusedError(f"holds an encrypted member {name}; minivae writes none, so this is not a minivae file.")
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        raise _RefusedError(f"stores {name} with zip compression method {info.compress_type}; minivae reads only "
+                       "stored or deflated members (as numpy.savez writes them).")
+    # deflate shrinks at most about 1032:1, so a larger declared size is a lie
+    if info.file_size > MAX_BYTES or info.file_size > 1100 * info.compress_size + 1024:
+        raise _RefusedError(f"declares {info.file_size:,} bytes for {name} from {info.compress_size:,} stored bytes; "
+                       f"minivae reads at most {MAX_BYTES:,} bytes per array, so this is not a minivae file.")
+    return info
+
+
+def _read_member(archive: zipfile.ZipFile, name: str) -> numpy.ndarray:
+    """The array in member ``name``, after checking that its header's shape fits the member's declared size."""
+    info = _member(archive, name)
+    with archive.open(info) as fp:
+        dtype, shape, fortran = _npy_header(fp, name)
+        needed = math.prod(shape) * dtype.itemsize
+        if needed > info.file_size - fp.tell():
+            raise _RefusedError(f"declares an array {name[:-4]!r} of shape {shape} ({needed:,} bytes) in a member of "
+                           f"{info.file_size:,} bytes; the file is damaged or hostile.")
+        data = fp.read(needed)
+    if len(data) != needed:
+        raise _RefusedError(f"is truncated: the array {name[:-4]!r} is shorter than its shape {shape} says.")
+    array = numpy.frombuffer(data, dtype).reshape(shape, order="F" if fortran else "C")
+    return array.copy()
+
+
+def _npy_header(fp: Any, name: str) -> tuple:
+    """``(dtype, shape, fortran_order)`` from the ``.npy`` header at the start of ``fp``."""
+    version = numpy.lib.format.read_magic(fp)
+    read = {(1, 0): numpy.lib.format.read_array_header_1_0, (2, 0): numpy.lib.format.read_array_header_2_0}
+    if version not in read:
+        raise _RefusedError(f"stores {name} in .npy version {version}, which minivae does not read.")
+    shape, fortran, dtype = read[version](fp)
+    if dtype.hasobject:
+        raise ValueError("it holds a pickle")
+    return dtype, tuple(int(n) for n in shape), fortran
+
+
+def _holds_objects(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bool:
+    """Whether an ``.npy`` member declares an object dtype (its header only is read: a few hundred bytes)."""
+    try:
+        with archive.open(_member(archive, info.filename)) as fp:
+            return bool(_npy_header(fp, info.filename)[0].hasobject)
+    except Exception as err:  # a damaged header only means: no object dtype found here
+        return "pickle" in str(err)
 
 
 # ---------------------------------------------------------------------------------------------- metrics

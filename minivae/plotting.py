@@ -1,7 +1,8 @@
 r"""Figures saved to files: image grids, scatter plots, curves.
 
 In a script matplotlib draws with its Agg backend (files only, never a window, never ``plt.show()``); in a
-Jupyter kernel each saved figure is also shown inline, below the cell that made it.
+Jupyter kernel each saved figure is also shown inline, below the cell that made it. Every figure is written
+through :func:`minivae.files.atomic_write`, so a full disk or a kill mid-write keeps the previous PNG whole.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from typing import Any
 
 import matplotlib
 
-from minivae.walkthrough import in_notebook
+from minivae.console import in_notebook
+from minivae.files import atomic_write
 
 if not in_notebook():
     matplotlib.use("Agg")
@@ -22,12 +24,17 @@ DPI = 100
 
 
 def save_figure(fig: Any, path: Path, dpi: int = DPI) -> Path:
-    r"""Save ``fig`` as a PNG at ``path`` (parents created; at least 100 dpi), show it inline in a notebook,
-    and close it."""
+    r"""Save ``fig`` at ``path`` (parents created; at least 100 dpi), show it inline in a notebook, and close it.
+
+    The format follows the suffix (``.png``, ``.pdf``, ``.svg``; PNG without one). The file is written
+    atomically: under a temporary name, then renamed, so the previous figure survives any failure.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=max(dpi, DPI), bbox_inches="tight")
-    plt.close(fig)
+    kind = path.suffix[1:].lower() or "png"
+    try:
+        atomic_write(path, lambda f: fig.savefig(f, format=kind, dpi=max(dpi, DPI), bbox_inches="tight"))
+    finally:
+        plt.close(fig)
     if in_notebook():
         from IPython.display import Image, display
 

@@ -39,6 +39,8 @@ from typing import Any, Callable, NamedTuple
 import numpy
 
 from minivae.backend import get_backend
+from minivae.console import guard_streams, in_notebook
+from minivae.files import atomic_write
 
 ARGS_VARIABLE = "MINIVAE_WALKTHROUGH_ARGS"
 DATA_DIR_HELP = ("folder with the MNIST IDX files, e.g. --data-dir ~/mnist (default: $MINIVAE_DATA if set, "
@@ -48,19 +50,9 @@ DATA_DIR_HELP = ("folder with the MNIST IDX files, e.g. --data-dir ~/mnist (defa
 
 # ---- where we run: a notebook kernel, a terminal, or a log ----
 
-def in_notebook() -> bool:
-    r"""True inside a Jupyter (IPython) kernel, False in a plain ``python`` process or IPython terminal."""
-    if "IPython" not in sys.modules:
-        return False
-    from IPython import get_ipython
-
-    shell = get_ipython()
-    return shell is not None and hasattr(shell, "kernel")
-
-
 def show_progress() -> bool:
     r"""Whether progress bars should show: in a notebook, or when stderr is a terminal (never in a log)."""
-    return in_notebook() or sys.stderr.isatty()
+    return in_notebook() or (sys.stderr is not None and sys.stderr.isatty())
 
 
 def progress(items: Iterable, desc: str, total: int | None = None) -> Iterable:
@@ -116,6 +108,15 @@ def decay(text: str) -> float:
     return _number(text, float, "a decay in [0, 1)", lambda v: 0 <= v < 1)
 
 
+def out_folder(text: str) -> Path:
+    r"""An argparse ``type=``: the output folder, never empty (``--out ''`` would scatter files in the current
+    folder; ``--out .`` says so on purpose)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a folder for the figures, got an empty name; give one, e.g. "
+                                         "--out figures/run1 (or --out . for the current folder)")
+    return Path(text)
+
+
 def digit(text: str) -> int:
     r"""An argparse ``type=``: an MNIST label, 0 to 9."""
     return _number(text, int, "a digit from 0 to 9", lambda v: 0 <= v <= 9)
@@ -169,7 +170,7 @@ def walkthrough_parser(doc: str, default_out: str) -> argparse.ArgumentParser:
     parser.add_argument("--quick", action="store_true",
                         help="a fast run (seconds) whose figures still show the lesson; a flag you give beats it")
     parser.add_argument("--seed", type=non_negative_int, default=0, help="seed of every random draw (default 0)")
-    parser.add_argument("--out", type=Path, default=Path(default_out),
+    parser.add_argument("--out", type=out_folder, default=Path(default_out),
                         help=f"folder for the figures, params.npz and metrics.json (default {default_out})")
     parser.add_argument("--device", choices=("cpu", "gpu", "auto"), default="cpu",
                         help="cpu (NumPy), gpu (CuPy, needs minivae[gpu] and CUDA) or auto (default cpu)")
@@ -207,6 +208,9 @@ def parse_flags(parser: argparse.ArgumentParser, argv: list[str] | None, setting
     """
     if argv is None and in_notebook():
         argv = kernel_argv()
+    elif argv is None:
+        # a script: a closed or broken stdout/stderr, or an ASCII console, must not cost the run its files
+        guard_streams()
     args = parser.parse_args(argv)
     for name, (quick, full) in settings.items():
         if getattr(args, name, None) is None:
@@ -268,9 +272,8 @@ def _plain(value: Any) -> Any:
 def save_metrics(out: Path, metrics: dict, name: str = "metrics.json") -> Path:
     r"""Write ``metrics`` as ``out/name`` (strict JSON: non-finite numbers become null), atomically."""
     path = Path(out) / name
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(_plain(metrics), indent=2, sort_keys=True, allow_nan=False) + "\n")
-    os.replace(tmp, path)
+    text = json.dumps(_plain(metrics), indent=2, sort_keys=True, allow_nan=False) + "\n"
+    atomic_write(path, lambda f: f.write(text.encode("utf-8")))
     return path
 
 

@@ -4,8 +4,10 @@ cleans up after a kill -9 and fsyncs the folder."""
 
 from __future__ import annotations
 
+import io
 import json
 import re
+import zipfile
 from pathlib import Path
 
 import numpy
@@ -236,3 +238,129 @@ def test_metrics_json_is_strict_and_refuses_non_finite_numbers(tmp_path):
         with pytest.raises(ValueError, match=r"history\[1\]\.test_elbo.*strict JSON"):
             write_metrics(path, objective, [{"epoch": 1, "test_elbo": -3.5}, {"epoch": 2, "test_elbo": bad}])
     assert json.loads(path.read_text())["history"] == [{"epoch": 1, "test_elbo": -3.5}]
+
+
+# ------------------------------------------------------------------------------------------- hostile files
+
+
+def _npy_header(shape: tuple, descr: str = "<f4") -> bytes:
+    """A version 1.0 .npy header declaring ``shape`` of ``descr``, padded to 64 bytes as numpy writes it."""
+    text = repr({"descr": descr, "fortran_order": False, "shape": shape}).encode()
+    pad = 64 - (10 + len(text) + 1) % 64
+    return b"\x93NUMPY\x01\x00" + (len(text) + pad + 1).to_bytes(2, "little") + text + b" " * pad + b"\n"
+
+
+def _params_npz(path: Path, members: dict, params_spec: dict | None = None, method=zipfile.ZIP_STORED) -> Path:
+    """A params .npz whose metadata names array ``a0``, with the raw ``members`` ({name: bytes}) as its arrays."""
+    meta = {"format": checkpoint.PARAMS_FORMAT, "params": params_spec or {"dict": {"w": {"array": "a0"}}}}
+    buffer = io.BytesIO()
+    numpy.lib.format.write_array(buffer, numpy.array(json.dumps(meta)))
+    with zipfile.ZipFile(path, "w", method) as archive:
+        archive.writestr("meta.npy", buffer.getvalue())
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return path
+
+
+def _set_zip_field(path: Path, offset_local: int, offset_central: int, value: int) -> None:
+    """Overwrite a 2-byte field of every local and central zip header (flags: 6 and 8; method: 8 and 10)."""
+    data = bytearray(path.read_bytes())
+    for signature, offset in ((b"PK\x03\x04", offset_local), (b"PK\x01\x02", offset_central)):
+        at = data.find(signature)
+        while at >= 0:
+            data[at + offset:at + offset + 2] = value.to_bytes(2, "little")
+            at = data.find(signature, at + 4)
+    path.write_bytes(bytes(data))
+
+
+def test_a_huge_declared_shape_is_one_sentence_before_any_allocation(tmp_path):
+    # 10^12 float32 = 4 TB declared in a member of 80 bytes: refused from the header, nothing allocated
+    path = _params_npz(tmp_path / "huge.npz", {"a0.npy": _npy_header((10**12,)) + b"\0" * 16})
+    with pytest.raises(ValueError, match=r"shape \(1000000000000,\)") as err:
+        load_params(path)
+    assert str(path) in str(err.value)
+
+
+def test_members_the_metadata_does_not_name_are_never_inflated(tmp_path):
+    import tracemalloc
+
+    good = io.BytesIO()
+    numpy.lib.format.write_array(good, numpy.arange(4, dtype=numpy.float32))
+    # 100 MB of zeros deflate to about 100 kB: a bomb the metadata never names
+    junk = _npy_header((25_000_000,)) + bytes(100_000_000)
+    path = _params_npz(tmp_path / "bomb.npz", {"a0.npy": good.getvalue(), "junk.npy": junk},
+                       method=zipfile.ZIP_DEFLATED)
+    assert path.stat().st_size < 1_000_000
+    tracemalloc.start()
+    try:
+        params = load_params(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert params["w"].tolist() == [0, 1, 2, 3]
+    assert peak < 5_000_000, f"loading took {peak:,} bytes"
+
+
+@pytest.mark.parametrize("offsets, value, words", [
+    ((8, 10), 99, "compression method 99"),  # a method zipfile does not know (AES is 99)
+    ((8, 10), zipfile.ZIP_BZIP2, "compression method 12"),  # one numpy never writes
+    ((6, 8), 0x1, "encrypted"),  # the encryption flag bit
+])
+def test_unsupported_compression_and_encryption_are_one_sentence(tmp_path, offsets, value, words):
+    path = tmp_path / "p.npz"
+    save_params(path, {"w": numpy.ones(3, dtype=numpy.float32)})
+    _set_zip_field(path, *offsets, value)
+    with pytest.raises(ValueError, match=words) as err:
+        load_params(path)
+    assert str(path) in str(err.value)
+
+
+@pytest.mark.parametrize("depth", [60, 100_000])
+def test_deeply_nested_metadata_is_one_sentence(tmp_path, depth):
+    # 100,000 levels overflow json's recursion; 60 levels parse but describe a nest deeper than any model's
+    text = '{"list": [' * depth + '{"array": "a0"}' + "]}" * depth
+    meta = json.dumps({"format": checkpoint.PARAMS_FORMAT, "params": "X"}).replace('"X"', text)
+    buffer, good = io.BytesIO(), io.BytesIO()
+    numpy.lib.format.write_array(buffer, numpy.array(meta))
+    numpy.lib.format.write_array(good, numpy.ones(2, dtype=numpy.float32))
+    path = tmp_path / "deep.npz"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("meta.npy", buffer.getvalue())
+        archive.writestr("a0.npy", good.getvalue())
+    for load in (load_params, load_checkpoint):
+        with pytest.raises(ValueError, match="nested too deeply|deeper than") as err:
+            load(path)
+        assert str(path) in str(err.value)
+
+
+def test_save_params_of_a_deep_or_self_referencing_nest_is_one_sentence(tmp_path):
+    deep: list = [numpy.ones(2)]
+    for _ in range(5000):
+        deep = [deep]
+    with pytest.raises(ValueError, match="nested more than"):
+        save_params(tmp_path / "p.npz", deep)
+    loop: dict = {"w": numpy.ones(2)}
+    loop["again"] = [loop]
+    with pytest.raises(ValueError, match=r"params\['again'\]\[0\] holds itself"):
+        save_params(tmp_path / "p.npz", loop)
+    shared = numpy.ones(2)  # the same array twice is a tree with equal leaves, not a loop
+    save_params(tmp_path / "p.npz", {"a": shared, "b": [shared, shared]})
+    assert load_params(tmp_path / "p.npz")["b"][1].tolist() == [1.0, 1.0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.npz"]
+
+
+def test_params_of_another_model_are_one_sentence_with_like(tmp_path):
+    from minivae.cvae import CVAE
+
+    rng = numpy.random.default_rng(0)
+    vae, cvae = VAE(12, [8], 2), CVAE(12, 3, [8], 2)
+    save_params(tmp_path / "cvae.npz", cvae.init(rng))
+    save_params(tmp_path / "wide.npz", VAE(12, [9], 2).init(rng))
+    save_params(tmp_path / "vae.npz", vae.init(rng))
+    for name, words in (("cvae.npz", r"another model: params has the keys \['decoder', 'encoder', 'prior'\]"),
+                        ("wide.npz", r"another model: params\['encoder'\]\['hidden'\]\[0\]\[0\] has an array of "
+                                     r"shape \(12, 9\) where this model has an array of shape \(12, 8\)")):
+        with pytest.raises(ValueError, match=words) as err:
+            load_params(tmp_path / name, like=vae.init(rng))
+        assert str(tmp_path / name) in str(err.value)
+    assert_identical(load_params(tmp_path / "vae.npz", like=vae.init(rng)), load_params(tmp_path / "vae.npz"))

@@ -158,3 +158,122 @@ def test_lesson_is_the_first_markdown_cell(tmp_path, monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, "demo_99", module)
     assert lesson("demo_99") == "# 99 - a title\n\n    z ~ N(0, I)"
     assert lesson("no_such_module") == ""
+
+
+# ---- every file through the atomic writer; --out never empty ----
+
+
+def test_out_must_not_be_empty(capsys) -> None:
+    # --out '' would scatter the run's files in the current folder
+    with pytest.raises(SystemExit) as stop:
+        walkthrough_parser("doc", "figures/99_demo").parse_args(["--out", ""])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert "--out: expected a folder for the figures, got an empty name" in err and "Traceback" not in err
+
+
+def test_save_metrics_fsyncs_and_leaves_no_temporary_file_on_failure(tmp_path, monkeypatch) -> None:
+    import os
+
+    from minivae import files
+
+    save_metrics(tmp_path, {"elbo": -1.0})
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(files.os, "fsync", lambda fd: synced.append(fd) or real_fsync(fd))
+    save_metrics(tmp_path, {"elbo": -2.0})
+    assert synced, "metrics.json was renamed into place without an fsync"
+
+    def failing_rename(src, dst):
+        raise OSError(28, "No space left on device", src)
+
+    monkeypatch.setattr(files.os, "replace", failing_rename)
+    with pytest.raises(OSError, match="metrics.json") as err:
+        save_metrics(tmp_path, {"elbo": -3.0})
+    assert ".tmp" not in str(err.value) and ".part" not in str(err.value)
+    # the previous file is whole, and nothing is left beside it
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
+    assert json.loads((tmp_path / "metrics.json").read_text()) == {"elbo": -2.0}
+
+
+METRICS_RACER = """
+import sys
+from minivae.walkthrough import save_metrics
+
+for i in range(150):
+    save_metrics(sys.argv[1], {"writer": sys.argv[2], "i": i, "curve": list(range(2000))})
+"""
+
+
+def test_two_runs_writing_metrics_at_once_both_finish(tmp_path) -> None:
+    import subprocess
+
+    racers = [subprocess.Popen([sys.executable, "-c", METRICS_RACER, str(tmp_path), tag], stderr=subprocess.PIPE)
+              for tag in "ab"]
+    errors = [racer.communicate(timeout=120)[1].decode() for racer in racers]
+    assert [racer.returncode for racer in racers] == [0, 0], errors
+    assert json.loads((tmp_path / "metrics.json").read_text())["i"] == 149
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
+
+
+# ---- streams: a closed or broken stdout/stderr, or an ASCII console, never costs a run its files ----
+
+WALKTHROUGH_01 = __import__("pathlib").Path(__file__).resolve().parents[1] / "walkthroughs" / "01_ring_mapping.py"
+RUN_FILES = ["01_ring_mapping.png", "01_ring_vae.png", "metrics.json", "params.npz"]
+
+
+def _run_01(out, env: dict | None = None, **popen):
+    """Start walkthrough 01 --quick (about 2 s) writing into ``out``, with one BLAS thread and Agg figures."""
+    import os
+    import subprocess
+
+    env = dict(os.environ, MPLBACKEND="Agg", OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", **(env or {}))
+    return subprocess.Popen([sys.executable, str(WALKTHROUGH_01), "--quick", "--out", str(out)], env=env, **popen)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="closing a child's descriptor is POSIX")
+@pytest.mark.parametrize("closed", [1, 2], ids=["stdout >&-", "stderr 2>&-"])
+def test_a_closed_stream_still_writes_every_file(tmp_path, closed) -> None:
+    import os
+    import subprocess
+
+    keep = subprocess.PIPE
+    run = _run_01(tmp_path / "out", preexec_fn=lambda: os.close(closed),
+                  stdout=keep if closed == 2 else None, stderr=keep if closed == 1 else None)
+    out, err = run.communicate(timeout=300)
+    assert run.returncode == 0, (out, err)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == RUN_FILES
+    if closed == 2:  # printing still works where it can
+        assert b"wrote:" in out
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="pipes that break are POSIX")
+def test_a_broken_pipe_stops_printing_not_the_run(tmp_path) -> None:
+    import subprocess
+
+    # like `| head -1`: the reader is gone before the first line
+    run = _run_01(tmp_path / "out", stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    run.stdout.close()
+    err = run.stderr.read().decode()
+    run.wait(timeout=300)
+    assert run.returncode == 0, err
+    assert "Traceback" not in err and "stdout was closed (broken pipe)" in err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == RUN_FILES
+
+
+def test_an_ascii_console_gets_ascii_not_a_unicode_error(tmp_path) -> None:
+    import subprocess
+
+    out = tmp_path / "r\u00e9sultats"  # a folder name the console cannot show
+    run = _run_01(out, env={"PYTHONIOENCODING": "ascii"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    stdout, err = run.communicate(timeout=300)
+    assert run.returncode == 0, err.decode()
+    assert sorted(p.name for p in out.iterdir()) == RUN_FILES
+    assert f"  {tmp_path}/r\\xe9sultats/params.npz" in stdout.decode("ascii").splitlines()
+
+
+def test_plain_spells_out_symbols_and_escapes_the_rest() -> None:
+    from minivae.console import plain
+
+    assert plain("σ ≥ 0 → β×2, caf\u00e9", "ascii") == "sigma >= 0 -> betax2, caf\\xe9"
+    assert plain("σ", "utf-8") == "sigma"  # only called when the encoding failed: spelled out all the same
