@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 
 import numpy
 import pytest
@@ -85,3 +86,13 @@ def test_read_idx_stops_a_gzip_bomb_at_the_size_its_header_declares(tmp_path):
             data.read_idx(bomb)
         assert str(bomb) in str(err.value)
     assert peak_bytes(read) < 8e6
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs are POSIX")
+def test_read_idx_refuses_a_fifo_without_blocking(tmp_path):
+    from test_files import _refused_without_blocking
+
+    fifo = tmp_path / "train-images-idx3-ubyte"
+    os.mkfifo(fifo)
+    message = _refused_without_blocking(data.read_idx, fifo, "read_idx")
+    assert str(fifo) in message and "FIFO" in message

@@ -16,6 +16,8 @@ from typing import Any, BinaryIO
 
 import numpy
 
+from minivae.files import open_regular
+
 # IDX type codes (third byte of the magic number) -> big-endian numpy dtype
 IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 GZIP_MAGIC = b"\x1f\x8b"
@@ -84,8 +86,8 @@ def _idx_layout(head: bytes, path: Any) -> tuple[numpy.dtype, tuple, int]:
 
 def open_idx(path: Path) -> BinaryIO:
     """Open a data file on disk for reading: the one place ``minivae.data`` opens a file it reads."""
-    # SAFE-OPEN: the one call site; minivae.files' safe reader (regular files only, one sentence else) goes here
-    return open(path, "rb")
+    # regular files only: a FIFO, device or socket is one sentence, never a read that blocks forever
+    return open_regular(path, "IDX file")
 
 
 def _head(path: Path) -> bytes:
