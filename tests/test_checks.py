@@ -59,3 +59,12 @@ def test_check_eps_takes_one_or_k_draws_per_entry_of_mean(shape, samples, ok):
 def test_check_eps_allows_zero_rows_when_mean_has_none():
     checks.check_eps(np.zeros((0, 2)), np.zeros((0, 2)), "one")
     checks.check_eps(np.zeros((5, 0, 2)), np.zeros((0, 2)), "k")
+
+
+def test_check_unit_interval_passes_empty_data_and_refuses_values_outside():
+    # zero rows hold no value outside [0, 1] (x.min() of an empty array used to raise numpy's own error)
+    for empty in (np.zeros((0, 3)), np.zeros((2, 0, 3), np.float32)):
+        checks.check_unit_interval("x", empty)
+    checks.check_unit_interval("x", np.array([[0.0, 0.5, 1.0]]))
+    with pytest.raises(ValueError, match=r"x must hold Bernoulli targets in \[0, 1\].*\[-0.5, 1\]"):
+        checks.check_unit_interval("x", np.array([[-0.5, 1.0]]))
