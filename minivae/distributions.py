@@ -3,7 +3,7 @@ r"""Log-densities, closed-form KL divergences, reparameterization and sampling.
 Every density is summed over the last axis, so ``(N, D)`` arrays give one value per row, ``(N,)``, and
 ``(k, N, D)`` arrays give ``(k, N)``. ``log_var`` is always log σ², never log σ.
 
-The terms of a VAE's loss (the Bernoulli and Gaussian log-likelihoods, the closed-form KLs, the
+The terms of a VAE's loss (the Bernoulli and Gaussian log-likelihoods, the closed-form KL, the
 reparameterization) are autograd primitives with their gradient written by hand, as the layers of
 :mod:`minivae.nn` are (HIPS autograd's ``examples/define_gradient.py``): each function computes its formula,
 and the one named gradient function right below it (``gaussian_log_prob_vjp``, ...) maps g = ∂L/∂out (one
@@ -192,7 +192,6 @@ def kl_standard_normal_vjp(argnum: int, ans: Any, args: tuple, kwargs: dict) -> 
 defvjp_argnum(kl_standard_normal, kl_standard_normal_vjp)
 
 
-@primitive
 def kl_diag_gaussians(mean_q: Any, log_var_q: Any, mean_p: Any, log_var_p: Any) -> Any:
     r"""KL(N(μ_q, Σ_q) ‖ N(μ_p, Σ_p)) for diagonal Σ = diag(σ²):
 
@@ -203,49 +202,18 @@ def kl_diag_gaussians(mean_q: Any, log_var_q: Any, mean_p: Any, log_var_p: Any) 
     With μ_p = 0 and log σ²_p = 0 it equals :func:`kl_standard_normal`. Arguments are ``(..., D)`` (the
     prior's may broadcast); returns ``(...)``. Both terms are formed as ratios before anything is squared,
     σ²_q/σ²_p = exp(log σ²_q − log σ²_p) and r = (μ_q − μ_p) exp(−½ log σ²_p), with r = 0 at μ_q = μ_p, so a
-    tiny σ²_p gives the finite value, never inf · 0 = NaN (as in :func:`gaussian_log_prob`). With g = ∂L/∂KL
-    of the row (smooth everywhere),
-
-        ∂/∂μ_q = g r/σ_p = −∂/∂μ_p,   ∂/∂log σ²_q = ½ g (σ²_q/σ²_p − 1),   ∂/∂log σ²_p = ½ g (1 − σ²_q/σ²_p − r²).
+    tiny σ²_p gives the finite value and gradient, never inf · 0 = NaN (as in :func:`gaussian_log_prob`).
+    autograd differentiates it op by op; it is smooth everywhere.
     """
     check_same_shape("log_var_q", log_var_q, "mean_q", mean_q)
     check_broadcasts("mean_p", mean_p, _shape(mean_q), "mean_q")
     check_broadcasts("log_var_p", log_var_p, _shape(mean_q), "mean_q")
-    # the trace term σ_q²/σ_p² and the Mahalanobis term ((μ_q − μ_p)/σ_p)²
+    # the Mahalanobis term r = (μ_q − μ_p)/σ_p, then the trace term σ_q²/σ_p² plus r²
     diff = mean_q - mean_p
     r = diff * _inv_sigma(log_var_p, diff)
     ratio = anp.exp(log_var_q - log_var_p) + r * r
     # ½ Σ [log σ_p² − log σ_q² + ratio − 1]
     return 0.5 * ops.sum(log_var_p - log_var_q + ratio - 1.0, axis=-1)
-
-
-def kl_diag_gaussians_vjp(argnum: int, ans: Any, args: tuple, kwargs: dict) -> Any:
-    r"""g ↦ ∂L/∂μ_q, ∂L/∂log σ²_q, ∂L/∂μ_p or ∂L/∂log σ²_p (``argnum`` 0 to 3) of :func:`kl_diag_gaussians`."""
-    mean_q, log_var_q, mean_p, log_var_p = args
-
-    def vjp(g: Any) -> Any:
-        g = g[..., None]
-        # 1/σ_p, r = (μ_q − μ_p)/σ_p and σ_q²/σ_p², as in the forward pass
-        diff = mean_q - mean_p
-        inv_sigma_p = _inv_sigma(log_var_p, diff)
-        r = diff * inv_sigma_p
-        var_ratio = anp.exp(log_var_q - log_var_p)
-        if argnum == 0:
-            # ∂/∂μ_q = g r/σ_p
-            return g * r * inv_sigma_p
-        if argnum == 1:
-            # ∂/∂log σ²_q = ½ g (σ_q²/σ_p² − 1)
-            return 0.5 * g * (var_ratio - 1.0)
-        if argnum == 2:
-            # ∂/∂μ_p = −g r/σ_p, summed over the axes μ_p was broadcast along
-            return _sum_to_shape(-g * r * inv_sigma_p, _shape(mean_p))
-        # ∂/∂log σ²_p = ½ g (1 − σ_q²/σ_p² − r²)
-        return _sum_to_shape(0.5 * g * (1.0 - var_ratio - r * r), _shape(log_var_p))
-
-    return vjp
-
-
-defvjp_argnum(kl_diag_gaussians, kl_diag_gaussians_vjp)
 
 
 @primitive

@@ -292,7 +292,7 @@ def test_float32_vae_backward_pass_stays_float32(likelihood, make):
 
 
 def test_the_walk_catches_relu_by_np_maximum(monkeypatch):
-    """Stock np.maximum's vjp returns float64 for float32 inputs: nn.relu is a · [a > 0] to avoid that."""
+    """Stock np.maximum's vjp returns float64 for float32 inputs: nn.relu's own vjp and its clip form avoid that."""
     x = np.ones((3, 2), np.float32) - np.arange(6, dtype=np.float32).reshape(3, 2)
     V = np.ones((2, 2), np.float32)
     clean = backward_dtypes(lambda W: ops.sum(nn.relu(x @ W) @ V), V)

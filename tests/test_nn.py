@@ -132,12 +132,12 @@ def test_sigmoid_keeps_the_tail_in_float32():
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_relu_value_gradient_and_dtype_on_the_strict_device_array(dtype):
     register_array_type(strict_array.StrictArray, strict_array.xp, strict_array.to_numpy)
-    x = np.array([-2.0, -0.5, 0.5, 3.0], dtype=dtype)
-    np.testing.assert_array_equal(nn.relu(x), [0.0, 0.0, 0.5, 3.0])
+    x = np.array([-np.inf, -2.0, -0.5, 0.5, 3.0], dtype=dtype)
     for v in (x, strict_array.xp.asarray(x)):
+        np.testing.assert_array_equal(to_numpy(nn.relu(v)), [0.0, 0.0, 0.0, 0.5, 3.0])
         g = autograd.grad(lambda u: ops.sum(nn.relu(u) * 2.0))(v)
         assert g.dtype == dtype
-        np.testing.assert_array_equal(to_numpy(g), [0.0, 0.0, 2.0, 2.0])
+        np.testing.assert_array_equal(to_numpy(g), [0.0, 0.0, 0.0, 2.0, 2.0])
 
 
 def test_stock_maximum_relu_loses_float32():
