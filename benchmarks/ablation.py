@@ -59,7 +59,7 @@ from minivae.objectives import vae_objective  # noqa: E402
 from minivae.tree import tree_leaves, tree_map  # noqa: E402
 
 # the lesson functions that are autograd primitives with a hand-written vjp; `.fun` is the traced formula
-PRIMITIVES = [(nn, "relu"), (nn, "softplus"), (nn, "dense"), (nn, "dense_relu"), (dist, "bernoulli_log_prob"),
+PRIMITIVES = [(nn, "relu"), (nn, "softplus"), (nn, "dense"), (dist, "bernoulli_log_prob"),
               (dist, "gaussian_log_prob"), (dist, "kl_standard_normal"), (dist, "reparameterize")]
 
 

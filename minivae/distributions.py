@@ -5,11 +5,12 @@ Every density is summed over the last axis, so ``(N, D)`` arrays give one value 
 
 The terms of a VAE's loss (the Bernoulli and Gaussian log-likelihoods, the closed-form KL, the
 reparameterization) are autograd primitives with their gradient written by hand, as the layers of
-:mod:`minivae.nn` are: each function computes its formula, and its vector-Jacobian product follows right below
-it under "backprop by hand", with the derivative as a formula. Each vjp maps g = ∂L/∂out (one value per row)
-to ∂L/∂in, keeps the dtype of g, allocates only through the arrays it is given (so it runs on CuPy), and sums
-over the axes an argument was broadcast along. ``f.fun`` is the formula as autograd would trace it, which
-``tests/test_distributions.py`` differentiates to check each vjp.
+:mod:`minivae.nn` are (HIPS autograd's ``examples/define_gradient.py``): each function computes its formula,
+and the one named gradient function right below it (``gaussian_log_prob_vjp``, ...) maps g = ∂L/∂out (one
+value per row) to ∂L/∂in for the argument autograd asks for, with the derivative as a comment above each line;
+``defvjp_argnum`` registers it. Each vjp keeps the dtype of g, allocates only through the arrays it is given
+(so it runs on CuPy), and sums over the axes an argument was broadcast along. ``f.fun`` is the formula as
+autograd would trace it, which ``tests/test_distributions.py`` differentiates to check each vjp.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 
 import autograd.numpy as anp
 import numpy
-from autograd.extend import defvjp, defvjp_argnums, primitive
+from autograd.extend import defvjp_argnum, primitive
 from autograd.tracer import getval
 
 from minivae import ops
@@ -51,6 +52,12 @@ def _shape(a: Any) -> tuple[int, ...]:
     return tuple(anp.shape(a))
 
 
+def _inv_sigma(log_var: Any, diff: Any) -> Any:
+    # 1/σ = exp(−½ log σ²), taken as 1 where diff = 0: diff/σ is 0 there for any σ, and a tiny σ² (log σ² < −177 in
+    # float32, where exp(−½ log σ²) overflows) must not give 0 · inf = NaN
+    return anp.exp(-0.5 * log_var * (diff != 0))
+
+
 def decoder_heads_for(likelihood: str) -> tuple[str, ...]:
     r"""The parameters a decoder outputs for ``likelihood``: ``("logits",)`` (Bernoulli) or ``("mean", "log_var")``.
 
@@ -68,33 +75,44 @@ def gaussian_log_prob(x: Any, mean: Any, log_var: Any) -> Any:
     Zhu, Deep Generative Models II: the Gaussian −log p(x|z). ``x``, ``mean`` and ``log_var``
     (log σ²) are ``(..., D)`` and broadcast together (x ``(N, D)`` against a decoder's ``(k, N, D)``, or
     z ``(k, N, D)`` against an encoder's ``(N, D)``). Returns the broadcast ``(...)``: one value per row.
-    The residual r = (x − μ) exp(−½ log σ²) is formed before squaring, so a tiny σ² (log σ² < −88.7 in
-    float32, where exp(−log σ²) overflows) gives the finite value, not inf · 0 = NaN. With g = ∂L/∂out,
+    The residual r = (x − μ) exp(−½ log σ²) is formed before squaring, and is 0 at x = μ, so a tiny σ²
+    gives the finite value, never inf · 0 = NaN: at x = μ for any log σ², and elsewhere wherever the value
+    and exp(−½ log σ²) fit (log σ² > −177 in float32, far below the smallest float32 σ², e^{−103}).
+    With g = ∂L/∂out (smooth everywhere; at x = μ the x and μ gradients are 0),
 
         ∂/∂x = −g r/σ,   ∂/∂μ = g r/σ,   ∂/∂log σ² = ½ g (r² − 1).
     """
     check_broadcast_together(("x", x), ("mean", mean), ("log_var", log_var))
     # the standardized residual r = (x − μ)/σ, with 1/σ = exp(−½ log σ²)
-    r = (x - mean) * anp.exp(-0.5 * log_var)
+    diff = x - mean
+    r = diff * _inv_sigma(log_var, diff)
     # −½ Σ_d [log 2π + log σ²_d + r_d²]
     return -0.5 * ops.sum(LOG_2PI + log_var + r * r, axis=-1)
 
 
-def _gaussian_backprop(argnums: tuple[int, ...], ans: Any, args: tuple, kwargs: dict) -> Any:
+def gaussian_log_prob_vjp(argnum: int, ans: Any, args: tuple, kwargs: dict) -> Any:
+    r"""g ↦ ∂L/∂x, ∂L/∂μ or ∂L/∂log σ² (``argnum`` 0, 1, 2) of :func:`gaussian_log_prob`."""
     x, mean, log_var = args
 
-    def vjp(g: Any) -> tuple:
-        inv_sigma = anp.exp(-0.5 * log_var)
-        r = (x - mean) * inv_sigma
+    def vjp(g: Any) -> Any:
         g = g[..., None]
-        rules = {0: lambda: -g * r * inv_sigma, 1: lambda: g * r * inv_sigma, 2: lambda: 0.5 * g * (r * r - 1.0)}
-        return tuple(_sum_to_shape(rules[i](), _shape(args[i])) for i in argnums)
+        # 1/σ = exp(−½ log σ²) and r = (x − μ)/σ, as in the forward pass
+        diff = x - mean
+        inv_sigma = _inv_sigma(log_var, diff)
+        r = diff * inv_sigma
+        if argnum == 0:
+            # ∂/∂x = −g r/σ, summed over the axes x was broadcast along
+            return _sum_to_shape(-g * r * inv_sigma, _shape(x))
+        if argnum == 1:
+            # ∂/∂μ = g r/σ
+            return _sum_to_shape(g * r * inv_sigma, _shape(mean))
+        # ∂/∂log σ² = ½ g (r² − 1)
+        return _sum_to_shape(0.5 * g * (r * r - 1.0), _shape(log_var))
 
     return vjp
 
 
-# backprop by hand: ∂/∂x = −r/σ, ∂/∂μ = r/σ, ∂/∂log σ² = ½ (r² − 1), times g, summed over broadcast axes
-defvjp_argnums(gaussian_log_prob, _gaussian_backprop)
+defvjp_argnum(gaussian_log_prob, gaussian_log_prob_vjp)
 
 
 def standard_normal_log_prob(z: Any) -> Any:
@@ -112,7 +130,8 @@ def bernoulli_log_prob(x: Any, logits: Any) -> Any:
     Shan, Variational Autoencoder: Bernoulli P(X|z) and the BCE loss of the PyTorch example, written from
     the logits l so it is finite for any l (±1e4 included): never log(sigmoid(l)). ``x`` holds targets in
     [0, 1] and broadcasts to the shape of ``logits``, ``(..., D)`` (an IWAE passes x ``(N, D)`` with logits
-    ``(k, N, D)``); returns ``(...)``. Since d softplus(l)/dl = σ(l), with g = ∂L/∂out of the row,
+    ``(k, N, D)``); returns ``(...)``, empty for zero rows. Since d softplus(l)/dl = σ(l), with g = ∂L/∂out
+    of the row,
 
         ∂/∂l_d = g (x_d − σ(l_d)),   ∂/∂x_d = g l_d,
 
@@ -124,20 +143,22 @@ def bernoulli_log_prob(x: Any, logits: Any) -> Any:
     return ops.sum(x * logits - softplus(logits), axis=-1)
 
 
-def _bernoulli_grad_logits(ans: Any, x: Any, logits: Any) -> Any:
+def bernoulli_log_prob_vjp(argnum: int, ans: Any, args: tuple, kwargs: dict) -> Any:
+    r"""g ↦ ∂L/∂x or ∂L/∂l (``argnum`` 0, 1) of :func:`bernoulli_log_prob`."""
+    x, logits = args
+
     def vjp(g: Any) -> Any:
-        # (σ(l) − x)(−g), written into the fresh array σ(l)
-        s = sigmoid(logits)
-        s -= x
-        s *= -g[..., None]
-        return s
+        g = g[..., None]
+        if argnum == 0:
+            # ∂/∂x = g l, summed over the k samples x was broadcast along
+            return _sum_to_shape(g * logits, _shape(x))
+        # ∂/∂l = g (x − σ(l)): g (x − ½) at l = 0
+        return g * (x - sigmoid(logits))
 
     return vjp
 
 
-# backprop by hand: ∂/∂x = l (summed over the k samples x was broadcast along), ∂/∂l = x − σ(l), times g
-defvjp(bernoulli_log_prob, lambda ans, x, logits: lambda g: _sum_to_shape(g[..., None] * logits, _shape(x)),
-       _bernoulli_grad_logits)
+defvjp_argnum(bernoulli_log_prob, bernoulli_log_prob_vjp)
 
 
 @primitive
@@ -155,28 +176,43 @@ def kl_standard_normal(mean: Any, log_var: Any) -> Any:
     return -0.5 * ops.sum(1.0 + log_var - mean * mean - anp.exp(log_var), axis=-1)
 
 
-# backprop by hand: ∂KL/∂μ = μ, ∂KL/∂log σ² = ½ (σ² − 1), times g of the row
-defvjp(kl_standard_normal, lambda ans, mean, log_var: lambda g: g[..., None] * mean,
-       lambda ans, mean, log_var: lambda g: (anp.exp(log_var) - 1.0) * (0.5 * g[..., None]))
+def kl_standard_normal_vjp(argnum: int, ans: Any, args: tuple, kwargs: dict) -> Any:
+    r"""g ↦ ∂L/∂μ or ∂L/∂log σ² (``argnum`` 0, 1) of :func:`kl_standard_normal`."""
+    mean, log_var = args
+
+    def vjp(g: Any) -> Any:
+        g = g[..., None]
+        if argnum == 0:
+            # ∂KL/∂μ = g μ
+            return g * mean
+        # ∂KL/∂log σ² = ½ g (σ² − 1)
+        return (anp.exp(log_var) - 1.0) * (0.5 * g)
+
+    return vjp
+
+
+defvjp_argnum(kl_standard_normal, kl_standard_normal_vjp)
 
 
 def kl_diag_gaussians(mean_q: Any, log_var_q: Any, mean_p: Any, log_var_p: Any) -> Any:
     r"""KL(N(μ_q, Σ_q) ‖ N(μ_p, Σ_p)) for diagonal Σ = diag(σ²):
 
-    ½ Σ_d [log σ²_{p,d} − log σ²_{q,d} + (σ²_{q,d} + (μ_{q,d} − μ_{p,d})²) / σ²_{p,d} − 1].
+    ½ Σ_d [log σ²_{p,d} − log σ²_{q,d} + σ²_{q,d}/σ²_{p,d} + r_d² − 1],   r_d = (μ_{q,d} − μ_{p,d})/σ_{p,d}.
 
     Shan, Variational Autoencoder: the general KL between two Gaussians,
     ½(tr(Σ_p⁻¹Σ_q) + (μ_p − μ_q)ᵀΣ_p⁻¹(μ_p − μ_q) − k + log det Σ_p / det Σ_q), for diagonal covariances.
     With μ_p = 0 and log σ²_p = 0 it equals :func:`kl_standard_normal`. Arguments are ``(..., D)`` (the
     prior's may broadcast); returns ``(...)``. Both terms are formed as ratios before anything is squared,
-    σ²_q/σ²_p = exp(log σ²_q − log σ²_p) and ((μ_q − μ_p)/σ_p)², so a tiny σ²_p (log σ²_p < −88.7 in
-    float32, where exp(−log σ²_p) overflows) gives the finite value, not inf · 0 = NaN.
+    σ²_q/σ²_p = exp(log σ²_q − log σ²_p) and r = (μ_q − μ_p) exp(−½ log σ²_p), with r = 0 at μ_q = μ_p, so a
+    tiny σ²_p gives the finite value and gradient, never inf · 0 = NaN (as in :func:`gaussian_log_prob`).
+    autograd differentiates it op by op; it is smooth everywhere.
     """
     check_same_shape("log_var_q", log_var_q, "mean_q", mean_q)
     check_broadcasts("mean_p", mean_p, _shape(mean_q), "mean_q")
     check_broadcasts("log_var_p", log_var_p, _shape(mean_q), "mean_q")
-    # the trace term σ_q²/σ_p² and the Mahalanobis term ((μ_q − μ_p)/σ_p)²
-    r = (mean_q - mean_p) * anp.exp(-0.5 * log_var_p)
+    # the Mahalanobis term r = (μ_q − μ_p)/σ_p, then the trace term σ_q²/σ_p² plus r²
+    diff = mean_q - mean_p
+    r = diff * _inv_sigma(log_var_p, diff)
     ratio = anp.exp(log_var_q - log_var_p) + r * r
     # ½ Σ [log σ_p² − log σ_q² + ratio − 1]
     return 0.5 * ops.sum(log_var_p - log_var_q + ratio - 1.0, axis=-1)
@@ -200,12 +236,24 @@ def reparameterize(mean: Any, log_var: Any, eps: Any) -> Any:
     return mean + anp.exp(0.5 * log_var) * eps
 
 
-# backprop by hand: ∂z/∂μ = 1, ∂z/∂log σ² = ½ σ ε, ∂z/∂ε = σ, times g, summed over the k samples of a row
-defvjp(reparameterize,
-       lambda ans, mean, log_var, eps: lambda g: _sum_to_shape(g, _shape(mean)),
-       lambda ans, mean, log_var, eps: lambda g: _sum_to_shape(0.5 * g * anp.exp(0.5 * log_var) * eps,
-                                                               _shape(log_var)),
-       lambda ans, mean, log_var, eps: lambda g: g * anp.exp(0.5 * log_var))
+def reparameterize_vjp(argnum: int, ans: Any, args: tuple, kwargs: dict) -> Any:
+    r"""g ↦ ∂L/∂μ, ∂L/∂log σ² or ∂L/∂ε (``argnum`` 0, 1, 2) of :func:`reparameterize`, given g = ∂L/∂z."""
+    mean, log_var, eps = args
+
+    def vjp(g: Any) -> Any:
+        if argnum == 0:
+            # ∂z/∂μ = 1: Σ_k g over the k samples of a row
+            return _sum_to_shape(g, _shape(mean))
+        if argnum == 1:
+            # ∂z/∂log σ² = ½ σ ε: Σ_k ½ g σ ε
+            return _sum_to_shape(0.5 * g * anp.exp(0.5 * log_var) * eps, _shape(log_var))
+        # ∂z/∂ε = σ
+        return g * anp.exp(0.5 * log_var)
+
+    return vjp
+
+
+defvjp_argnum(reparameterize, reparameterize_vjp)
 
 
 def standard_normal_noise(shape: tuple[int, ...], rng: numpy.random.Generator, like: Any) -> Any:

@@ -4,11 +4,12 @@ and networks on two inputs.
 Klushyn, "A brief introduction to (variational) autoencoders": an MLP is h_l = a(h_{l−1} W_l + b_l), the
 last layer linear, trained by the chain rule. Rows are examples: ``x`` is ``(N, D_in)`` (or ``(..., D_in)``).
 
-The layers and activations are autograd primitives whose gradient is written by hand (HIPS autograd's
-``examples/define_gradient.py``): each function computes its formula, and its vector-Jacobian product (vjp)
-follows right below it under "backprop by hand", with the derivative as a formula. A vjp maps the gradient
-g = ∂L/∂out to ∂L/∂in; it keeps the dtype of g (float32 stays float32) and allocates only through the arrays
-it is given, so it runs unchanged on CuPy. ``f.fun`` is the same formula as autograd would trace it, which
+The layers and activations are autograd primitives whose gradient is written by hand, as in HIPS autograd's
+``examples/define_gradient.py``: the function computes its formula, the one named gradient function right below
+it (``relu_vjp``, ``dense_vjp``, ...) maps g = ∂L/∂out to ∂L/∂in with the derivative as a comment above each
+line, and ``defvjp`` (one argument) or ``defvjp_argnum`` (several: the gradient for the argument autograd asks
+for) registers it. A vjp keeps the dtype of g (float32 stays float32) and allocates only through the arrays it
+is given, so it runs unchanged on CuPy. ``f.fun`` is the same formula as autograd would trace it, which
 ``tests/test_nn.py`` differentiates to check each hand-written vjp.
 """
 
@@ -19,7 +20,7 @@ from typing import Any
 
 import autograd.numpy as anp
 import numpy
-from autograd.extend import defvjp, defvjp_argnums, primitive
+from autograd.extend import defvjp, defvjp_argnum, primitive
 
 from minivae.checks import check_mlp_input
 
@@ -30,32 +31,52 @@ Params = list  # [(W, b), ...]: W has shape (fan_in, fan_out), b has shape (fan_
 
 @primitive
 def relu(a: Any) -> Any:
-    r"""relu(a) = max(a, 0) = a · [a > 0], elementwise.
+    r"""relu(a) = max(a, 0), elementwise: relu(−∞) = 0, and NaN stays NaN.
 
     Klushyn, "A brief introduction to (variational) autoencoders": the ReLU activation. Its derivative is
-    [a > 0]; at the kink a = 0 this takes the subgradient 0, as PyTorch does.
+    [a > 0]; at the kink a = 0 this takes the subgradient 0, as PyTorch does, and it is 0 at a = −∞.
     """
-    return a * (a > 0)
+    # max(a, 0) as clip(a, 0, ∞): traced by autograd, its gradient is float32 for float32 a, and 0 at a = 0
+    return anp.clip(a, 0.0, None)
 
 
-# backprop by hand: ∂relu(a)/∂a = [a > 0] (the subgradient 0 at a = 0)
-defvjp(relu, lambda ans, a: lambda g: g * (ans > 0))
+def relu_vjp(ans: Any, a: Any) -> Any:
+    r"""g ↦ ∂L/∂a for h = relu(a), given g = ∂L/∂h."""
+
+    def vjp(g: Any) -> Any:
+        # ∂relu(a)/∂a = [a > 0]: the subgradient 0 at a = 0
+        return g * (a > 0)
+
+    return vjp
+
+
+defvjp(relu, relu_vjp)
 
 
 @primitive
 def softplus(a: Any) -> Any:
-    r"""softplus(a) = log(1 + e^a) = max(a, 0) + log(1 + e^{−|a|}), finite for any a (±1e4 included).
+    r"""softplus(a) = log(1 + e^a) = max(a, 0) + log(1 + e^{−|a|}), finite for any a: softplus(−∞) = 0.
 
     Shan, Variational Autoencoder: the log-normaliser of the Bernoulli P(X|z) from its logit. Its derivative
-    is e^a / (1 + e^a) = σ(a), smooth everywhere: ½ at a = 0. (Traced op by op, the stable form would take
-    the subgradient 0 of both max(a, 0) and |a| at a = 0 and give 0 there; the vjp below gives σ(0) = ½.)
+    is e^a / (1 + e^a) = σ(a), smooth everywhere: ½ at a = 0, 0 at a = −∞. (Traced op by op, the stable form
+    would take the subgradient 0 of both max(a, 0) and |a| at a = 0 and give 0 there; the vjp below gives
+    σ(0) = ½.)
     """
     # max(a, 0) + log(1 + e^{−|a|}): the exponent is never positive, so e^{−|a|} never overflows
     return relu(a) + anp.log1p(anp.exp(-anp.abs(a)))
 
 
-# backprop by hand: d softplus(a)/da = σ(a), ½ at the kink a = 0 of max(a, 0) and |a|
-defvjp(softplus, lambda ans, a: lambda g: g * sigmoid(a))
+def softplus_vjp(ans: Any, a: Any) -> Any:
+    r"""g ↦ ∂L/∂a for s = softplus(a), given g = ∂L/∂s."""
+
+    def vjp(g: Any) -> Any:
+        # d softplus(a)/da = σ(a), ½ at the kink a = 0 of max(a, 0) and |a|
+        return g * sigmoid(a)
+
+    return vjp
+
+
+defvjp(softplus, softplus_vjp)
 
 
 @primitive
@@ -72,8 +93,17 @@ def sigmoid(a: Any) -> Any:
         return 1.0 / (1.0 + anp.exp(-a))
 
 
-# backprop by hand: dσ(a)/da = σ(a)(1 − σ(a))
-defvjp(sigmoid, lambda ans, a: lambda g: g * ans * (1.0 - ans))
+def sigmoid_vjp(ans: Any, a: Any) -> Any:
+    r"""g ↦ ∂L/∂a for p = σ(a), given g = ∂L/∂p."""
+
+    def vjp(g: Any) -> Any:
+        # dσ(a)/da = σ(a)(1 − σ(a))
+        return g * ans * (1.0 - ans)
+
+    return vjp
+
+
+defvjp(sigmoid, sigmoid_vjp)
 
 
 ACTIVATIONS = {"relu": relu, "tanh": anp.tanh, "softplus": softplus}
@@ -87,17 +117,6 @@ def activation_fn(name: str) -> Any:
 
 
 # ---------------------------------------------------------------- dense layers
-
-
-def _rows(a: Any) -> Any:
-    # (..., n) as a matrix of rows (..., n) → (M, n): a view, no copy
-    return a.reshape(-1, a.shape[-1])
-
-
-def _dense_backprop(argnums: tuple[int, ...], g: Any, x: Any, W: Any) -> tuple:
-    # with g = ∂L/∂a for a = x W + b: ∂L/∂x = g Wᵀ, ∂L/∂W = xᵀ g, ∂L/∂b = Σ_n g_n, for the arguments autograd asks for
-    rules = {0: lambda: g @ W.T, 1: lambda: _rows(x).T @ _rows(g), 2: lambda: _rows(g).sum(axis=0)}
-    return tuple(rules[i]() for i in argnums)
 
 
 @primitive
@@ -114,36 +133,34 @@ def dense(x: Any, W: Any, b: Any) -> Any:
     return x @ W + b
 
 
-# backprop by hand: ∂L/∂x = g Wᵀ, ∂L/∂W = xᵀ g, ∂L/∂b = Σ_n g_n
-defvjp_argnums(dense, lambda argnums, a, args, kwargs: lambda g: _dense_backprop(argnums, g, args[0], args[1]))
+def dense_vjp(argnum: int, ans: Any, args: tuple, kwargs: dict) -> Any:
+    r"""g ↦ ∂L/∂x, ∂L/∂W or ∂L/∂b (``argnum`` 0, 1, 2) for a = x W + b, given g = ∂L/∂a."""
+    x, W, b = args
+
+    def vjp(g: Any) -> Any:
+        if argnum == 0:
+            # ∂L/∂x = g Wᵀ
+            return g @ W.T
+        if argnum == 1:
+            # ∂L/∂W = xᵀ g, over every row (the leading axes of x too)
+            return _rows(x).T @ _rows(g)
+        # ∂L/∂b_j = Σ_n g_{nj}
+        return _rows(g).sum(axis=0)
+
+    return vjp
 
 
-@primitive
-def dense_relu(x: Any, W: Any, b: Any) -> Any:
-    r"""h = relu(x W + b), a hidden layer: ``(..., fan_in)`` → ``(..., fan_out)``.
-
-    Klushyn, "A brief introduction to (variational) autoencoders": a hidden layer of an MLP. relu passes the
-    gradient where h > 0 and blocks it elsewhere (the subgradient 0 at a pre-activation of exactly 0, as
-    PyTorch), so with g = ∂L/∂h and the mask m = [h > 0],
-
-        ∂L/∂a = g ⊙ m,   then ∂L/∂x = (g ⊙ m) Wᵀ,  ∂L/∂W = xᵀ (g ⊙ m),  ∂L/∂b = Σ_n (g ⊙ m)_n
-
-    as in :func:`dense`: one graph node per layer, the masked gradient computed once for three products.
-    """
-    return relu(dense(x, W, b))
+defvjp_argnum(dense, dense_vjp)
 
 
-# backprop by hand: ∂L/∂a = g ⊙ [h > 0], then the three products of dense's backprop
-defvjp_argnums(dense_relu,
-               lambda argnums, h, args, kwargs: lambda g: _dense_backprop(argnums, g * (h > 0), args[0], args[1]))
+def _rows(a: Any) -> Any:
+    # (..., n) as a matrix of rows (..., n) → (M, n): a view, no copy
+    return a.reshape(-1, a.shape[-1])
 
 
 def hidden_layer(x: Any, W: Any, b: Any, activation: str = "relu") -> Any:
-    r"""h = a(x W + b): :func:`dense_relu` for ReLU, the activation after :func:`dense` otherwise."""
-    act = activation_fn(activation)
-    if act is relu:
-        return dense_relu(x, W, b)
-    return act(dense(x, W, b))
+    r"""h = a(x W + b): the activation after :func:`dense`."""
+    return activation_fn(activation)(dense(x, W, b))
 
 
 # ---------------------------------------------------------------- initialisation

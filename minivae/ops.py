@@ -9,8 +9,8 @@ untouched, so ``autograd.numpy`` keeps behaving as documented everywhere else.
 
 Other stock vjps that allocate on the host, and what minivae does instead: ``where`` (never used on traced
 values), ``concatenate`` and ``x[key]`` (two-input layers use a W_a + b W_b instead of concatenating), ``dot``
-(use ``@``), and ``maximum``, whose vjp also turns float32 into float64 (:func:`minivae.nn.relu` is
-a · [a > 0]). ``tests/test_ops.py`` shows device-safe ``where``, ``concatenate`` and ``getitem`` written the
+(use ``@``), and ``maximum``, whose vjp also turns float32 into float64 (:func:`minivae.nn.relu` has
+its own vjp). ``tests/test_ops.py`` shows device-safe ``where``, ``concatenate`` and ``getitem`` written the
 same way.
 """
 

@@ -74,3 +74,16 @@ def test_bad_input():
         obj.iwae_bound(np.zeros(3))
     with pytest.raises(ValueError, match="k must be a positive"):
         obj.importance_sampled_log_likelihood(lambda e: e, lambda m: np.zeros((m, 2)), k=0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_zero_rows_give_empty_bounds_and_empty_gradients(dtype):
+    # k samples of no examples: log_mean_exp over the samples, L_k and the chunked estimate are empty, not an error
+    lw = np.zeros((4, 0), dtype)
+    for f in (lambda a: obj.log_mean_exp(a, axis=0), obj.iwae_bound):
+        out = f(lw)
+        assert out.shape == (0,) and out.dtype == dtype
+        g = autograd.grad(lambda a, f=f: f(a).sum())(lw)
+        assert g.shape == lw.shape and g.dtype == dtype
+    got = obj.importance_sampled_log_likelihood(lambda e: np.zeros((len(e), 0), dtype), lambda m: np.zeros(m), k=250)
+    assert got.shape == (0,)

@@ -143,3 +143,12 @@ def test_check_per_sample_and_check_k_samples():
     with pytest.raises(ValueError, match=r"fz has shape \(1, 3\); a leave-one-out baseline needs \(k, N\) with k ≥ 2"):
         checks.check_k_samples(np.zeros((1, 3)))
     checks.check_k_samples(np.zeros((2, 3)))
+
+
+def test_check_unit_interval_passes_empty_data_and_refuses_values_outside():
+    # zero rows hold no value outside [0, 1] (x.min() of an empty array used to raise numpy's own error)
+    for empty in (np.zeros((0, 3)), np.zeros((2, 0, 3), np.float32)):
+        checks.check_unit_interval("x", empty)
+    checks.check_unit_interval("x", np.array([[0.0, 0.5, 1.0]]))
+    with pytest.raises(ValueError, match=r"x must hold Bernoulli targets in \[0, 1\].*\[-0.5, 1\]"):
+        checks.check_unit_interval("x", np.array([[-0.5, 1.0]]))

@@ -8,10 +8,12 @@ import math
 import autograd
 import numpy as np
 import pytest
+import strict_array
 from vjp_check import assert_vjp_matches_traced
 
 from minivae import distributions as dist
 from minivae import ops
+from minivae.backend import register_array_type, to_numpy
 from minivae.gradcheck import check_grad
 
 RNG = np.random.default_rng(0)
@@ -249,3 +251,89 @@ def test_kl_diag_gaussians_is_finite_for_a_tiny_prior_variance_in_float32():
     want = 0.5 * np.sum(np.float64(mean_q) ** 2 * np.exp(100.0), axis=-1)
     assert np.all(np.isfinite(got))
     np.testing.assert_allclose(got, want, rtol=1e-5)  # float32: a few ulps from exp(50) and the square
+
+
+def _zero_row_cases(dtype):
+    """name -> (function, arguments with N = 0 rows, the shape of its result)."""
+    e = np.zeros((0, 3), dtype)
+    ek = np.zeros((2, 0, 3), dtype)
+    return {"bernoulli_log_prob": (dist.bernoulli_log_prob, (e, e), (0,)),
+            "bernoulli_log_prob k samples": (dist.bernoulli_log_prob, (e, ek), (2, 0)),
+            "gaussian_log_prob": (dist.gaussian_log_prob, (e, e, e), (0,)),
+            "gaussian_log_prob k samples": (dist.gaussian_log_prob, (ek, e, e), (2, 0)),
+            "standard_normal_log_prob": (dist.standard_normal_log_prob, (e,), (0,)),
+            "kl_standard_normal": (dist.kl_standard_normal, (e, e), (0,)),
+            "kl_diag_gaussians": (dist.kl_diag_gaussians, (e, e, e, e), (0,)),
+            "reparameterize k samples": (dist.reparameterize, (e, e, ek), (2, 0, 3))}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", sorted(_zero_row_cases(np.float64)))
+def test_zero_rows_give_empty_results_and_empty_gradients(name, dtype):
+    # a batch of no examples scores no examples: an empty result, and an empty gradient for each argument
+    # (the [0, 1] check of the Bernoulli targets used to fail on x.min() of an empty array)
+    f, args, shape = _zero_row_cases(dtype)[name]
+    out = f(*args)
+    assert out.shape == shape and out.dtype == dtype
+    grads = autograd.grad(lambda *a: ops.sum(f(*a)), argnum=tuple(range(len(args))))(*args)
+    for g, arg in zip(grads, args):
+        assert g.shape == arg.shape and g.dtype == dtype, (g.shape, g.dtype)
+
+
+# x = μ exactly where 1/σ = exp(−½ log σ²) overflows (log σ² < −177.4 in float32, < −1419.6 in float64)
+TINY_LOG_VAR = {np.float32: -200.0, np.float64: -1500.0}
+MU = np.array([[0.5, -1.0, 0.0], [2.0, 0.0, -3.0]])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gaussian_log_prob_at_its_mean_is_finite_for_any_tiny_variance(dtype):
+    # r = (x − μ)/σ = 0, so log N = −½ Σ (log 2π + log σ²), ∂/∂x = ∂/∂μ = 0 and ∂/∂log σ² = −½ exactly
+    # (it was (x − μ) · exp(−½ log σ²) = 0 · inf = NaN)
+    mean, log_var = MU.astype(dtype), np.full(MU.shape, TINY_LOG_VAR[dtype], dtype)
+    with np.errstate(all="raise"):
+        got = dist.gaussian_log_prob(mean, mean, log_var)
+        grads = autograd.grad(lambda *a: ops.sum(dist.gaussian_log_prob(*a)), argnum=(0, 1, 2))(mean, mean, log_var)
+    assert got.dtype == dtype
+    want = -0.5 * 3 * (np.log(2 * np.pi) + TINY_LOG_VAR[dtype])
+    np.testing.assert_allclose(got, [want, want], rtol=1e-6 if dtype == np.float32 else 1e-15)
+    for g, exact in zip(grads, (0.0, 0.0, -0.5)):
+        assert g.dtype == dtype
+        np.testing.assert_array_equal(g, np.full(MU.shape, exact))
+    # finite differences in log σ², the one argument that can move without overflowing r² (float64 only)
+    if dtype == np.float64:
+        check_grad(lambda lv: dist.gaussian_log_prob(mean, mean, lv), log_var)
+        check_grad(lambda lv: dist.gaussian_log_prob(mean[None], mean, lv), log_var)  # x broadcast along k
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_kl_diag_gaussians_with_equal_means_is_finite_for_any_tiny_prior_variance(dtype):
+    # μ_q = μ_p and log σ²_q = log σ²_p + 1: r = 0, so KL = ½ Σ (−1 + e − 1) = 3 (e − 2)/2 per row, with
+    # ∂/∂μ_q = ∂/∂μ_p = 0, ∂/∂log σ²_q = ½ (e − 1) and ∂/∂log σ²_p = ½ (1 − e) (they were 0 · inf = NaN)
+    mean, log_var_p = MU.astype(dtype), np.full(MU.shape, TINY_LOG_VAR[dtype], dtype)
+    log_var_q = log_var_p + dtype(1.0)
+    args = (mean, log_var_q, mean, log_var_p)
+    with np.errstate(all="raise"):
+        got = dist.kl_diag_gaussians(*args)
+        grads = autograd.grad(lambda *a: ops.sum(dist.kl_diag_gaussians(*a)), argnum=(0, 1, 2, 3))(*args)
+    assert got.dtype == dtype
+    rtol = 1e-6 if dtype == np.float32 else 1e-14  # e rounded to the dtype, then a few ops
+    np.testing.assert_allclose(got, [1.5 * (np.e - 2)] * 2, rtol=rtol)
+    for g, exact in zip(grads, (0.0, 0.5 * (np.e - 1), 0.0, 0.5 * (1 - np.e))):
+        assert g.dtype == dtype
+        np.testing.assert_allclose(g, np.full(MU.shape, exact), rtol=rtol, atol=0)
+    if dtype == np.float64:
+        check_grad(lambda lq, lp: dist.kl_diag_gaussians(mean, lq, mean, lp), log_var_q, log_var_p)
+
+
+def test_the_tiny_variance_edge_runs_on_the_strict_device_array():
+    # the guard of x = μ allocates nothing on the host: values and vjps on a CuPy-like array, in float32
+    register_array_type(strict_array.StrictArray, strict_array.xp, strict_array.to_numpy)
+    mean = strict_array.xp.asarray(MU.astype(np.float32))
+    log_var = strict_array.xp.asarray(np.full(MU.shape, -200.0, np.float32))
+    for f, args, exact in ((dist.gaussian_log_prob, (mean, mean, log_var), (0.0, 0.0, -0.5)),
+                           (dist.kl_diag_gaussians, (mean, log_var, mean, log_var), (0.0, 0.0, 0.0, 0.0))):
+        assert np.all(np.isfinite(to_numpy(f(*args))))
+        grads = autograd.grad(lambda *a, f=f: ops.sum(f(*a)), argnum=tuple(range(len(args))))(*args)
+        for g, want in zip(grads, exact):
+            assert isinstance(g, strict_array.StrictArray) and g.dtype == np.float32
+            np.testing.assert_array_equal(to_numpy(g), np.full(MU.shape, want))

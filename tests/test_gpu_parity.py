@@ -148,7 +148,7 @@ CASES: dict[str, tuple[Callable, Callable, tuple[int, ...]]] = {
        for act in nn.ACTIVATIONS},
     **{f"nn.{f.__name__}{name}": (f, lambda rng, dt, lead=lead: (_normal(rng, dt, *lead, D), _normal(rng, dt, D, 5),
                                                                  _normal(rng, dt, 5)), (0, 1, 2))
-       for f in (nn.dense, nn.dense_relu) for name, lead in (("", (N,)), (" k samples", (K, N)))},
+       for f in (nn.dense,) for name, lead in (("", (N,)), (" k samples", (K, N)))},
     **{f"nn.{f.__name__}": (f, lambda rng, dt: (3 * _normal(rng, dt, N, D),), (0,))
        for f in (nn.relu, nn.softplus, nn.sigmoid)},
     "bernoulli_log_prob k samples": (dist.bernoulli_log_prob,
@@ -242,7 +242,7 @@ def test_the_case_list_covers_the_public_api() -> None:
     names = set(CASES)
     for required in ("gaussian_log_prob", "bernoulli_log_prob", "standard_normal_log_prob", "kl_standard_normal",
                      "kl_diag_gaussians", "reparameterize", "log_mean_exp axis 0", "AE.loss", "nn.dense",
-                     "nn.dense_relu", "nn.dense_relu k samples", "nn.relu", "nn.softplus",
+                     "nn.dense k samples", "nn.relu", "nn.softplus",
                      "bernoulli_log_prob k samples",
                      *(f"mlp {a}" for a in ("relu", "tanh", "softplus")),
                      *(f"VAE.{m} {lik}" for m in ("elbo", "iwae_bound") for lik in ("bernoulli", "gaussian"))):

@@ -150,10 +150,7 @@ def test_gradient_is_device_safe_on_a_strict_stand_in_array() -> None:
     assert isinstance(m2.generate(dev[0], labels, dev[2]), StrictArray)
 
 
-# a Bernoulli batch of no rows also needs checks.check_unit_interval to accept an empty x (issue 22), which is
-# fixed on another branch; until both are merged that case fails in the [0, 1] check, never here
-NO_ROWS_LIKELIHOODS = ["gaussian", pytest.param("bernoulli", marks=pytest.mark.xfail(
-    raises=ValueError, strict=False, reason="check_unit_interval of an empty x, fixed on another branch"))]
+NO_ROWS_LIKELIHOODS = ["gaussian", "bernoulli"]
 
 
 @pytest.mark.parametrize("likelihood", NO_ROWS_LIKELIHOODS)

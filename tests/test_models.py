@@ -292,7 +292,7 @@ def test_float32_vae_backward_pass_stays_float32(likelihood, make):
 
 
 def test_the_walk_catches_relu_by_np_maximum(monkeypatch):
-    """Stock np.maximum's vjp returns float64 for float32 inputs: nn.relu is a · [a > 0] to avoid that."""
+    """Stock np.maximum's vjp returns float64 for float32 inputs: nn.relu's own vjp and its clip form avoid that."""
     x = np.ones((3, 2), np.float32) - np.arange(6, dtype=np.float32).reshape(3, 2)
     V = np.ones((2, 2), np.float32)
     clean = backward_dtypes(lambda W: ops.sum(nn.relu(x @ W) @ V), V)
@@ -371,10 +371,7 @@ def test_active_units_counts_encoder_means_whose_variance_over_x_exceeds_the_thr
 
 # ---------------------------------------------------------------- no rows, and the one decoder likelihood
 
-# a Bernoulli batch of no rows also needs checks.check_unit_interval to accept an empty x (issue 22), which is
-# fixed on another branch; until both are merged that case fails in the [0, 1] check, never here
-NO_ROWS_LIKELIHOODS = ["gaussian", pytest.param("bernoulli", marks=pytest.mark.xfail(
-    raises=ValueError, strict=False, reason="check_unit_interval of an empty x, fixed on another branch"))]
+NO_ROWS_LIKELIHOODS = ["gaussian", "bernoulli"]
 
 
 @pytest.mark.parametrize("likelihood", NO_ROWS_LIKELIHOODS)

@@ -44,7 +44,6 @@ def _primitive_cases(rng, dtype):
     x, x3 = rng.standard_normal((4, 5)), rng.standard_normal((3, 4, 5))
     W, b = rng.standard_normal((5, 6)), rng.standard_normal(6)
     cases = {"dense": (nn.dense, (x, W, b)), "dense k samples": (nn.dense, (x3, W, b)),
-             "dense_relu": (nn.dense_relu, (x, W, b)), "dense_relu k samples": (nn.dense_relu, (x3, W, b)),
              "relu": (nn.relu, (x3,)), "softplus": (nn.softplus, (3 * x3,)), "sigmoid": (nn.sigmoid, (3 * x3,))}
     return {name: (f, tuple(a.astype(dtype) for a in args)) for name, (f, args) in cases.items()}
 
@@ -68,7 +67,7 @@ def test_each_primitive_passes_check_grad(name):
 def test_dense_with_leading_sample_axes_is_the_layer_on_each_row():
     f, (x3, W, b) = _primitive_cases(np.random.default_rng(3), np.float64)["dense k samples"]
     np.testing.assert_array_equal(nn.dense(x3, W, b), x3 @ W + b)
-    np.testing.assert_array_equal(nn.dense_relu(x3, W, b), np.maximum(x3 @ W + b, 0.0))
+    np.testing.assert_array_equal(nn.hidden_layer(x3, W, b), np.maximum(x3 @ W + b, 0.0))
 
 
 def test_softplus_derivative_at_zero_is_one_half():
@@ -90,12 +89,27 @@ def test_relu_takes_the_subgradient_zero_at_a_pre_activation_of_exactly_zero():
     W[:, 0] = 0.0  # unit 0: a = x W_0 + b_0 = 0 exactly for every row
     a = x @ W + b
     assert np.all(a[:, 0] == 0.0)
-    gx, gW, gb = autograd.grad(lambda x, W, b: ops.sum(nn.dense_relu(x, W, b) * 3.0), argnum=(0, 1, 2))(x, W, b)
+    gx, gW, gb = autograd.grad(lambda x, W, b: ops.sum(nn.hidden_layer(x, W, b) * 3.0), argnum=(0, 1, 2))(x, W, b)
     np.testing.assert_array_equal(gW[:, 0], 0.0)
     np.testing.assert_array_equal(gb, [0.0, 3.0 * np.sum(a[:, 1] > 0)])
     np.testing.assert_allclose(gx, 3.0 * np.outer(a[:, 1] > 0, W[:, 1]), rtol=1e-15)
     np.testing.assert_array_equal(autograd.grad(lambda v: ops.sum(nn.relu(v)))(np.array([-1.0, 0.0, 2.0])),
                                   [0.0, 0.0, 1.0])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_relu_and_softplus_of_minus_infinity_are_zero_with_gradient_zero(dtype):
+    # relu(−∞) = max(−∞, 0) = 0 and softplus(−∞) = log(1 + e^{−∞}) = 0; the derivatives [a > 0] and σ(a) are 0
+    # there (a · [a > 0] gave −∞ · 0 = NaN); +∞ passes through, and NaN stays NaN
+    a = np.array([-np.inf, np.inf, np.nan], dtype)
+    with np.errstate(over="raise", invalid="raise"):
+        for f in (nn.relu, nn.softplus):
+            got = f(a)
+            assert got.dtype == dtype
+            np.testing.assert_array_equal(got, [0.0, np.inf, np.nan])
+            g = autograd.grad(lambda v, f=f: ops.sum(f(v) * 2.0))(a[:1])
+            assert g.dtype == dtype
+            np.testing.assert_array_equal(g, [0.0])
 
 
 def test_sigmoid_keeps_the_tail_in_float32():
@@ -118,16 +132,16 @@ def test_sigmoid_keeps_the_tail_in_float32():
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_relu_value_gradient_and_dtype_on_the_strict_device_array(dtype):
     register_array_type(strict_array.StrictArray, strict_array.xp, strict_array.to_numpy)
-    x = np.array([-2.0, -0.5, 0.5, 3.0], dtype=dtype)
-    np.testing.assert_array_equal(nn.relu(x), [0.0, 0.0, 0.5, 3.0])
+    x = np.array([-np.inf, -2.0, -0.5, 0.5, 3.0], dtype=dtype)
     for v in (x, strict_array.xp.asarray(x)):
+        np.testing.assert_array_equal(to_numpy(nn.relu(v)), [0.0, 0.0, 0.0, 0.5, 3.0])
         g = autograd.grad(lambda u: ops.sum(nn.relu(u) * 2.0))(v)
         assert g.dtype == dtype
-        np.testing.assert_array_equal(to_numpy(g), [0.0, 0.0, 2.0, 2.0])
+        np.testing.assert_array_equal(to_numpy(g), [0.0, 0.0, 0.0, 2.0, 2.0])
 
 
 def test_stock_maximum_relu_loses_float32():
-    # why relu is a · [a > 0]: the vjp of np.maximum(x, 0) returns float64 gradients for float32 inputs
+    # why relu's gradient is written by hand: the vjp of np.maximum(x, 0) turns float32 into float64
     x = np.array([-1.0, 2.0], dtype=np.float32)
     assert autograd.grad(lambda u: ops.sum(anp.maximum(u, 0.0)))(x).dtype == np.float64
     assert autograd.grad(lambda u: ops.sum(nn.relu(u)))(x).dtype == np.float32

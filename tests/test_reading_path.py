@@ -32,7 +32,7 @@ from minivae.objectives import cvae_objective, m2_objective, vae_objective
 
 # formula (qualified name) -> the one module that defines it, as in the README's formula table
 LESSON_MODULES = {
-    **dict.fromkeys(["dense", "dense_relu", "relu", "softplus", "sigmoid", "hidden_layer", "hidden_features", "mlp",
+    **dict.fromkeys(["dense", "relu", "softplus", "sigmoid", "hidden_layer", "hidden_features", "mlp",
                      "trunk_heads", "joint_dense", "two_input_net"], nn),
     **dict.fromkeys(["bernoulli_log_prob", "gaussian_log_prob", "standard_normal_log_prob", "kl_standard_normal",
                      "kl_diag_gaussians", "reparameterize", "log_softmax", "categorical_log_prob"], dist),
@@ -133,7 +133,7 @@ def _m2_step() -> tuple:
     return objective.loss, model.init(rng), x_u, rng.standard_normal(objective.noise_shape(5)).astype(numpy.float32)
 
 
-PRIMITIVES = [nn.dense, nn.dense_relu, dist.bernoulli_log_prob, dist.reparameterize]
+PRIMITIVES = [nn.dense, nn.relu, dist.bernoulli_log_prob, dist.reparameterize]
 STEPS = {
     "VAE": (_vae_step, [nn.softplus, dist.kl_standard_normal, bounds.elbo, nn.trunk_heads],
             [dist.kl_standard_normal]),
@@ -157,7 +157,7 @@ def test_a_training_step_runs_the_lesson_functions_and_their_hand_written_vjps(n
 
 def test_every_primitive_of_the_table_has_hand_written_vjps() -> None:
     # the check above is only as good as _hand_vjps: each primitive has at least one vjp of g, in its own module
-    for f in (nn.dense, nn.dense_relu, nn.relu, nn.softplus, nn.sigmoid, dist.bernoulli_log_prob,
+    for f in (nn.dense, nn.relu, nn.softplus, nn.sigmoid, dist.bernoulli_log_prob,
               dist.gaussian_log_prob, dist.kl_standard_normal, dist.reparameterize):
         vjps = _hand_vjps(f)
         assert vjps and all(c.co_filename == _body(f).co_filename for c in vjps), f.__name__
