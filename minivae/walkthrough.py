@@ -78,13 +78,14 @@ def progress(items: Iterable, desc: str, total: int | None = None) -> Iterable:
     return bar(items, desc, total, leave=False) if show_progress() else items
 
 
-def bar(items: Iterable | None = None, desc: str = "", total: int | None = None, leave: bool = True) -> Any:
-    r"""A plain ``tqdm`` bar: on stderr in a terminal; in a notebook on stdout, ASCII, 80 columns, at most two
+def bar(items: Iterable | None = None, desc: str = "", total: int | None = None, leave: bool = True,
+        unit: str = "it") -> Any:
+    r"""A plain ``tqdm`` bar: on stderr in a terminal; in a notebook on stdout, ASCII, 100 columns, at most two
     updates a second (plain text that Jupyter redraws in place, so no ipywidgets and no ``IProgress`` warning)."""
     from tqdm import tqdm
 
-    style = {"file": sys.stdout, "ascii": True, "ncols": 80, "mininterval": 0.5} if in_notebook() else {}
-    return tqdm(items, desc=desc, total=total, leave=leave, **style)
+    style = {"file": sys.stdout, "ascii": True, "ncols": 100, "mininterval": 0.5} if in_notebook() else {}
+    return tqdm(items, desc=desc, total=total, leave=leave, unit=unit, **style)
 
 
 def in_chunks(fn: Callable[[Any], Any], x: Any, desc: str, chunk: int = 100) -> numpy.ndarray:
@@ -426,13 +427,12 @@ class Settings(argparse.Namespace):
     r"""The settings of one run (``S.epochs``, ``S.seed``, ``S.out``, ``S.quick``, ``S.device``, ...), and
     ``S.script``: True when run as ``python walkthroughs/NN_name.py``, False in a notebook or on import."""
 
-    def figure(self, fig: Any, name: str) -> Path:
-        r"""Save ``fig`` as ``S.out / name`` (PNG), show it inline in a notebook, close it, and remember it."""
+    def figure(self, fig: Any, name: str) -> None:
+        r"""Save ``fig`` as ``S.out / name`` (PNG), show it inline in a notebook, close it, and remember the file
+        for :meth:`finish` (returns None, so a cell that ends with it shows the figure, not its path)."""
         from minivae.plotting import save_figure
 
-        path = save_figure(fig, self.out / name)
-        self.written.append(path)
-        return path
+        self.written.append(save_figure(fig, self.out / name))
 
     def finish(self, params: Any, metrics: dict, next_step: str) -> Run:
         r"""End a script run: add the settings, ``seed``, ``quick`` and ``wall_seconds`` to ``metrics`` (a key
@@ -514,11 +514,13 @@ def _add_value_flag(parser: argparse.ArgumentParser, key: str, quick: Any, full:
     else:
         convert = kind or (positive_int if isinstance(one, int) else positive_float if isinstance(one, float)
                            else str)
-        options = {"type": convert, "metavar": "N" if isinstance(one, int) else "X", **({"nargs": "+"} if many else {})}
-    shown = {None: "all", True: "on", False: "off"}
+        metavar = "N" if isinstance(one, int) else "X" if isinstance(one, float) else None
+        options = {"type": convert, "metavar": metavar, **({"nargs": "+"} if many else {})}
+    def show(value: Any) -> str:
+        return value if isinstance(value, str) else _show(value, {None: "all", True: "on", False: "off"})
+
     parser.add_argument(f"--{key.replace('_', '-')}", default=None,
-                        help=f"{about} (default {_show(full, shown)}; --quick: {_show(quick, shown)})".lstrip(),
-                        **options)
+                        help=f"{about} (default {show(full)}; --quick: {show(quick)})".lstrip(), **options)
 
 
 class EpochBar:
@@ -526,13 +528,14 @@ class EpochBar:
     one step per epoch, shows the epoch's bound, and closes itself after the last epoch."""
 
     def __init__(self, epochs: int, desc: str) -> None:
-        self.bar = bar(desc=desc, total=epochs) if show_progress() else None
+        self.bar = bar(desc=desc, total=epochs, unit="epoch") if show_progress() else None
 
     def __call__(self, epoch: int, record: dict) -> None:
         if self.bar is None:
             return
-        shown = {k: f"{v:.3f}" for k, v in record.items() if k.startswith(("train_", "test_"))}
-        self.bar.set_postfix(shown, refresh=False)
+        # the epoch's bound: on the test set when fit has one, else on the training set
+        key = next((k for k in record if k.startswith("test_")), next(k for k in record if k.startswith("train_")))
+        self.bar.set_postfix_str(f"{key} {record[key]:.3f}", refresh=False)
         self.bar.update(1)
         if self.bar.n >= self.bar.total:
             self.bar.close()

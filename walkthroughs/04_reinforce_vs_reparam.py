@@ -25,8 +25,6 @@
 # As a notebook it runs quick, unless `MINIVAE_WALKTHROUGH_ARGS` holds other flags (`""` for the full run).
 
 # %%
-import numpy
-
 from minivae.walkthrough import epoch_bar, lesson_check, print_table, progress, settings
 
 S = settings(__name__, "04_reinforce_vs_reparam", {  # name: (quick, full, what it is); a flag beats both
@@ -49,6 +47,8 @@ S = settings(__name__, "04_reinforce_vs_reparam", {  # name: (quick, full, what 
 # variance.
 
 # %%
+import numpy
+
 from minivae.data import two_gaussians
 from minivae.models import VAE
 
