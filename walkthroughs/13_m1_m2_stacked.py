@@ -85,7 +85,7 @@ from minivae.models import VAE
 from minivae.objectives import classifier_objective, m1_objective, m2_objective, vae_objective
 from minivae.optim import Adam
 from minivae.plotting import save_curves, save_image_grid
-from minivae.train import Settings, fit
+from minivae.train import TrainSettings, fit
 from minivae.tree import tree_map
 from minivae.walkthrough import (
     Run,
@@ -106,7 +106,7 @@ from minivae.walkthrough import (
 )
 
 # %% [markdown]
-# ## Settings
+# ## TrainSettings
 #
 # One block, each setting as (quick, full); a flag you give beats both. `--epochs` is M2's (on pixels, as
 # in walkthrough 12); `--m1-epochs` trains M1's VAE, `--stack-epochs` the M2 on its codes, and
@@ -266,7 +266,7 @@ def train_m1(x_train, labelled, y_l, args, rng, binarize=None) -> tuple[M1, dict
     # the VAE's ELBO on every training digit, each moved anew every epoch by up to --shift pixels
     params["vae"] = fit(vae_objective(m1.vae), params["vae"], lambda epoch: shifted(x_train, args.shift, rng),
                         optimizer=Adam(args.lr),
-                        settings=Settings(epochs=args.m1_epochs, batch_size=args.batch_size, seed=args.seed,
+                        settings=TrainSettings(epochs=args.m1_epochs, batch_size=args.batch_size, seed=args.seed,
                                           binarize=binarize, device=args.device, progress=show_progress())).params
     # the codes q(z1|x) of the labelled digits, computed once by the trained VAE, and their labels
     rows = pack_labelled(y_l, 10, *m1.features(params, x_train[labelled]))
@@ -310,7 +310,7 @@ def train_m2(m2: M2, params: dict, draw, labelled, unlabelled, y_l, x_test, y_te
 
     params = fit(lambda epoch: m2_objective(m2, draw(labelled), y_l, alpha), params, lambda epoch: draw(unlabelled),
                  optimizer=Adam(args.lr), on_epoch=follow,
-                 settings=Settings(epochs=epochs, batch_size=args.batch_size, seed=args.seed, binarize=binarize,
+                 settings=TrainSettings(epochs=epochs, batch_size=args.batch_size, seed=args.seed, binarize=binarize,
                                    device=args.device, progress=show_progress())).params
     return (averaged if average > 0 else params), history
 
