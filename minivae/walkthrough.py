@@ -499,7 +499,25 @@ def settings(module: str, name: str, values: dict, *, types: dict | None = None,
             setattr(S, key, quick if S.quick else full)
     S.out, S.names, S.written, S.started = Path(S.out).expanduser(), list(values), [], time.perf_counter()
     S.script = module == "__main__" and not in_notebook()
+    if S.script:
+        sys.excepthook = _stopped_run_hook(S, sys.excepthook)
     return S
+
+
+def _stopped_run_hook(S: Settings, previous: Callable) -> Callable:
+    r"""A script's last word when training hits NaN or inf (the guard's NonFiniteLossError): save the last good
+    parameters next to the figures, say so and what to change in one sentence, exit with status 1."""
+    def hook(kind: type, error: BaseException, trace: Any) -> None:
+        last_good = getattr(error, "params", None)
+        if not isinstance(error, FloatingPointError) or last_good is None:
+            return previous(kind, error, trace)
+        path = save_params(S.out, last_good, "params_last_good.npz")
+        lower = f"--lr {S.lr / 10:g}" if isinstance(getattr(S, "lr", None), float) else "a lower --lr"
+        what = str(error).split(";")[0]
+        print(f"stopped: {what}; the last good parameters are in {path}; try {lower}.", file=sys.stderr)
+        raise SystemExit(1)
+
+    return hook
 
 
 def _title(module: str) -> str:

@@ -403,3 +403,22 @@ def test_one_bar_per_run_is_silent_in_a_log_and_plain_text_in_a_notebook(monkeyp
     assert out.err == "" and out.out.isascii()
     assert "VAE: 100%|" in out.out and "2/2" in out.out and "test_elbo -2.500" in out.out
     assert out.out.endswith("\n")
+
+
+def test_a_run_that_diverges_keeps_the_last_good_params_and_says_what_to_change(tmp_path) -> None:
+    import os
+    import subprocess
+
+    env = dict(os.environ, MPLBACKEND="Agg", OPENBLAS_NUM_THREADS="1", PYTHONWARNINGS="ignore")
+    run = subprocess.run([sys.executable, str(WALKTHROUGH_01), "--quick", "--lr", "1e6", "--out", str(tmp_path)],
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1
+    last = run.stderr.strip().splitlines()[-1]
+    assert last.startswith("stopped: the loss became non-finite") and "Traceback" not in run.stderr
+    assert f"{tmp_path / 'params_last_good.npz'}; try --lr 100000." in last
+    from minivae import load_params
+    from minivae.tree import tree_leaves
+
+    params = load_params(tmp_path / "params_last_good.npz")
+    assert all(np.isfinite(leaf).all() for leaf in tree_leaves(params))
+    assert not (tmp_path / "params.npz").exists() and not (tmp_path / "metrics.json").exists()
