@@ -21,7 +21,9 @@ from minivae.distributions import standard_normal_noise
 def log_mean_exp(a: Any, axis: int = 0) -> Any:
     r"""log (1/k) Σ_i exp(a_i) over ``axis``, computed as m + log (1/k) Σ_i exp(a_i − m) with m = max_i a_i.
 
-    Subtracting the maximum keeps exp from overflowing or underflowing to 0 (Burda et al.'s IWAE trick).
+    Zhu, Deep Generative Models, Part 2 ("Importance Weighted Auto-Encoder (IWAE)"): the bound
+    L_k = log (1/k) Σ_i w_i is this of a_i = log w_i (Burda et al.). Subtracting the maximum keeps exp from
+    overflowing or underflowing to 0.
     m is held constant for the gradient: the result does not depend on it.
     """
     # m = max_i a_i, a constant shift (rows that are all −inf shift by 0 and stay −inf)

@@ -139,7 +139,8 @@ class VAE:
                        batch_size: int = 100) -> numpy.ndarray:
         r"""log p(x) ≈ log (1/k) Σ_{i=1..k} p(x, z_i)/q(z_i|x), z_i ~ q(z|x): host ``(N,)`` in nats.
 
-        The importance-sampled estimate of Burda et al. (L_k with fresh noise), taken ``batch_size`` rows
+        Zhu, Deep Generative Models, Part 2: the MNIST density table ("Importance Weighted Auto-Encoder
+        (IWAE)"). The importance-sampled estimate of Burda et al. (L_k with fresh noise), taken ``batch_size`` rows
         and at most 100 samples at a time so memory stays bounded whatever k is (see
         :func:`minivae.bounds.log_likelihood_in_batches`).
         """
@@ -188,7 +189,11 @@ class AE:
         return mlp(params["decoder"], z, self.activation)
 
     def loss(self, params: dict, x: Any) -> Any:
-        r"""‖x − g_θ(f_φ(x))‖² summed over the features, one value per example, ``(N,)``."""
+        r"""‖x − g_θ(f_φ(x))‖² summed over the features, one value per example, ``(N,)``.
+
+        Klushyn, A brief introduction to (variational) autoencoders ("Autoencoder networks"): the deterministic
+        autoencoder, trained to reproduce its input through the code f_φ(x); no prior, so nothing to sample.
+        """
         # reconstruction x̂ = g(f(x))
         diff = x - self.decode(params, self.encode(params, x))
         # squared error Σ_d (x_d − x̂_d)²
