@@ -14,7 +14,7 @@ from autograd.tracer import getval
 
 from minivae import ops
 from minivae.backend import to_numpy
-from minivae.checks import check_count
+from minivae.checks import check_count, check_importance_samples
 from minivae.distributions import standard_normal_noise
 
 
@@ -94,7 +94,7 @@ def log_likelihood_in_batches(log_weights: Callable[..., Any], data: tuple, z_di
     (``(x,)`` for a VAE, ``(x, y)`` for a CVAE), taken ``batch_size`` rows and at most 100 samples at a time
     so memory stays bounded whatever k is. No rows give an empty ``(0,)``.
     """
-    check_count("k", k, "importance samples")
+    check_importance_samples(k)
     check_count("batch_size", batch_size, "rows")
 
     def one_batch(rows: tuple) -> numpy.ndarray:

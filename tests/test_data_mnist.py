@@ -153,3 +153,20 @@ def test_a_gzip_bomb_on_disk_is_refused_without_inflating_it(tmp_path):
         assert str(bomb) in str(err.value)
     assert peak_bytes(load) < 30e6  # the 7.8 MB of the official file's size, not 64 MiB
 
+
+
+def test_no_home_folder_falls_back_to_a_temporary_cache_with_a_notice(monkeypatch, capsys):
+    import pwd
+    import tempfile
+
+    def no_entry(uid):
+        raise KeyError(f"getpwuid(): uid not found: {uid}")
+
+    # HOME unset and a uid missing from /etc/passwd (a container's random uid): Path.home() raises RuntimeError
+    monkeypatch.delenv("HOME", raising=False)
+    monkeypatch.delenv("MINIVAE_DATA", raising=False)
+    monkeypatch.setattr(pwd, "getpwuid", no_entry)
+    root = mnist.default_root()
+    assert root == Path(tempfile.gettempdir()) / f"minivae-{__import__('os').getuid()}" / "mnist"
+    notice = capsys.readouterr().err
+    assert "has no home folder" in notice and str(root) in notice and "set MINIVAE_DATA" in notice

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,9 +73,20 @@ FASHION_MNIST = IdxDataset("Fashion-MNIST", MNIST_FILES, IDX_SIZES, FASHION_MNIS
 
 
 def default_root(dataset: IdxDataset = MNIST) -> Path:
-    r"""Where a data set is kept: ``$MINIVAE_DATA`` for MNIST if set, else ``~/.cache/minivae/mnist``."""
+    r"""Where a data set is kept: ``$MINIVAE_DATA`` for MNIST if set, else ``~/.cache/minivae/mnist`` (without a
+    home folder, ``<tmp>/minivae-<uid>/mnist``, with a notice on stderr)."""
     env = os.environ.get(dataset.root_env)
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "minivae" / dataset.default_dir
+    if env:
+        return Path(env).expanduser()
+    try:
+        return Path.home() / ".cache" / "minivae" / dataset.default_dir
+    except RuntimeError:  # HOME unset and this user id has no entry in /etc/passwd (a container's random uid)
+        uid = getattr(os, "getuid", lambda: "?")()
+        root = Path(tempfile.gettempdir()) / f"minivae-{uid}" / dataset.default_dir
+        print(f"minivae: this user has no home folder (HOME is unset and user id {uid} has no entry in "
+              f"/etc/passwd), so the data go to {root}; set {dataset.root_env} to keep them elsewhere.",
+              file=sys.stderr)
+        return root
 
 
 def mirrors(dataset: IdxDataset = MNIST) -> tuple[str, ...]:

@@ -35,6 +35,7 @@ from typing import Any
 import numpy
 
 from minivae.backend import to_numpy
+from minivae.checks import check_keys
 from minivae.files import atomic_write
 from minivae.models import VAE, unit_activity
 
@@ -62,6 +63,7 @@ def decoder_layers(vae: VAE, params: dict) -> list[dict]:
     if vae.likelihood != "bernoulli":
         raise ValueError(f"the fantasies page draws σ(logits) of a Bernoulli decoder; this VAE's likelihood is "
                          f"{vae.likelihood!r}: build it with likelihood='bernoulli'.")
+    check_keys(params, {"decoder": ("hidden", "logits")}, "VAE with a bernoulli decoder")
     dec = params["decoder"]
     layers = [(W, b, vae.activation) for W, b in dec["hidden"]] + [(*dec["logits"], "none")]
     width = vae.z_dim
