@@ -35,6 +35,7 @@ from minivae.files import check_output_path
 from minivae.grad import value_and_grad
 from minivae.objectives import Objective
 from minivae.optim import Adam
+from minivae.threads import blas_threads
 from minivae.tree import tree_items, tree_leaves, tree_map
 
 # the purposes of the seeded streams besides the training one: default_rng([seed, purpose, epoch])
@@ -134,6 +135,7 @@ def evaluate(objective: Objective, params: Any, x: numpy.ndarray, rng: numpy.ran
     return -total / len(x)
 
 
+@blas_threads()  # NumPy's BLAS on the free cores (at most 4) while it trains: see minivae.threads
 def fit(objective: Objective | Callable[[int], Objective], params: Any, x_train: numpy.ndarray, *,
         x_test: numpy.ndarray | None = None, optimizer: Any = None, epochs: int = 10, batch_size: int = 100,
         seed: int = 0, progress: bool | None = None, device: Any = "cpu",

@@ -39,6 +39,7 @@ from typing import Any, Callable, NamedTuple
 import numpy
 
 from minivae.backend import get_backend
+from minivae.threads import set_blas_threads
 
 ARGS_VARIABLE = "MINIVAE_WALKTHROUGH_ARGS"
 DATA_DIR_HELP = ("folder with the MNIST IDX files, e.g. --data-dir ~/mnist (default: $MINIVAE_DATA if set, "
@@ -143,6 +144,11 @@ class WalkthroughParser(argparse.ArgumentParser):
         data_dir = getattr(parsed, "data_dir", None)
         if data_dir is not None and Path(data_dir).expanduser().is_file():
             self.error(f"--data-dir {data_dir} is a file; give the folder that holds the MNIST IDX files.")
+        try:
+            # NumPy's BLAS threads for the whole run: --threads, else $MINIVAE_THREADS, else the free cores
+            set_blas_threads(getattr(parsed, "threads", None))
+        except ValueError as error:
+            self.error(str(error))
         return parsed
 
 
@@ -161,7 +167,7 @@ def _out_problem(out: Path) -> str:
 
 
 def walkthrough_parser(doc: str, default_out: str) -> argparse.ArgumentParser:
-    r"""An argument parser with the flags every walkthrough takes: --quick, --seed, --out, --device.
+    r"""An argument parser with the flags every walkthrough takes: --quick, --seed, --out, --device, --threads.
 
     ``doc`` is the ``--help`` text: pass ``lesson(__name__)``, the walkthrough's first markdown cell.
     """
@@ -173,6 +179,8 @@ def walkthrough_parser(doc: str, default_out: str) -> argparse.ArgumentParser:
                         help=f"folder for the figures, params.npz and metrics.json (default {default_out})")
     parser.add_argument("--device", choices=("cpu", "gpu", "auto"), default="cpu",
                         help="cpu (NumPy), gpu (CuPy, needs minivae[gpu] and CUDA) or auto (default cpu)")
+    parser.add_argument("--threads", type=positive_int, default=None,
+                        help="NumPy's BLAS threads (default: $MINIVAE_THREADS, else the free cores, at most 4)")
     return parser
 
 
