@@ -162,10 +162,9 @@ def main(argv: list[str] | None = None) -> None:
     print(report(result))
     if args.json:
         import json
+        from pathlib import Path
 
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=1)
-        print(f"wrote {args.json}")
+        print(f"wrote {Path(args.json)}", Path(args.json).write_text(json.dumps(result, indent=1)), "characters")
 
 
 if __name__ == "__main__":
