@@ -34,6 +34,7 @@ from minivae.fast.adam import Adam as FastAdam
 from minivae.grad import value_and_grad
 from minivae.objectives import Objective
 from minivae.optim import Adam
+from minivae.threads import blas_threads
 from minivae.train_setup import (
     EVALUATION,
     all_finite,
@@ -161,6 +162,7 @@ def evaluate(objective: Objective, params: Any, x: numpy.ndarray, rng: numpy.ran
     return -total / len(x)
 
 
+@blas_threads()  # NumPy's BLAS on the free cores (at most 4) while it trains: see minivae.threads
 def fit(objective: Objective | Callable[[int], Objective], params: Any, x_train: Any, *,
         x_test: numpy.ndarray | None = None, optimizer: Any = None, settings: TrainSettings = TrainSettings(),
         files: RunFiles = RunFiles(), on_epoch: Callable[[int, Any, dict], None] | None = None) -> FitResult:

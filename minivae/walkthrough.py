@@ -51,6 +51,7 @@ import numpy
 from minivae.backend import get_backend
 from minivae.console import bar, guard_streams, in_notebook, show_progress
 from minivae.files import atomic_write
+from minivae.threads import set_blas_threads
 
 ARGS_VARIABLE = "MINIVAE_WALKTHROUGH_ARGS"
 DATA_DIR_HELP = ("folder with the MNIST IDX files, e.g. --data-dir ~/mnist (default: $MINIVAE_DATA if set, "
@@ -149,6 +150,11 @@ class WalkthroughParser(argparse.ArgumentParser):
             # never created here: a mistyped folder must not silently become an empty download folder
             self.error(f"--data-dir {data_dir} does not exist; give the folder that holds the MNIST IDX files, "
                        "or leave the flag out to use $MINIVAE_DATA or ~/.cache/minivae/mnist.")
+        try:
+            # NumPy's BLAS threads for the whole run: --threads, else $MINIVAE_THREADS, else the free cores
+            set_blas_threads(getattr(parsed, "threads", None))
+        except ValueError as error:
+            self.error(str(error))
         return parsed
 
 
@@ -167,7 +173,7 @@ def _out_problem(out: Path) -> str:
 
 
 def walkthrough_parser(doc: str, default_out: str) -> argparse.ArgumentParser:
-    r"""An argument parser with the flags every walkthrough takes: --quick, --seed, --out, --device.
+    r"""An argument parser with the flags every walkthrough takes: --quick, --seed, --out, --device, --threads.
 
     ``doc`` is the ``--help`` text: pass ``lesson(__name__)``, the walkthrough's first markdown cell.
     """
@@ -179,6 +185,8 @@ def walkthrough_parser(doc: str, default_out: str) -> argparse.ArgumentParser:
                         help=f"folder for the figures, params.npz and metrics.json (default {default_out})")
     parser.add_argument("--device", choices=("cpu", "gpu", "auto"), default="cpu",
                         help="cpu (NumPy), gpu (CuPy, needs minivae[gpu] and CUDA) or auto (default cpu)")
+    parser.add_argument("--threads", type=positive_int, default=None,
+                        help="NumPy's BLAS threads (default: $MINIVAE_THREADS, else the free cores, at most 4)")
     return parser
 
 
@@ -463,6 +471,8 @@ def settings(module: str, name: str, values: dict, *, types: dict | None = None,
                              f"--quick: figures/{name}_quick)")
     parser.add_argument("--device", choices=("cpu", "gpu", "auto"), default="cpu",
                         help="cpu (NumPy), gpu (CuPy, needs minivae[gpu] and CUDA) or auto (default cpu)")
+    parser.add_argument("--threads", type=positive_int, default=None,
+                        help="NumPy's BLAS threads (default: $MINIVAE_THREADS, else the free cores, at most 4)")
     if mnist:
         parser.add_argument("--data-dir", type=Path, default=None, help=DATA_DIR_HELP)
         parser.add_argument("--binarize", choices=("threshold", "stochastic", "none"), default="threshold",
