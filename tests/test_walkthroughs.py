@@ -8,6 +8,7 @@ are refused before any data is loaded, with one argparse line.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shlex
@@ -107,6 +108,14 @@ def test_there_are_walkthroughs() -> None:
 
 
 # ---- flags: parsed once, checked before any data is loaded, an explicit flag beats --quick ----
+
+
+def load_walkthrough(name: str):
+    """Import walkthrough ``name`` as a module (without running its main)."""
+    spec = importlib.util.spec_from_file_location(f"walkthrough_{name[:2]}", ROOT / "walkthroughs" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def settings_of(name: str, flags: list, monkeypatch: pytest.MonkeyPatch):
