@@ -15,8 +15,8 @@
 # **The lesson as a number:** how far a decoded draw is from every digit the model was trained on. Binarize each
 # sample at 1/2 like the training digits and count the pixels in which it differs from its nearest training
 # digit: the AE's samples differ in more than 1.4 times as many pixels as the VAE's (the quick run, seeds 0-4:
-# about 80 against 44 pixels, 1.7 to 1.9 times; real test digits differ from their nearest training digit in
-# about 48).
+# about 80 against 44 pixels, 1.6 to 1.9 times with or without the official test set; real test digits differ
+# from their nearest training digit in about 48).
 #
 # A second number (higher is better): the mean **mixture-of-Bernoullis log-likelihood** of the 64 binarized
 # samples under a density model of the real digits,
