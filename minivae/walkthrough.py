@@ -430,12 +430,13 @@ class Settings(argparse.Namespace):
 
         self.written.append(save_figure(fig, self.out / name))
 
-    def finish(self, params: Any, metrics: dict, next_step: str) -> Run:
+    def finish(self, params: Any, metrics: dict, next_step: str, variant: str = "") -> Run:
         r"""End a script run: add the settings, ``seed``, ``quick`` and ``wall_seconds`` to ``metrics`` (a key
-        already there wins), save params.npz and metrics.json in ``S.out``, list the files, name the next one."""
+        already there wins), save params.npz and metrics.json in ``S.out``, list the files, name the next one;
+        a ``variant`` goes into both names, as in :func:`finish`."""
         every = {name: getattr(self, name) for name in self.names}
         every.update(seed=self.seed, quick=self.quick, wall_seconds=time.perf_counter() - self.started)
-        return finish(self.out, params, {**every, **metrics}, self.written, next_step)
+        return finish(self.out, params, {**every, **metrics}, self.written, next_step, variant)
 
 
 class _SettingsParser(WalkthroughParser):
