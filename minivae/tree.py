@@ -66,13 +66,14 @@ def tree_unflatten(template: Any, leaves: list[Any]) -> Any:
     if len(leaves) != len(paths):
         raise ValueError(f"leaves has {len(leaves)} arrays but template holds {len(paths)}; pass one leaf "
                          "per array of template, in tree_leaves order.")
-    ordered = dict(zip(paths, leaves))
+    return _rebuild(template, "", dict(zip(paths, leaves)))
 
-    def rebuild(tree: Any, path: str) -> Any:
-        if isinstance(tree, dict):
-            return {k: rebuild(tree[k], f"{path}[{k!r}]") for k in tree}
-        if isinstance(tree, (list, tuple)):
-            return type(tree)(rebuild(t, f"{path}[{i}]") for i, t in enumerate(tree))
-        return ordered[path]
 
-    return rebuild(template, "")
+def _rebuild(tree: Any, path: str, ordered: dict) -> Any:
+    # a module-level function, not a closure that calls itself: such a closure is a reference cycle, which
+    # would keep the leaves alive until the garbage collector runs
+    if isinstance(tree, dict):
+        return {k: _rebuild(tree[k], f"{path}[{k!r}]", ordered) for k in tree}
+    if isinstance(tree, (list, tuple)):
+        return type(tree)(_rebuild(t, f"{path}[{i}]", ordered) for i, t in enumerate(tree))
+    return ordered[path]

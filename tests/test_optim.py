@@ -300,3 +300,20 @@ def test_adam_on_the_strict_device_array_equals_numpy_bit_for_bit(make):
     for a, b in zip(tree_leaves(device), tree_leaves(host)):
         assert isinstance(a, strict_array.StrictArray)
         np.testing.assert_array_equal(strict_array.to_numpy(a), b)
+
+
+def test_the_fast_adam_reuses_a_buffer_nobody_holds_and_never_one_a_snapshot_holds():
+    params = {"w": np.ones((200, 100), np.float32), "b": np.zeros(3, np.float32)}
+    grads = tree_map(np.ones_like, params)
+    opt = FastAdam(1e-2)
+    params = opt.step(params, grads)
+    params = opt.step(params, grads)
+    spare = id(opt._spares[0])
+    params = opt.step(params, grads)
+    assert id(opt._buffers[0]) == spare  # the buffer of two steps ago, written again
+    kept = params
+    snapshot = [a.copy() for a in tree_leaves(kept)]
+    for _ in range(3):
+        params = opt.step(params, grads)
+    for a, b in zip(tree_leaves(kept), snapshot):
+        np.testing.assert_array_equal(a, b)  # the kept nest's buffer was never written

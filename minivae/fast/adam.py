@@ -12,14 +12,17 @@ stretch; the small ones (biases, narrow layers) lie next to each other, so after
 to each other too, one set of passes updates them all (a 784-400-20 VAE: 3 sets of passes per step, not 10).
 Each pass is one ufunc.
 
-Nothing a caller holds is changed. The last pass writes θ − lr·m̂/(√v̂ + eps) into a *new* flat buffer, and
-``step`` returns views of it; the next ``step`` reads those (when it is handed exactly them) without copying,
-and writes a new buffer again. Any other arrays it is given are copied in first. ``state()`` copies.
+Nothing a caller holds is changed. The last pass writes the new θ into another flat buffer than the old θ, and
+``step`` returns views of it; the next ``step`` reads those (when it is handed exactly them) without copying. The
+buffer it writes is the one of two steps ago when no array of it is alive any more (its reference count says so:
+every view counts), else a new one, so a snapshot a caller kept is never written. Any other arrays it is given
+are copied in first. ``state()`` copies.
 """
 
 from __future__ import annotations
 
 import math
+import sys
 from typing import Any
 
 from minivae.backend import array_module
@@ -69,6 +72,7 @@ class Adam:
         self._loaded: tuple | None = None  # (m, v) from load_state, copied into the buffers at the next step
         self._returned: list = []  # the leaves the last step returned: views of its new θ buffers, one per group
         self._buffers: list = []
+        self._spares: list = []  # θ buffers of two steps ago, reused when nothing refers to them
 
     @property
     def m(self) -> Any:
@@ -93,13 +97,23 @@ class Adam:
         buffers: list = []
         for k, group in enumerate(self._groups):
             p_in = self._buffers[k] if mine else self._gather(group, leaves)
-            p_out = group.xp.empty_like(p_in)
+            p_out = self._free_buffer(k, p_in)
             self._update(group, g_leaves, p_in, p_out, c1, c2)
             buffers.append(p_out)
             for i, (start, stop) in group.spans.items():
                 views[i] = p_out[start:stop].reshape(self._shape[1][i])
+        # the θ buffers of this step's input become the spares of the next step
+        self._spares = self._buffers if mine else []
         self._returned, self._buffers = views, buffers
         return tree_unflatten(params, views)
+
+    def _free_buffer(self, k: int, like: Any) -> Any:
+        # the buffer of two steps ago, warm in the cache, when no array of it is alive any more (a caller's
+        # snapshot holds a view, and every view counts in its refcount: then a new buffer, so it never changes)
+        spare = self._spares[k] if k < len(self._spares) else None
+        if spare is not None and sys.getrefcount(spare) <= 3:  # the list, this name, getrefcount's argument
+            return spare
+        return array_module(like).empty_like(like)
 
     def _fits(self, params: Any, grads: Any, leaves: list, g_leaves: list) -> bool:
         # the cheap test of every step: same nest, shapes and kinds as the first step, gradients shaped alike
@@ -119,7 +133,7 @@ class Adam:
         self._groups = [_Group(xp, dtype, [i for i, k in enumerate(kinds) if k == (xp, dtype)], shape[1])
                         for xp, dtype in dict.fromkeys(kinds)]
         # the nest's skeleton (no arrays held), to build the moments of state() from
-        self._template, self._returned, self._buffers = tree_map(lambda a: None, params), [], []
+        self._template, self._returned, self._buffers, self._spares = tree_map(lambda a: None, params), [], [], []
         if self._loaded is not None:
             for name, tree in zip("mv", self._loaded):
                 check_like(params, tree, f"the optimizer's {name}", "load a state saved for this model")
@@ -184,7 +198,7 @@ class Adam:
         self.t = int(state["t"])
         m, v = copy(state["m"]), copy(state["v"])
         self._loaded = None if m is None else (m, v)
-        self._groups, self._returned, self._buffers = None, [], []
+        self._groups, self._returned, self._buffers, self._spares = None, [], [], []
 
 
 def _structure(tree: Any) -> Any:
