@@ -186,8 +186,9 @@ def fit(objective: Objective | Callable[[int], Objective], params: Any, x_train:
     - ``binarize``: ``"stochastic"`` redraws x ~ Bernoulli(intensity) every epoch from a stream of its own,
       ``"threshold"`` uses 1[x > ½]; ``x_test`` is binarized once (stochastic: one fixed draw), and so is the
       data an objective carries (M2's labelled digits, see :meth:`Objective.map_data`).
-    - The lesson's :class:`minivae.optim.Adam` runs as :class:`minivae.fast.adam.Adam`, the same numbers bit for
-      bit on flat buffers; its state is copied back when fit returns or stops.
+    - The lesson's :class:`minivae.optim.Adam` runs as :class:`minivae.fast.adam.Adam`, the same update on flat
+      buffers in Kingma & Ba's faster order (equal up to rounding); its state is copied back when fit returns or
+      stops.
     """
     run = settings
     schedule, target = check_fit_args(objective, run, files)
@@ -244,7 +245,7 @@ class _Remembering:
 
 
 def _faster(optimizer: Any) -> Any:
-    r"""The lesson's Adam as the fast Adam on flat buffers (the same numbers, see minivae/fast/adam.py)."""
+    r"""The lesson's Adam as the fast Adam on flat buffers (the same update up to rounding, see minivae/fast/adam.py)."""
     if type(optimizer) is not Adam:
         return optimizer
     fast = FastAdam(optimizer.lr, optimizer.b1, optimizer.b2, optimizer.eps)
