@@ -245,7 +245,7 @@ class _Remembering:
 
 
 def _faster(optimizer: Any) -> Any:
-    r"""The lesson's Adam as the fast Adam on flat buffers (the same update up to rounding, see minivae/fast/adam.py)."""
+    r"""The lesson's Adam as the fast Adam on flat buffers (the same update up to rounding: minivae.fast.adam)."""
     if type(optimizer) is not Adam:
         return optimizer
     fast = FastAdam(optimizer.lr, optimizer.b1, optimizer.b2, optimizer.eps)
