@@ -43,7 +43,7 @@ S = settings(__name__, "09_beta_vae", {  # name: (quick, full, what it is); a fl
 # %%
 import numpy
 
-from minivae.plotting import plt, tile_images
+from minivae.plotting import plt, tile_images, whole_number_ticks
 from minivae.walkthrough import load_mnist_split
 
 data = load_mnist_split(S, n_test=S.n_test)
@@ -114,6 +114,7 @@ for name, key in (("reconstruction", "reconstruction"), ("KL", "kl"), ("ELBO", "
     left.plot(betas, [r[key] for r in rows], marker="o", ms=4, label=name)
 right.plot(betas, [r["active_units"] for r in rows], marker="o", ms=4, color="C3")
 right.set_ylim(0, S.z_dim + 0.5)
+whole_number_ticks(right.yaxis, [r["active_units"] for r in rows])
 right.set_ylabel(f"active units (of {S.z_dim})")
 left.set_ylabel(f"nats per {data.eval_name} digit")
 left.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
