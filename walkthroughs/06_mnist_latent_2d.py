@@ -46,20 +46,11 @@ S = settings(__name__, "06_mnist_latent_2d", {  # name: (quick, full, what it is
 # %%
 import numpy
 
-from minivae.plotting import plt, tile_images
+from minivae.plotting import digit_grid, plt
 from minivae.walkthrough import load_mnist_split
 
 data = load_mnist_split(S, n_test=S.n_test)
 
-
-def digit_grid(images: numpy.ndarray, ncols: int, title: str) -> plt.Figure:
-    """A figure of ``(n, 784)`` images in [0, 1], ``ncols`` per row, under ``title``."""
-    canvas = tile_images(images, ncols)
-    fig, ax = plt.subplots(figsize=(canvas.shape[1] / 40, canvas.shape[0] / 40 + 0.5), layout="constrained")
-    ax.imshow(canvas, cmap="gray_r", vmin=0.0, vmax=1.0, interpolation="nearest")
-    ax.set_axis_off()
-    ax.set_title(title, fontsize=9)
-    return fig
 
 
 S.figure(digit_grid(data.x_train[:16], 16, "16 training digits, labels " + " ".join(map(str, data.y_train[:16]))),

@@ -61,7 +61,7 @@ S = settings(__name__, "11_cvae_hole_filling", {  # name: (quick, full, what it 
 # %%
 import numpy
 
-from minivae.plotting import plt, tile_images
+from minivae.plotting import digit_grid
 from minivae.walkthrough import load_mnist_split
 
 data = load_mnist_split(S, n_test=S.n_test)
@@ -84,15 +84,6 @@ def compose(visible: numpy.ndarray, x: numpy.ndarray, y: numpy.ndarray) -> numpy
     images[:, visible], images[:, ~visible] = x, y
     return images
 
-
-def digit_grid(images: numpy.ndarray, ncols: int, title: str) -> plt.Figure:
-    """A figure of ``(n, 784)`` images in [0, 1], ``ncols`` per row, under ``title``."""
-    canvas = tile_images(images, ncols)
-    fig, ax = plt.subplots(figsize=(canvas.shape[1] / 40, canvas.shape[0] / 40 + 0.6), layout="constrained")
-    ax.imshow(canvas, cmap="gray_r", vmin=0.0, vmax=1.0, interpolation="nearest")
-    ax.set_axis_off()
-    ax.set_title(title, fontsize=9)
-    return fig
 
 
 visible = numpy.asarray(visible_mask(S.mask))

@@ -66,7 +66,7 @@ S = settings(__name__, "12_semi_supervised_m2", {  # name: (quick, full, what it
 # %%
 import numpy
 
-from minivae.plotting import plt, tile_images
+from minivae.plotting import digit_grid, plt
 from minivae.walkthrough import load_mnist_split
 
 data = load_mnist_split(S, n_test=S.n_test)
@@ -80,15 +80,6 @@ def pick_labelled(labels: numpy.ndarray, per_class: int, rng: numpy.random.Gener
         raise ValueError(f"--labels-per-class is {per_class}, more than some class has; lower it.")
     return numpy.concatenate(chosen)
 
-
-def digit_grid(images: numpy.ndarray, ncols: int, title: str) -> plt.Figure:
-    """A figure of ``(n, 784)`` images in [0, 1], ``ncols`` per row, under ``title``."""
-    canvas = tile_images(images, ncols)
-    fig, ax = plt.subplots(figsize=(canvas.shape[1] / 40, canvas.shape[0] / 40 + 0.6), layout="constrained")
-    ax.imshow(canvas, cmap="gray_r", vmin=0.0, vmax=1.0, interpolation="nearest")
-    ax.set_axis_off()
-    ax.set_title(title, fontsize=9)
-    return fig
 
 
 labelled = pick_labelled(data.y_train, S.labels_per_class, rng)
