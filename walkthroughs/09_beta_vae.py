@@ -43,15 +43,11 @@ S = settings(__name__, "09_beta_vae", {  # name: (quick, full, what it is); a fl
 # %%
 import numpy
 
-from minivae.plotting import plt, tile_images, whole_number_ticks
+from minivae.plotting import digit_grid, plt, tile_images, whole_number_ticks
 from minivae.walkthrough import load_mnist_split
 
 data = load_mnist_split(S, n_test=S.n_test)
-fig, ax = plt.subplots(figsize=(6, 1.2), layout="constrained")
-ax.imshow(tile_images(data.x_test[:12], 12), cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
-ax.set_axis_off()
-ax.set_title(f"the first 12 {data.eval_name} digits", fontsize=9)
-S.figure(fig, "09_digits.png")
+S.figure(digit_grid(data.x_test[:12], 12, f"the first 12 {data.eval_name} digits"), "09_digits.png")
 
 # %% [markdown]
 # ## The model and the terms of the bound on test digits

@@ -53,15 +53,11 @@ S = settings(__name__, "10_iwae", {  # name: (quick, full, what it is); a flag b
 # %%
 import numpy
 
-from minivae.plotting import plt, tile_images
+from minivae.plotting import digit_grid, plt, tile_images
 from minivae.walkthrough import load_mnist_split
 
 data = load_mnist_split(S, n_test=S.eval_n)
-fig, ax = plt.subplots(figsize=(6, 1.2), layout="constrained")
-ax.imshow(tile_images(data.x_test[:12], 12), cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
-ax.set_axis_off()
-ax.set_title(f"the first 12 {data.eval_name} digits scored below", fontsize=9)
-S.figure(fig, "10_digits.png")
+S.figure(digit_grid(data.x_test[:12], 12, f"the first 12 {data.eval_name} digits scored below"), "10_digits.png")
 
 # %% [markdown]
 # ## The model, the training bound, and every bound on every model
