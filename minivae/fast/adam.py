@@ -172,10 +172,10 @@ class Adam:
             # √v + eps_t
             xp.sqrt(v, out=s)
             s += eps_t
-            # θ − lr_t · m / (√v + eps_t), into the new buffer
-            xp.divide(m, s, out=out)
-            out *= lr_t
-            xp.subtract(p_in[start:stop], out, out=out)
+            # θ − lr_t · m / (√v + eps_t): the step in the scratch, then θ minus it into the new buffer
+            xp.divide(m, s, out=s)
+            s *= lr_t
+            xp.subtract(p_in[start:stop], s, out=out)
 
     def state(self) -> dict:
         r"""A copy of the optimizer state ``{"t", "m", "v"}`` as a plain dict (for checkpoints)."""
