@@ -74,6 +74,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 
 import numpy
@@ -85,7 +86,9 @@ from minivae.models import VAE
 from minivae.objectives import classifier_objective, m1_objective, m2_objective, vae_objective
 from minivae.optim import Adam
 from minivae.plotting import save_curves, save_image_grid
-from minivae.train import Settings, fit
+from minivae.protocol import split_labelled
+from minivae.train import NonFiniteLossError, Settings, fit
+from minivae.train_setup import all_finite
 from minivae.tree import tree_map
 from minivae.walkthrough import (
     Run,
@@ -101,6 +104,7 @@ from minivae.walkthrough import (
     positive_float,
     positive_int,
     print_table,
+    save_params,
     show_progress,
     walkthrough_parser,
 )
@@ -135,9 +139,16 @@ SETTINGS = {  # name: (quick, full); n_train None means every training digit
     "stack_alpha": (3.0, 3.0),
     "stack_average": (0.9, 0.9),
     "shift": (1, 1),
+    "code_shift": (0, 0),
+    "n_validation": (500, 500),
 }
 QUICK_NOTE = "quick run: small models and few epochs; the full run's numbers are in the docs"
 SLIDES = {"labels only": 25.81, "M1": 11.82, "M2": 11.97, "M1+M2": 3.33}  # Kingma et al., 100 labels, % error
+NAMES = {"labels only": "classifier on the labels alone", "M1": "M1 + MLP: VAE codes, MLP classifier (slides: TSVM)",
+         "M2": "M2 on pixels", "M1+M2": "M1+M2: M2 on M1's codes"}
+PAPER_ALPHA = 0.1  # Kingma et al.'s alpha under their weighting of J^alpha (and in their released code)
+LESSON_POINTS = 3.0  # the lesson: M1+M2's test error at least this many points below labels-only's
+MAX_LABELS_PER_CLASS = 300  # the offline digits keep about 350 of each class after held-out and validation digits
 
 
 def parse_args(argv: list[str] | None = None):
@@ -168,8 +179,21 @@ def parse_args(argv: list[str] | None = None):
                 "every epoch, move each training digit of M1's VAE and of M2 on pixels by up to this many pixels "
                 "(0: never)")
     add_setting(parser, "--stack-average", SETTINGS, decay,
-                "decay of the moving average of the stack's parameters that is evaluated (0: none)")
-    return parse_flags(parser, argv, SETTINGS)
+                "decay of the exponential moving average of the stack's parameters that is evaluated (0: none)")
+    add_setting(parser, "--code-shift", SETTINGS, pixel_shift,
+                "move the digits whose codes M1's classifier and the stack see by up to this many pixels")
+    add_setting(parser, "--n-validation", SETTINGS, positive_int,
+                "training digits set aside for choosing settings (never trained on)")
+    parser.add_argument("--weighting", choices=("equal_means", "paper"), default="equal_means",
+                        help="J^alpha's weighting for M2 and M1+M2: equal means of the labelled and unlabelled "
+                             f"terms with --alpha/--stack-alpha (default), or the paper's sums with alpha = "
+                             f"{PAPER_ALPHA}")
+    args = parse_flags(parser, argv, SETTINGS)
+    if args.labels_per_class > MAX_LABELS_PER_CLASS:
+        parser.error(f"--labels-per-class {args.labels_per_class} is more than {MAX_LABELS_PER_CLASS}; the offline "
+                     "digits keep about 350 of each class once the held-out and validation digits are set aside, "
+                     f"so use at most {MAX_LABELS_PER_CLASS}.")
+    return args
 
 
 def pixel_shift(text: str) -> int:
@@ -182,19 +206,14 @@ def pixel_shift(text: str) -> int:
 
 
 # %% [markdown]
-# ## Which digits keep their labels
+# ## Which digits keep their labels, and which are for choosing settings
 #
-# `per_class` random digits of each class are labelled; every other training digit is unlabelled.
+# `minivae.protocol.split_labelled` sets aside `--n-validation` random training digits (the validation split,
+# on which every setting was chosen: never trained on, and never the test digits), then picks
+# `--labels-per-class` random digits of each class from the rest as the labelled set; every other training
+# digit is unlabelled.
 
 # %%
-def pick_labelled(labels: numpy.ndarray, per_class: int, rng: numpy.random.Generator) -> numpy.ndarray:
-    """Indices of ``per_class`` random examples of each class (the labelled set); the rest are unlabelled."""
-    chosen = [rng.permutation(numpy.flatnonzero(labels == c))[:per_class] for c in range(10)]
-    if min(len(c) for c in chosen) < per_class:
-        raise ValueError(f"--labels-per-class is {per_class}, more than some class has; lower it.")
-    return numpy.concatenate(chosen)
-
-
 def error_rate(predicted: numpy.ndarray, labels: numpy.ndarray) -> float:
     """Fraction of wrong labels."""
     return float(numpy.mean(predicted != labels))
@@ -228,68 +247,107 @@ def shifted(x: numpy.ndarray, shift: int, rng: numpy.random.Generator) -> numpy.
 
 
 # %% [markdown]
+# ## What the models see of a digit
+#
+# Every model sees its training digits the same way (`seen`): moved by up to `--shift` pixels (the codes of
+# M1's classifier and of the stack: `--code-shift`), then, with `--binarize stochastic`, a fresh binary draw
+# x ~ Bernoulli(grey value). Validation and test digits are never moved and get one fixed binary draw, so
+# every model is trained and scored on binary digits.
+
+# %%
+def seen(x: numpy.ndarray, shift: int, binarize: str | None, rng: numpy.random.Generator) -> numpy.ndarray:
+    """The digits ``x`` as one training step sees them: moved by up to ``shift`` pixels, then a binary draw."""
+    moved = shifted(x, shift, rng)
+    return (rng.random(moved.shape) < moved).astype(x.dtype) if binarize == "stochastic" else moved
+
+
+# %% [markdown]
 # ## The labels-only classifier and M1
 #
 # Both classifiers train on the labelled digits alone, by full-batch Adam steps: a hand-written loop with
-# `value_and_grad`, since 100 digits make one batch. The baseline sees pixels; M1's sees codes of a VAE
-# that was trained on every training digit (its ELBO needs no label), one sampled z1 ~ q(z1|x) per digit
-# and step.
+# `value_and_grad`, since 100 digits make one batch, each step on a new `seen` copy of them. The baseline sees
+# pixels; M1's sees codes of a VAE that was trained on every labelled and unlabelled digit (its ELBO needs no
+# label), one sampled z1 ~ q(z1|x) per digit and step. A NaN or infinite loss, gradient or step stops the loop
+# with `fit`'s `NonFiniteLossError`, which hands back the last good parameters.
 
 # %%
-def full_batch_steps(objective, params, rows: numpy.ndarray, steps: int, lr: float, rng) -> list:
-    """``steps`` Adam steps on ``objective.loss`` over all ``rows`` at once, fresh noise each step."""
+def full_batch_steps(objective, params, rows, steps: int, lr: float, rng) -> list:
+    """``steps`` Adam steps on ``objective.loss`` over ``rows()`` (new rows each step), fresh noise each step."""
     grad_fn, optimizer = value_and_grad(objective.loss), Adam(lr)
-    for _ in range(steps):
+    for step in range(1, steps + 1):
+        batch = rows()
         eps = None if objective.noise_shape is None else rng.standard_normal(
-            objective.noise_shape(len(rows))).astype(rows.dtype)
-        _, grads = grad_fn(params, rows, eps)
-        params = optimizer.step(params, grads)
+            objective.noise_shape(len(batch))).astype(batch.dtype)
+        loss, grads = grad_fn(params, batch, eps)
+        # guard: a non-finite loss, gradient or step never becomes the parameters
+        if not (numpy.isfinite(float(loss)) and all_finite(grads)):
+            raise NonFiniteLossError(f"the loss became {float(loss)} at step {step}", None, step, params)
+        updated = optimizer.step(params, grads)
+        if not all_finite(updated):
+            raise NonFiniteLossError(f"the parameters became non-finite at step {step}", None, step, params)
+        params = updated
     return params
 
 
 def train_baseline(x_l, y_l, args, rng) -> tuple[Classifier, list]:
-    """The classifier q(y|x) on the labelled pixels alone."""
+    """The classifier q(y|x) on the labelled pixels alone, each step on a new ``seen`` copy of them."""
     classifier = Classifier(784, [args.classifier_hidden])
-    params = full_batch_steps(classifier_objective(classifier), classifier.init(rng), pack_labelled(y_l, 10, x_l),
+    params = full_batch_steps(classifier_objective(classifier), classifier.init(rng),
+                              lambda: pack_labelled(y_l, 10, seen(x_l, args.shift, args.binarize, rng)),
                               args.classifier_steps, args.lr, rng)
     return classifier, params
 
 
-def train_m1(x_train, labelled, y_l, args, rng, binarize=None) -> tuple[M1, dict]:
-    """M1: the VAE on every training digit, then q(y|z1) on the sampled codes of the labelled ones.
+def train_m1(x_train, labelled, unlabelled, y_l, args, rng, binarize=None) -> tuple[M1, dict, list]:
+    """M1: the VAE on every labelled and unlabelled digit, then q(y|z1) on sampled codes of the labelled ones.
 
     Every epoch moves each digit by up to ``args.shift`` pixels; ``binarize="stochastic"`` redraws the VAE's
-    binary training pixels every epoch (``fit``'s option).
+    binary training pixels every epoch (``fit``'s option). Returns M1, its params and the pool of codes.
     """
     m1 = M1(VAE(784, [args.m1_hidden, args.m1_hidden], args.z1_dim), [args.classifier_hidden])
-    params = m1.init(rng)
+    params, rows = m1.init(rng), numpy.concatenate([labelled, unlabelled])
     # the VAE's ELBO on every training digit, each moved anew every epoch by up to --shift pixels
-    params["vae"] = fit(vae_objective(m1.vae), params["vae"], lambda epoch: shifted(x_train, args.shift, rng),
+    params["vae"] = fit(vae_objective(m1.vae), params["vae"], lambda epoch: shifted(x_train[rows], args.shift, rng),
                         optimizer=Adam(args.lr),
                         settings=Settings(epochs=args.m1_epochs, batch_size=args.batch_size, seed=args.seed,
                                           binarize=binarize, device=args.device, progress=show_progress())).params
-    # the codes q(z1|x) of the labelled digits, computed once by the trained VAE, and their labels
-    rows = pack_labelled(y_l, 10, *m1.features(params, x_train[labelled]))
-    params["classifier"] = full_batch_steps(m1_objective(m1), params["classifier"], rows, args.classifier_steps,
-                                            args.lr, rng)
-    return m1, params
+    pool = code_pool(m1, params, x_train, args, rng)
+    params["classifier"] = m1_classifier(m1, params, pool, labelled, y_l, args, rng)
+    return m1, params, pool
+
+
+def m1_classifier(m1: M1, params: dict, pool: list, labelled, y_l, args, rng) -> list:
+    """M1's q(y|z1), trained on codes of the labelled digits from a random copy of the pool each step."""
+    def rows():
+        # q(z1|x) of the labelled digits, from one copy of the pool, and their labels
+        mean, log_var = pool[rng.integers(len(pool))]
+        return pack_labelled(y_l, 10, mean[labelled], log_var[labelled])
+
+    return full_batch_steps(m1_objective(m1), params["classifier"], rows, args.classifier_steps, args.lr, rng)
+
+
+def code_pool(m1: M1, params: dict, x: numpy.ndarray, args, rng, copies: int = 10) -> list:
+    """q(z1|x) = (mean, log_var) of ``copies`` ``seen`` copies of every digit (moved by ``--code-shift``)."""
+    return [tuple(numpy.asarray(a) for a in m1.features(params, seen(x, args.code_shift, args.binarize, rng)))
+            for _ in range(copies)]
 
 
 # %% [markdown]
 # ## M2, on pixels or on codes
 #
-# One `fit`, whose `on_epoch` follows the test error. `draw()` gives the data of an epoch: the pixels, moved,
-# for M2, fresh codes z1 ~ q(z1|x) for M1+M2 (the unlabelled digits are the rows `fit` batches, drawn by the
-# function it calls each epoch; the labelled set enters every step whole, through the objective of the epoch,
-# `m2_objective`, which `fit` also asks for once up front). With `average` > 0 the test error is
-# that of an exponential moving average of the parameters over epochs, theta_avg <- a theta_avg + (1 - a)
-# theta (Polyak averaging): the stack's test error jumps by up to a point from one epoch to the next, its
-# average moves by a tenth of that.
+# One `fit`, whose `on_epoch` follows the error on the validation digits (the test digits are scored once, at
+# the end). `draw()` gives the data of an epoch: the pixels, moved, for M2, fresh codes z1 ~ q(z1|x) for M1+M2
+# (the unlabelled digits are the rows `fit` batches, drawn by the function it calls each epoch; the labelled
+# set enters every step whole, through the objective of the epoch, `m2_objective`). `weighting` says how J^alpha
+# weighs its terms: `"paper"` (Kingma et al.'s sums over all digits, alpha = 0.1) or `"equal_means"` (the
+# labelled and unlabelled means count equally). With `average` > 0 the error is that of an exponential moving
+# average of the parameters over epochs, theta_avg <- a theta_avg + (1 - a) theta: the stack's error jumps by
+# up to a point from one epoch to the next, its average moves by a tenth of that.
 
 # %%
-def train_m2(m2: M2, params: dict, draw, labelled, unlabelled, y_l, x_test, y_test, epochs: int, alpha: float,
-             args, binarize=None, average: float = 0.0) -> tuple[dict, list]:
-    """Train ``m2`` for ``epochs`` epochs on ``draw(indices)``; return params and the per-epoch test error.
+def train_m2(m2: M2, params: dict, draw, labelled, unlabelled, y_l, x_val, y_val, epochs: int, alpha: float,
+             args, binarize=None, average: float = 0.0, weighting: str = "equal_means") -> tuple[dict, list]:
+    """Train ``m2`` for ``epochs`` epochs on ``draw(indices)``; return params and the per-epoch validation error.
 
     ``average`` is the decay a of the moving average of the parameters that is evaluated and returned
     (0: the parameters of the last epoch themselves).
@@ -298,21 +356,36 @@ def train_m2(m2: M2, params: dict, draw, labelled, unlabelled, y_l, x_test, y_te
 
     def follow(epoch, params, trained):
         nonlocal averaged
-        last_error = error_rate(m2.predict(params, x_test), y_test)
-        record = {"epoch": epoch, "train_neg_j_alpha": trained["train_neg_j_alpha"], "test_error": last_error}
+        last_error = error_rate(m2.predict(params, x_val), y_val)
+        record = {"epoch": epoch, "train_neg_j_alpha": trained["train_neg_j_alpha"], "validation_error": last_error}
         if average > 0:
             # theta_avg <- a theta_avg + (1 - a) theta, starting from the first epoch's parameters
             averaged = params if averaged is None else tree_map(lambda m, p: average * m + (1 - average) * p,
                                                                 averaged, params)
-            record.update(test_error=error_rate(m2.predict(averaged, x_test), y_test),
-                          test_error_last_params=last_error)
+            record.update(validation_error=error_rate(m2.predict(averaged, x_val), y_val),
+                          validation_error_last_params=last_error)
         history.append(record)
 
-    params = fit(lambda epoch: m2_objective(m2, draw(labelled), y_l, alpha), params, lambda epoch: draw(unlabelled),
-                 optimizer=Adam(args.lr), on_epoch=follow,
+    objective = lambda epoch: m2_objective(m2, draw(labelled), y_l, alpha, weighting, len(unlabelled))  # noqa: E731
+    params = fit(objective, params, lambda epoch: draw(unlabelled), optimizer=Adam(args.lr), on_epoch=follow,
                  settings=Settings(epochs=epochs, batch_size=args.batch_size, seed=args.seed, binarize=binarize,
                                    device=args.device, progress=show_progress())).params
     return (averaged if average > 0 else params), history
+
+
+def train_stack(m1: M1, pool: list, labelled, unlabelled, y_l, x_val_codes, y_val, args, rng, weighting: str,
+                alpha: float) -> tuple[M2, dict, list]:
+    """M1+M2: M2 with a Gaussian p(z1|y, z2) on codes z1 ~ q(z1|x), from one copy of the pool each epoch."""
+
+    def draw_codes(i):
+        # z1 = mu + sigma * eps, a new draw each call, from a random copy of the digits
+        mean, log_var = pool[rng.integers(len(pool))]
+        return (mean[i] + numpy.exp(0.5 * log_var[i]) * rng.standard_normal(mean[i].shape)).astype(numpy.float32)
+
+    stack = M2(args.z1_dim, [args.stack_hidden], args.z2_dim, likelihood="gaussian")
+    params, history = train_m2(stack, stack.init(rng), draw_codes, labelled, unlabelled, y_l, x_val_codes, y_val,
+                               args.stack_epochs, alpha, args, average=args.stack_average, weighting=weighting)
+    return stack, params, history
 
 
 # %% [markdown]
@@ -333,84 +406,113 @@ def stack_styles(m1: M1, m1_params: dict, stack: M2, stack_params: dict, rng, pa
 
 # %% [markdown]
 # ## The run
+#
+# Every model is trained, its error on the validation digits recorded; then the test digits are scored once.
 
 # %%
+def train_all(data, split, args, rng) -> dict:
+    """Train the four models on ``split`` of ``data``; their params, validation errors and histories."""
+    labelled, unlabelled, y_l = split.labelled, split.unlabelled, data.y_train[split.labelled]
+    x_val, y_val = data.x_val, data.y_val
+    alpha, stack_alpha = ((PAPER_ALPHA, PAPER_ALPHA) if args.weighting == "paper" else (args.alpha, args.stack_alpha))
+    runs, seconds = {}, {}
+    # the labels-only classifier on pixels, its labelled digits moved and drawn like every other model's
+    tick = time.perf_counter()
+    baseline, params = train_baseline(data.x_train[labelled], y_l, args, rng)
+    runs["labels only"] = (baseline, params, x_val, data.x_test, [])
+    seconds["labels only"] = time.perf_counter() - tick
+    # M1: the VAE on every labelled and unlabelled digit, then the classifier on the labelled codes
+    tick = time.perf_counter()
+    m1, m1_params, pool = train_m1(data.x_train, labelled, unlabelled, y_l, args, rng, data.fit_binarize)
+    runs["M1"] = (m1, m1_params, x_val, data.x_test, [])
+    seconds["M1"] = time.perf_counter() - tick
+    # M2 on the pixels (walkthrough 12), moved by up to --shift pixels every epoch
+    tick = time.perf_counter()
+    m2 = M2(784, [args.m2_hidden], args.m2_z_dim)
+    m2_params, m2_history = train_m2(m2, m2.init(rng), lambda i: shifted(data.x_train[i], args.shift, rng),
+                                     labelled, unlabelled, y_l, x_val, y_val, args.epochs, alpha, args,
+                                     data.fit_binarize, weighting=args.weighting)
+    runs["M2"] = (m2, m2_params, x_val, data.x_test, m2_history)
+    seconds["M2"] = time.perf_counter() - tick
+    # M1+M2: M2 with a Gaussian likelihood on codes z1 ~ q(z1|x); validation and test digits by mean code
+    tick = time.perf_counter()
+    val_codes, test_codes = (numpy.asarray(m1.features(m1_params, x)[0]) for x in (x_val, data.x_test))
+    stack, stack_params, stack_history = train_stack(m1, pool, labelled, unlabelled, y_l, val_codes, y_val, args,
+                                                     rng, args.weighting, stack_alpha)
+    runs["M1+M2"] = (stack, stack_params, val_codes, test_codes, stack_history)
+    seconds["M1+M2"] = time.perf_counter() - tick + seconds["M1"]  # the stack needs M1's VAE first
+    return {"runs": runs, "seconds": seconds, "m1": (m1, m1_params)}
+
+
+def score(trained: dict, y_val, y_test) -> dict:
+    """Validation and test error of each model: the test digits are scored here, once."""
+    return {name: {"validation": error_rate(model.predict(params, x_val), y_val),
+                   "test": error_rate(model.predict(params, x_test), y_test)}
+            for name, (model, params, x_val, x_test, _) in trained["runs"].items()}
+
+
+def stopped(error: NonFiniteLossError, args) -> None:
+    """Save the last good parameters of the run that broke, say how to fix it in one sentence, exit 1."""
+    path = save_params(args.out, error.params, "params_last_good.npz")
+    print(f"training stopped: {error}; the last good parameters are in {path}. Lower --lr (now {args.lr:g}), "
+          "e.g. --lr 1e-3, and run again.", file=sys.stderr)
+    raise SystemExit(1)
+
+
 def main(argv: list[str] | None = None) -> Run:
     started = time.perf_counter()
     args = parse_args(argv)
     data = load_mnist_split(args, n_test=args.n_test)
     rng = numpy.random.default_rng(args.seed)
-    labelled = pick_labelled(data.y_train, args.labels_per_class, rng)
-    unlabelled = numpy.setdiff1d(numpy.arange(len(data.x_train)), labelled)
-    y_l, seconds = data.y_train[labelled], {}
-
-    # the labels-only classifier on pixels
-    tick = time.perf_counter()
-    baseline, baseline_params = train_baseline(data.x_train[labelled], y_l, args, rng)
-    baseline_error = error_rate(baseline.predict(baseline_params, data.x_test), data.y_test)
-    seconds["labels only"] = time.perf_counter() - tick
-    print(f"labels only: test error {100 * baseline_error:.2f} %", flush=True)
-
-    # M1: the VAE on every digit, then the classifier on the labelled codes
-    tick = time.perf_counter()
-    m1, m1_params = train_m1(data.x_train, labelled, y_l, args, rng, data.fit_binarize)
-    m1_error = error_rate(m1.predict(m1_params, data.x_test), data.y_test)
-    seconds["M1"] = time.perf_counter() - tick
-    print(f"M1: test error {100 * m1_error:.2f} %", flush=True)
-
-    # M2 on the pixels (walkthrough 12), moved by up to --shift pixels every epoch
-    tick = time.perf_counter()
-    m2 = M2(784, [args.m2_hidden], args.m2_z_dim)
-    m2_params, m2_history = train_m2(m2, m2.init(rng), lambda i: shifted(data.x_train[i], args.shift, rng),
-                                     labelled, unlabelled, y_l, data.x_test, data.y_test, args.epochs, args.alpha,
-                                     args, data.fit_binarize)
-    seconds["M2"] = time.perf_counter() - tick
-    print(f"M2: test error {100 * m2_history[-1]['test_error']:.2f} %", flush=True)
-
-    # M1+M2: M2 with a Gaussian likelihood on fresh codes z1 ~ q(z1|x) every epoch; test digits by mean code
-    tick = time.perf_counter()
-    mean, log_var = (numpy.asarray(a) for a in m1.features(m1_params, data.x_train))
-    test_codes = numpy.asarray(m1.features(m1_params, data.x_test)[0])
-
-    def draw_codes(i):
-        # z1 = mu + sigma * eps, a new draw each call (of the digits as they are: moving them here hurts)
-        return (mean[i] + numpy.exp(0.5 * log_var[i]) * rng.standard_normal(mean[i].shape)).astype(numpy.float32)
-
-    stack = M2(args.z1_dim, [args.stack_hidden], args.z2_dim, likelihood="gaussian")
-    stack_params, stack_history = train_m2(stack, stack.init(rng), draw_codes, labelled, unlabelled, y_l,
-                                           test_codes, data.y_test, args.stack_epochs, args.stack_alpha, args,
-                                           average=args.stack_average)
-    seconds["M1+M2"] = time.perf_counter() - tick + seconds["M1"]  # the stack needs M1's VAE first
-    print(f"M1+M2: test error {100 * stack_history[-1]['test_error']:.2f} %", flush=True)
-
-    errors = {"labels only": baseline_error, "M1": m1_error, "M2": m2_history[-1]["test_error"],
-              "M1+M2": stack_history[-1]["test_error"]}
-    names = {"labels only": f"classifier on the {len(labelled)} labels alone",
-             "M1": "M1: VAE codes + MLP classifier (slides: TSVM)",
-             "M2": "M2 on pixels", "M1+M2": "M1+M2: M2 on M1's codes"}
-    title = (f"{len(labelled)} labels + {len(unlabelled):,} unlabelled digits, {len(data.y_test):,} "
-             f"{data.eval_name} digits" + (f"\n({QUICK_NOTE})" if args.quick else ""))
+    try:
+        split = split_labelled(data.y_train, args.labels_per_class, args.n_validation, rng)
+    except ValueError as error:
+        raise SystemExit(f"error: {error}") from None
+    # the validation digits: never trained on; one fixed binary draw, like the test digits
+    data.x_val, data.y_val = data.x_train[split.validation], data.y_train[split.validation]
+    if data.fit_binarize == "stochastic":
+        data.x_val = (rng.random(data.x_val.shape) < data.x_val).astype(data.x_val.dtype)
+    try:
+        trained = train_all(data, split, args, rng)
+    except NonFiniteLossError as error:
+        stopped(error, args)
+    errors = score(trained, data.y_val, data.y_test)
+    for name, error in errors.items():
+        print(f"{name}: validation error {100 * error['validation']:.2f} %, test error {100 * error['test']:.2f} %")
+    m2_history, stack_history = trained["runs"]["M2"][4], trained["runs"]["M1+M2"][4]
+    n_l, n_u, n_val = len(split.labelled), len(split.unlabelled), len(split.validation)
+    title = (f"{n_l} labels + {n_u:,} unlabelled digits, {n_val} validation digits"
+             + (f"\n({QUICK_NOTE})" if args.quick else ""))
     figures = [
-        save_curves({"M2": ([h["epoch"] for h in m2_history], [100 * h["test_error"] for h in m2_history]),
-                     "M1+M2": ([h["epoch"] for h in stack_history], [100 * h["test_error"] for h in stack_history]),
-                     "M1": ([1, len(stack_history)], [100 * m1_error] * 2),
-                     "labels only": ([1, len(stack_history)], [100 * baseline_error] * 2)},
-                    args.out / "13_test_error.png", ylabel=f"error on {data.eval_name} digits (%)", title=title),
-        stack_styles(m1, m1_params, stack, stack_params, rng, args.out / "13_m1_m2_styles.png",
-                     f"M1+M2 as a generator, {len(labelled)} labels"),
+        save_curves({"M2": ([h["epoch"] for h in m2_history], [100 * h["validation_error"] for h in m2_history]),
+                     "M1+M2": ([h["epoch"] for h in stack_history],
+                               [100 * h["validation_error"] for h in stack_history]),
+                     "M1": ([1, len(stack_history)], [100 * errors["M1"]["validation"]] * 2),
+                     "labels only": ([1, len(stack_history)], [100 * errors["labels only"]["validation"]] * 2)},
+                    args.out / "13_validation_error.png", ylabel="error on the validation digits (%)", title=title),
+        stack_styles(*trained["m1"], *trained["runs"]["M1+M2"][:2], rng, args.out / "13_m1_m2_styles.png",
+                     f"M1+M2 as a generator, {n_l} labels"),
     ]
-    print_table([{"model": names[k], "test error %": 100 * errors[k], "slides %": SLIDES[k],
-                  "seconds": seconds[k]} for k in errors],
-                title=f"semi-supervised MNIST: {title.splitlines()[0]} (slides: 100 labels + 49,900 unlabelled)")
-    metrics = {"train_set": data.train_set, "eval_set": data.eval_set, "n_labelled": len(labelled),
-               "n_unlabelled": len(unlabelled), "n_test": len(data.y_test), "quick": args.quick,
-               "settings": {name: getattr(args, name) for name in SETTINGS},
-               "baseline_test_error": baseline_error, "m1_test_error": m1_error,
-               "m2_test_error": errors["M2"], "m1_m2_test_error": errors["M1+M2"],
-               "slides_test_error_percent": SLIDES, "seconds": seconds,
+    print_table([{"model": NAMES[k], "validation %": 100 * errors[k]["validation"],
+                  "test %": 100 * errors[k]["test"], "slides %": SLIDES[k], "seconds": trained["seconds"][k]}
+                 for k in errors],
+                title=f"semi-supervised MNIST, J^alpha weighted {args.weighting!r}: {title.splitlines()[0]}, "
+                      f"{len(data.y_test):,} {data.eval_name} digits (slides: 100 labels + 49,900 unlabelled)")
+    gain = 100 * (errors["labels only"]["test"] - errors["M1+M2"]["test"])
+    lesson_number = {"claim": "M1+M2 beats labels-only on the test digits by this many points", "value": gain,
+                     "threshold": LESSON_POINTS, "holds": bool(gain > LESSON_POINTS)}
+    print(f"lesson: M1+M2 beats labels-only by {gain:.2f} points (at least {LESSON_POINTS} wanted): "
+          f"{'holds' if lesson_number['holds'] else 'DOES NOT HOLD'}")
+    metrics = {"train_set": data.train_set, "eval_set": data.eval_set, "n_labelled": n_l, "n_unlabelled": n_u,
+               "n_validation": n_val, "n_test": len(data.y_test), "quick": args.quick, "seed": args.seed,
+               "settings": {name: getattr(args, name) for name in SETTINGS}, "weighting": args.weighting,
+               "binarize": args.binarize, "validation_error": {k: e["validation"] for k, e in errors.items()},
+               "test_error": {k: e["test"] for k, e in errors.items()}, "lesson": lesson_number,
+               "slides_test_error_percent": SLIDES, "seconds": trained["seconds"],
                "m2_history": m2_history, "m1_m2_history": stack_history,
                "wall_seconds": time.perf_counter() - started}
-    params = {"baseline": baseline_params, "m1": m1_params, "m2": m2_params, "m1_m2": stack_params}
+    params = {"baseline": trained["runs"]["labels only"][1], "m1": trained["m1"][1],
+              "m2": trained["runs"]["M2"][1], "m1_m2": trained["runs"]["M1+M2"][1]}
     return finish(args.out, params, metrics, figures,
                   "walkthroughs/14_digit_fantasies.py: move a decoder's latent variables and watch the digit change.")
 

@@ -1,0 +1,127 @@
+"""Walkthrough 13 under the selection protocol: the runs behind docs/semi_supervised.md's tables.
+
+    python walkthroughs/experiments/13_protocol.py select --seeds 1000 1001 --json /tmp/select.json --data-dir DIR
+    python walkthroughs/experiments/13_protocol.py report --seeds 2000 ... --shift 1 --json /tmp/report.json ...
+
+``select`` trains on selection seeds (minivae.protocol.seeds("selection", n)) and records only errors on the
+validation digits, for a small grid of settings; it never scores the test digits. ``report`` trains, with the
+frozen settings of the walkthrough's SETTINGS block, on report seeds, each a new label draw and random start,
+and scores the validation and test digits once per model, for both weightings of J^alpha. Each result is
+appended to the JSON file as soon as it is known, so a run cut short keeps what finished.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import time
+from pathlib import Path
+
+import numpy
+
+from minivae.m2 import M2
+from minivae.protocol import split_labelled
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def walkthrough():
+    spec = importlib.util.spec_from_file_location("walkthrough_13", ROOT / "walkthroughs" / "13_m1_m2_stacked.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def append(path: Path, record: dict) -> None:
+    records = json.loads(path.read_text()) if path.exists() else []
+    records.append(record)
+    path.write_text(json.dumps(records, indent=1))
+    print(json.dumps({k: v for k, v in record.items() if k != "history"}), flush=True)
+
+
+def setup(w, seed: int, flags: list[str]):
+    args = w.parse_args(["--seed", str(seed), "--out", f"/tmp/h10_13_{seed}", *flags])
+    data = w.load_mnist_split(args, n_test=args.n_test)
+    rng = numpy.random.default_rng(args.seed)
+    split = split_labelled(data.y_train, args.labels_per_class, args.n_validation, rng)
+    data.x_val, data.y_val = data.x_train[split.validation], data.y_train[split.validation]
+    if data.fit_binarize == "stochastic":
+        data.x_val = (rng.random(data.x_val.shape) < data.x_val).astype(data.x_val.dtype)
+    return args, data, split, rng
+
+
+def select(w, seed: int, flags: list[str], out: Path) -> None:
+    """Validation errors only, for the grid: code shift x stack alpha (and the paper's), M2's alpha."""
+    args, data, split, rng = setup(w, seed, flags)
+    lab, unl, y_l = split.labelled, split.unlabelled, data.y_train[split.labelled]
+    err = lambda model, p, x: w.error_rate(model.predict(p, x), data.y_val)  # noqa: E731
+    base = {"seed": seed, "shift": args.shift}
+    baseline, bp = w.train_baseline(data.x_train[lab], y_l, args, rng)
+    append(out, {**base, "model": "labels only", "validation": err(baseline, bp, data.x_val)})
+    tick = time.perf_counter()
+    m1, m1p, _ = w.train_m1(data.x_train, lab, unl, y_l, args, rng, data.fit_binarize)
+    print(f"M1 VAE {time.perf_counter() - tick:.0f} s", flush=True)
+    val_codes = numpy.asarray(m1.features(m1p, data.x_val)[0])
+    for code_shift in (0, 1):
+        args.code_shift = code_shift
+        pool = w.code_pool(m1, m1p, data.x_train, args, rng)
+        m1p["classifier"] = w.m1_classifier(m1, m1p, pool, lab, y_l, args, rng)
+        append(out, {**base, "model": "M1", "code_shift": code_shift, "validation": err(m1, m1p, data.x_val)})
+        for weighting, alpha in (("equal_means", 1.0), ("equal_means", 3.0), ("equal_means", 10.0),
+                                 ("paper", w.PAPER_ALPHA)):
+            tick = time.perf_counter()
+            _, _, history = w.train_stack(m1, pool, lab, unl, y_l, val_codes, data.y_val, args, rng, weighting,
+                                          alpha)
+            append(out, {**base, "model": "M1+M2", "code_shift": code_shift, "weighting": weighting, "alpha": alpha,
+                         "validation": history[-1]["validation_error"], "seconds": time.perf_counter() - tick,
+                         "history": [h["validation_error"] for h in history]})
+    for weighting, alpha in (("equal_means", 10.0), ("equal_means", 50.0), ("paper", w.PAPER_ALPHA)):
+        m2 = M2(784, [args.m2_hidden], args.m2_z_dim)
+        _, history = w.train_m2(m2, m2.init(rng), lambda i: w.shifted(data.x_train[i], args.shift, rng), lab, unl,
+                                y_l, data.x_val, data.y_val, args.epochs, alpha, args, data.fit_binarize,
+                                weighting=weighting)
+        append(out, {**base, "model": "M2", "weighting": weighting, "alpha": alpha,
+                     "validation": history[-1]["validation_error"],
+                     "history": [h["validation_error"] for h in history]})
+
+
+def report(w, seed: int, flags: list[str], out: Path) -> None:
+    """Frozen settings: validation and test error of every model, both weightings, scored once each."""
+    args, data, split, rng = setup(w, seed, flags)
+    lab, unl, y_l = split.labelled, split.unlabelled, data.y_train[split.labelled]
+    base = {"seed": seed, "shift": args.shift, "code_shift": args.code_shift}
+
+    def scored(name, model, p, x_val, x_test, **extra):
+        append(out, {**base, "model": name, **extra,
+                     "validation": w.error_rate(model.predict(p, x_val), data.y_val),
+                     "test": w.error_rate(model.predict(p, x_test), data.y_test)})
+
+    baseline, bp = w.train_baseline(data.x_train[lab], y_l, args, rng)
+    scored("labels only", baseline, bp, data.x_val, data.x_test)
+    m1, m1p, pool = w.train_m1(data.x_train, lab, unl, y_l, args, rng, data.fit_binarize)
+    scored("M1", m1, m1p, data.x_val, data.x_test)
+    val_codes, test_codes = (numpy.asarray(m1.features(m1p, x)[0]) for x in (data.x_val, data.x_test))
+    for weighting in ("equal_means", "paper"):
+        alphas = (w.PAPER_ALPHA, w.PAPER_ALPHA) if weighting == "paper" else (args.stack_alpha, args.alpha)
+        stack, sp, _ = w.train_stack(m1, pool, lab, unl, y_l, val_codes, data.y_val, args, rng, weighting, alphas[0])
+        scored("M1+M2", stack, sp, val_codes, test_codes, weighting=weighting)
+        m2 = M2(784, [args.m2_hidden], args.m2_z_dim)
+        m2p, _ = w.train_m2(m2, m2.init(rng), lambda i: w.shifted(data.x_train[i], args.shift, rng), lab, unl, y_l,
+                            data.x_val, data.y_val, args.epochs, alphas[1], args, data.fit_binarize,
+                            weighting=weighting)
+        scored("M2", m2, m2p, data.x_val, data.x_test, weighting=weighting)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("mode", choices=("select", "report"))
+    parser.add_argument("--seeds", type=int, nargs="+", required=True)
+    parser.add_argument("--json", type=Path, required=True)
+    parser.add_argument("--shift", type=int, default=1)
+    parser.add_argument("--data-dir", default=None)
+    cli, rest = parser.parse_known_args()
+    flags = [*rest, "--shift", str(cli.shift)] + (["--data-dir", cli.data_dir] if cli.data_dir else [])
+    module = walkthrough()
+    for seed in cli.seeds:
+        (select if cli.mode == "select" else report)(module, seed, flags, cli.json)
