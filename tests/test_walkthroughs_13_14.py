@@ -110,6 +110,79 @@ def test_m1_trains_on_moved_digits_every_epoch(tmp_path: Path, monkeypatch: pyte
                               "--classifier-hidden", "4", "--classifier-steps", "2", "--out", str(tmp_path)])
     rng = numpy.random.default_rng(0)
     x = rng.random((40, 784)).astype(numpy.float32)
-    labelled = numpy.arange(10)
-    module.train_m1(x, labelled, numpy.arange(10), args, rng, "stochastic")
-    assert calls == [(40, 1)] * 3, calls
+    labelled, unlabelled = numpy.arange(10), numpy.arange(10, 30)  # rows 30-39: validation, never trained on
+    module.train_m1(x, labelled, unlabelled, numpy.arange(10), args, rng, "stochastic")
+    # the VAE's 30 digits moved by --shift every epoch, then ten copies of all 40 for the codes (--code-shift 0)
+    assert calls == [(30, 1)] * 3 + [(40, 0)] * 10, calls
+
+
+def _stand_in(classes: int = 10):
+    """A stand-in for load_mnist_split: 400 random grey digits of ``classes`` classes, 50 binary test digits."""
+    from minivae.walkthrough import MnistSplit
+
+    def load(args, n_test=None):
+        rng = numpy.random.default_rng(0)
+        x = rng.random((400, 784)).astype(numpy.float32)
+        y = numpy.arange(400) % classes
+        return MnistSplit(x, y, (x[:50] > 0.5).astype(numpy.float32), y[:50], "stand-in", "stand-in", "stochastic")
+
+    return load
+
+
+TINY = ["--quick", "--m1-epochs", "1", "--m1-hidden", "8", "--z1-dim", "2", "--classifier-hidden", "4",
+        "--classifier-steps", "3", "--epochs", "1", "--m2-hidden", "4", "--stack-epochs", "1", "--stack-hidden", "4",
+        "--n-validation", "50"]
+
+
+def test_labels_per_class_too_large_fails_before_the_data(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from test_walkthroughs import _no_data
+    module = _walkthrough_13()
+    monkeypatch.setattr(module, "load_mnist_split", _no_data)
+    with pytest.raises(SystemExit) as stop:
+        module.main(["--labels-per-class", "301", "--out", str(tmp_path / "out")])
+    assert stop.value.code == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert len(errors) == 1 and "--labels-per-class 301 is more than 300" in errors[0], errors
+
+
+def test_a_missing_class_says_so_without_advising_to_lower_the_count(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    module = _walkthrough_13()
+    monkeypatch.setattr(module, "load_mnist_split", _stand_in(classes=9))  # no digit of class 9
+    with pytest.raises(SystemExit) as stop:
+        module.main([*TINY, "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and "class 9 has 0 examples outside the validation split" in err, err
+    assert "lower" not in err
+
+
+def test_a_learning_rate_that_blows_up_stops_with_the_last_good_params(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    module = _walkthrough_13()
+    monkeypatch.setattr(module, "load_mnist_split", _stand_in())
+    with pytest.raises(SystemExit) as stop:
+        module.main([*TINY, "--lr", "1e30", "--out", str(tmp_path)])
+    out, err = capsys.readouterr()
+    assert stop.value.code == 1 and "test error" not in out, out
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("training labels only stopped:"), lines
+    assert "Lower --lr (now 1e+30)" in lines[0]
+    with numpy.load(tmp_path / "params_last_good.npz", allow_pickle=False) as saved:
+        assert saved.files and all(numpy.isfinite(saved[k]).all() for k in saved.files if saved[k].dtype.kind == "f")
+    assert not (tmp_path / "metrics.json").exists()
+
+
+def test_full_batch_steps_guard_hands_back_the_last_finite_params() -> None:
+    from minivae.m1 import Classifier, pack_labelled
+    from minivae.objectives import classifier_objective
+    from minivae.train import NonFiniteLossError
+    module, rng = _walkthrough_13(), numpy.random.default_rng(0)
+    classifier = Classifier(784, [4])
+    start = classifier.init(rng)
+    rows = pack_labelled(numpy.arange(10), 10, rng.random((10, 784)).astype(numpy.float32))
+    with pytest.raises(NonFiniteLossError) as stop:
+        module.full_batch_steps(classifier_objective(classifier), start, lambda: rows, 50, 1e30, rng)
+    assert stop.value.step is not None and stop.value.step <= 50
+    from minivae.tree import tree_leaves
+    assert all(numpy.isfinite(a).all() for a in tree_leaves(stop.value.params))

@@ -411,7 +411,20 @@ def stack_styles(m1: M1, m1_params: dict, stack: M2, stack_params: dict, rng, pa
 
 # %%
 def train_all(data, split, args, rng) -> dict:
-    """Train the four models on ``split`` of ``data``; their params, validation errors and histories."""
+    """Train the four models on ``split`` of ``data``; their params, validation errors and histories.
+
+    A ``NonFiniteLossError`` says which model broke (``.model``); overflow warnings are left to its guard.
+    """
+    stage = {"model": "labels only"}
+    try:
+        with numpy.errstate(over="ignore", invalid="ignore"):
+            return _train_all(data, split, args, rng, stage)
+    except NonFiniteLossError as error:
+        error.model = stage["model"]
+        raise
+
+
+def _train_all(data, split, args, rng, stage: dict) -> dict:
     labelled, unlabelled, y_l = split.labelled, split.unlabelled, data.y_train[split.labelled]
     x_val, y_val = data.x_val, data.y_val
     alpha, stack_alpha = ((PAPER_ALPHA, PAPER_ALPHA) if args.weighting == "paper" else (args.alpha, args.stack_alpha))
@@ -421,11 +434,13 @@ def train_all(data, split, args, rng) -> dict:
     baseline, params = train_baseline(data.x_train[labelled], y_l, args, rng)
     runs["labels only"] = (baseline, params, x_val, data.x_test, [])
     seconds["labels only"] = time.perf_counter() - tick
+    stage["model"] = "M1"
     # M1: the VAE on every labelled and unlabelled digit, then the classifier on the labelled codes
     tick = time.perf_counter()
     m1, m1_params, pool = train_m1(data.x_train, labelled, unlabelled, y_l, args, rng, data.fit_binarize)
     runs["M1"] = (m1, m1_params, x_val, data.x_test, [])
     seconds["M1"] = time.perf_counter() - tick
+    stage["model"] = "M2"
     # M2 on the pixels (walkthrough 12), moved by up to --shift pixels every epoch
     tick = time.perf_counter()
     m2 = M2(784, [args.m2_hidden], args.m2_z_dim)
@@ -434,6 +449,7 @@ def train_all(data, split, args, rng) -> dict:
                                      data.fit_binarize, weighting=args.weighting)
     runs["M2"] = (m2, m2_params, x_val, data.x_test, m2_history)
     seconds["M2"] = time.perf_counter() - tick
+    stage["model"] = "M1+M2"
     # M1+M2: M2 with a Gaussian likelihood on codes z1 ~ q(z1|x); validation and test digits by mean code
     tick = time.perf_counter()
     val_codes, test_codes = (numpy.asarray(m1.features(m1_params, x)[0]) for x in (x_val, data.x_test))
@@ -454,8 +470,8 @@ def score(trained: dict, y_val, y_test) -> dict:
 def stopped(error: NonFiniteLossError, args) -> None:
     """Save the last good parameters of the run that broke, say how to fix it in one sentence, exit 1."""
     path = save_params(args.out, error.params, "params_last_good.npz")
-    print(f"training stopped: {error}; the last good parameters are in {path}. Lower --lr (now {args.lr:g}), "
-          "e.g. --lr 1e-3, and run again.", file=sys.stderr)
+    print(f"training {error.model} stopped: {error}; its last good parameters are in {path}. Lower --lr "
+          f"(now {args.lr:g}), e.g. --lr 1e-3, and run again.", file=sys.stderr)
     raise SystemExit(1)
 
 
@@ -467,7 +483,9 @@ def main(argv: list[str] | None = None) -> Run:
     try:
         split = split_labelled(data.y_train, args.labels_per_class, args.n_validation, rng)
     except ValueError as error:
-        raise SystemExit(f"error: {error}") from None
+        # one sentence, as for a bad flag (exit status 2), e.g. a class with too few digits in the data found
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
     # the validation digits: never trained on; one fixed binary draw, like the test digits
     data.x_val, data.y_val = data.x_train[split.validation], data.y_train[split.validation]
     if data.fit_binarize == "stochastic":
