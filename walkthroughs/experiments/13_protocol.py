@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import pickle
 import time
 from pathlib import Path
 
@@ -78,7 +79,7 @@ def select(w, seed: int, flags: list[str], out: Path) -> None:
                          "history": [h["validation_error"] for h in history]})
     for weighting, alpha in (("equal_means", 10.0), ("equal_means", 50.0), ("paper", w.PAPER_ALPHA)):
         m2 = M2(784, [args.m2_hidden], args.m2_z_dim)
-        _, history = w.train_m2(m2, m2.init(rng), lambda i: w.shifted(data.x_train[i], args.shift, rng), lab, unl,
+        _, history = w.train_m2(m2, m2.init(rng), lambda i, rng=rng: w.shifted(data.x_train[i], args.shift, rng), lab,
                                 y_l, data.x_val, data.y_val, args.epochs, alpha, args, data.fit_binarize,
                                 weighting=weighting)
         append(out, {**base, "model": "M2", "weighting": weighting, "alpha": alpha,
@@ -86,31 +87,47 @@ def select(w, seed: int, flags: list[str], out: Path) -> None:
                      "history": [h["validation_error"] for h in history]})
 
 
-def report(w, seed: int, flags: list[str], out: Path) -> None:
-    """Frozen settings: validation and test error of every model, both weightings, scored once each."""
-    args, data, split, rng = setup(w, seed, flags)
+PHASES = ("m1", "stack_equal_means", "stack_paper", "m2_equal_means", "m2_paper")
+
+
+def report(w, seed: int, flags: list[str], out: Path, phases=PHASES) -> None:
+    """Frozen settings: validation and test error of every model, both weightings, scored once each.
+
+    The phases run in the order given; M1 (its params and pool of codes) is kept in a cache file between them.
+    """
+    args, data, split, _ = setup(w, seed, flags)
     lab, unl, y_l = split.labelled, split.unlabelled, data.y_train[split.labelled]
     base = {"seed": seed, "shift": args.shift, "code_shift": args.code_shift}
+    cache = out.with_name(f"{out.stem}_m1_{seed}_shift{args.shift}.pickle")
 
     def scored(name, model, p, x_val, x_test, **extra):
         append(out, {**base, "model": name, **extra,
                      "validation": w.error_rate(model.predict(p, x_val), data.y_val),
                      "test": w.error_rate(model.predict(p, x_test), data.y_test)})
 
-    baseline, bp = w.train_baseline(data.x_train[lab], y_l, args, rng)
-    scored("labels only", baseline, bp, data.x_val, data.x_test)
-    m1, m1p, pool = w.train_m1(data.x_train, lab, unl, y_l, args, rng, data.fit_binarize)
-    scored("M1", m1, m1p, data.x_val, data.x_test)
-    val_codes, test_codes = (numpy.asarray(m1.features(m1p, x)[0]) for x in (data.x_val, data.x_test))
-    for weighting in ("equal_means", "paper"):
-        alphas = (w.PAPER_ALPHA, w.PAPER_ALPHA) if weighting == "paper" else (args.stack_alpha, args.alpha)
-        stack, sp, _ = w.train_stack(m1, pool, lab, unl, y_l, val_codes, data.y_val, args, rng, weighting, alphas[0])
-        scored("M1+M2", stack, sp, val_codes, test_codes, weighting=weighting)
-        m2 = M2(784, [args.m2_hidden], args.m2_z_dim)
-        m2p, _ = w.train_m2(m2, m2.init(rng), lambda i: w.shifted(data.x_train[i], args.shift, rng), lab, unl, y_l,
-                            data.x_val, data.y_val, args.epochs, alphas[1], args, data.fit_binarize,
-                            weighting=weighting)
-        scored("M2", m2, m2p, data.x_val, data.x_test, weighting=weighting)
+    for phase in phases:
+        rng = numpy.random.default_rng([seed, PHASES.index(phase)])
+        if phase == "m1":
+            baseline, bp = w.train_baseline(data.x_train[lab], y_l, args, rng)
+            scored("labels only", baseline, bp, data.x_val, data.x_test)
+            m1, m1p, pool = w.train_m1(data.x_train, lab, unl, y_l, args, rng, data.fit_binarize)
+            scored("M1", m1, m1p, data.x_val, data.x_test)
+            cache.write_bytes(pickle.dumps((m1, m1p, pool)))
+        elif phase.startswith("stack"):
+            m1, m1p, pool = pickle.loads(cache.read_bytes())
+            weighting = phase[len("stack_"):]
+            alpha = w.PAPER_ALPHA if weighting == "paper" else args.stack_alpha
+            val_codes, test_codes = (numpy.asarray(m1.features(m1p, x)[0]) for x in (data.x_val, data.x_test))
+            stack, sp, _ = w.train_stack(m1, pool, lab, unl, y_l, val_codes, data.y_val, args, rng, weighting, alpha)
+            scored("M1+M2", stack, sp, val_codes, test_codes, weighting=weighting)
+        else:
+            weighting = phase[len("m2_"):]
+            alpha = w.PAPER_ALPHA if weighting == "paper" else args.alpha
+            m2 = M2(784, [args.m2_hidden], args.m2_z_dim)
+            m2p, _ = w.train_m2(m2, m2.init(rng), lambda i, rng=rng: w.shifted(data.x_train[i], args.shift, rng),
+                                lab, unl, y_l, data.x_val, data.y_val, args.epochs, alpha, args, data.fit_binarize,
+                                weighting=weighting)
+            scored("M2", m2, m2p, data.x_val, data.x_test, weighting=weighting)
 
 
 if __name__ == "__main__":
@@ -120,8 +137,12 @@ if __name__ == "__main__":
     parser.add_argument("--json", type=Path, required=True)
     parser.add_argument("--shift", type=int, default=1)
     parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--phases", nargs="+", choices=PHASES, default=list(PHASES))
     cli, rest = parser.parse_known_args()
     flags = [*rest, "--shift", str(cli.shift)] + (["--data-dir", cli.data_dir] if cli.data_dir else [])
     module = walkthrough()
     for seed in cli.seeds:
-        (select if cli.mode == "select" else report)(module, seed, flags, cli.json)
+        if cli.mode == "select":
+            select(module, seed, flags, cli.json)
+        else:
+            report(module, seed, flags, cli.json, cli.phases)
