@@ -81,7 +81,7 @@ from threadpoolctl import threadpool_info, threadpool_limits  # noqa: E402
 from minivae.models import VAE  # noqa: E402
 from minivae.objectives import vae_objective  # noqa: E402
 from minivae.optim import Adam  # noqa: E402
-from minivae.train import Settings, fit  # noqa: E402
+from minivae.train import TrainSettings, fit  # noqa: E402
 
 X_DIM = 784
 
@@ -114,7 +114,7 @@ def fit_epoch(vae: VAE, lr: float, params: Any) -> Callable[[numpy.ndarray, nump
 
     def epoch(x: numpy.ndarray, eps: numpy.ndarray) -> float:
         result = fit(vae_objective(vae), state["params"], x, optimizer=state["optimizer"],
-                     settings=Settings(epochs=1, batch_size=eps.shape[1], progress=False))
+                     settings=TrainSettings(epochs=1, batch_size=eps.shape[1], progress=False))
         state["params"] = result.params
         return -result.history[-1]["train_elbo"]
 

@@ -34,7 +34,7 @@ from minivae.grad import value_and_grad  # noqa: E402
 from minivae.models import VAE  # noqa: E402
 from minivae.objectives import vae_objective  # noqa: E402
 from minivae.optim import Adam  # noqa: E402
-from minivae.train import Settings, fit  # noqa: E402
+from minivae.train import TrainSettings, fit  # noqa: E402
 from minivae.tree import tree_leaves  # noqa: E402
 
 
@@ -67,7 +67,7 @@ def main() -> None:
 
     with threadpool_limits(1):
         result = fit(vae_objective(vae), params, x, optimizer=Adam(1e-3), on_epoch=bare_epoch,
-                     settings=Settings(epochs=args.rounds + 1, batch_size=batch, seed=seed, progress=False))
+                     settings=TrainSettings(epochs=args.rounds + 1, batch_size=batch, seed=seed, progress=False))
     same = all(numpy.array_equal(a, b) for a, b in zip(tree_leaves(result.params), tree_leaves(bare["params"])))
     ratios = [f / b for f, b in zip(fit_seconds[1:], bare["seconds"][1:])]
     print(f"CPU: {cpu_model()}; numpy {numpy.__version__}; one BLAS thread, pinned to CPU "

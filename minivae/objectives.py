@@ -118,7 +118,7 @@ def m2_objective(m2: M2, x_labelled: Any, labels: Any, alpha: float, weighting: 
     whole (small) labelled set ``x_labelled``, ``labels`` as its labelled batch. The noise of one step is one
     array of ``C·n + N_l`` rows of z noise, split inside the loss into ``eps_u``, ``(C, n, z_dim)``, and
     ``eps_l``, ``(N_l, z_dim)`` (noise is data, so slicing it is device-safe). The labelled digits are data
-    the objective carries: with ``Settings(binarize=...)`` they are binarized like the unlabelled ones, through
+    the objective carries: with ``TrainSettings(binarize=...)`` they are binarized like the unlabelled ones, through
     :meth:`Objective.map_data` (a fresh draw every epoch for ``"stochastic"``).
     """
     n_l, C = len(labels), m2.n_classes

@@ -39,7 +39,7 @@ from minivae.tree import tree_leaves, tree_map
 
 
 @dataclass(frozen=True)
-class Settings:
+class TrainSettings:
     r"""How :func:`fit` runs: ``epochs`` (all of them, a resumed run's included), ``batch_size``, ``seed``,
     ``binarize`` (None, ``"threshold"`` or ``"stochastic"``), ``device`` (``"cpu"``, ``"gpu"``, ``"auto"``) and
     ``progress`` (a tqdm bar; None shows it only when stderr is a TTY)."""
@@ -152,13 +152,13 @@ def evaluate(objective: Objective, params: Any, x: numpy.ndarray, rng: numpy.ran
 
 
 def fit(objective: Objective | Callable[[int], Objective], params: Any, x_train: Any, *,
-        x_test: numpy.ndarray | None = None, optimizer: Any = None, settings: Settings = Settings(),
+        x_test: numpy.ndarray | None = None, optimizer: Any = None, settings: TrainSettings = TrainSettings(),
         files: RunFiles = RunFiles(), on_epoch: Callable[[int, Any, dict], None] | None = None) -> FitResult:
     r"""Minimise ``objective.loss`` over ``x_train``: :func:`train_epoch` once per epoch (Adam(1e-3) by default).
 
     After each epoch, −loss is evaluated on ``x_test`` (the test ELBO with *sampled* z for a VAE, in nats per
     example), ``files`` are written and ``on_epoch(epoch, params, record)`` is called (``params``: host arrays
-    of the caller's own). :class:`Settings` says how long and how, :class:`RunFiles` what is written and read.
+    of the caller's own). :class:`TrainSettings` says how long and how, :class:`RunFiles` what is written and read.
     Every argument, the params and the output paths are checked before the first step; the data are cast to
     the parameters' dtype. The caller's arrays, and every array fit hands out, are never changed afterwards.
 
@@ -238,7 +238,7 @@ def _faster(optimizer: Any) -> Any:
 
 
 def _write(files: RunFiles, params: Any, optimizer: Any, epoch: int, rng: numpy.random.Generator, history: list,
-           target: Objective, run: Settings, backend: Any, n_train: int, x_test: Any) -> None:
+           target: Objective, run: TrainSettings, backend: Any, n_train: int, x_test: Any) -> None:
     if files.checkpoint is not None:
         save_checkpoint(files.checkpoint, params, optimizer, epoch, rng, history, seed=run.seed)
     if files.metrics is not None:

@@ -1,25 +1,34 @@
-r"""What every walkthrough shares: its flags and settings, its output folder, its table, and how it ends.
+r"""What every walkthrough shares: its settings and flags, its progress bars, its lesson number, how it ends.
 
 A walkthrough (``walkthroughs/NN_name.py``) is one lesson in the percent format: ``# %% [markdown]`` cells
-carry the text, ``# %%`` cells the steps, so the same file runs as a script and opens as a notebook. Its
-conventions, which these helpers implement:
+carry the text, ``# %%`` cells the steps, so the same file runs as a script and opens as a notebook. It is
+written **notebook first** (01-04 so far; the others still hold their lesson in ``main()``, see below):
 
-- **Settings.** One visible block ``SETTINGS = {"epochs": (quick, full), ...}``. :func:`add_setting` turns an
-  entry into a validated flag whose default is None; :func:`parse_flags` fills every setting the user did
-  not give from the quick or the full column, so an explicit flag always beats ``--quick``.
-- **Flags are checked before any data is loaded**: counts, rates and seeds by the ``type=`` functions below
-  (:func:`positive_int`, ...), ``--out`` must be a writable folder (created if missing) and ``--data-dir``
-  must not be a file. A bad flag is one argparse line and exit status 2, never a traceback.
-- **Notebooks.** In a Jupyter kernel, ``main()`` ignores the kernel's own argv; its flags come from the
-  environment variable ``MINIVAE_WALKTHROUGH_ARGS`` (e.g. ``"--quick"``), else none. Figures are shown
-  inline as well as saved (:mod:`minivae.plotting`); progress bars show in a notebook or on a terminal
-  (:func:`show_progress`), never in a log file.
-- **The end of a run.** :func:`finish` saves the trained parameters (``params.npz``, loadable with
-  ``minivae.load_params``) and ``metrics.json``, lists every file written, and names the next walkthrough.
-  ``main(argv=None)`` returns a :class:`Run` ``(params, metrics)``.
+1. **Settings, first code cell** (imports and settings: at most 15 lines before the first lesson cell)::
 
-Walkthroughs import this from the installed package (never a neighbouring file), so they run from any
-directory.
+       S = settings(__name__, "01_ring_mapping", {  # name: (quick, full, what it is)
+           "epochs": (40, 150, "passes over the training points"), ...})
+
+   :func:`settings` makes each entry a flag (``--epochs``; int, float, tuple or choices, see ``types``),
+   takes the flags, checks every one of them and the output folder (and ``--data-dir`` with ``mnist=True``)
+   before any data is loaded, and returns :class:`Settings`: ``S.epochs``, ``S.seed``, ``S.out``, ... An
+   explicit flag beats ``--quick``. As a script the flags are ``sys.argv`` (a bad one: one argparse line, exit
+   2); in a notebook (or on import) they come from ``$MINIVAE_WALKTHROUGH_ARGS``, and **a notebook runs quick
+   when that variable is unset** (set it to ``""`` for the full run). ``--quick`` writes to its own folder,
+   ``figures/NN_name_quick``, so it never overwrites the full run's ``params.npz``. ``--help`` is the first
+   paragraph of the first markdown cell and the flags; the long text is the notebook's markdown.
+2. **Lesson cells at module level**, top to bottom: the data (show a few examples), the model, training (one
+   progress bar per run: ``fit(..., progress=False, on_epoch=epoch_bar(S.epochs, "VAE"))``), each figure in the
+   cell that makes it (``S.figure(fig, "NN_what.png")``: saved in ``S.out``, shown inline), the table
+   (:func:`print_table`), and the lesson as a number (:func:`lesson_check`, stored as ``metrics["lesson"]``).
+   Functions are defined in the cell just above their first use; imports go in the cell that needs them.
+3. **One script-only last code cell**: ``if S.script: S.finish(params, metrics, "walkthroughs/NN_next.py: ...")``
+   saves ``params.npz`` and ``metrics.json``, lists every file written and names the next walkthrough.
+
+Progress bars are plain ``tqdm`` (never ``tqdm.auto``, which wants ipywidgets in Jupyter): on stderr on a
+terminal, on stdout in ASCII in a notebook, never in a log. The older helpers (:func:`walkthrough_parser`,
+:func:`add_setting`, :func:`parse_flags`, :func:`finish`, ``main()`` returning a :class:`Run`) serve the
+walkthroughs not yet converted. Walkthroughs import this from the installed package, never a neighbouring file.
 """
 
 from __future__ import annotations
@@ -31,6 +40,7 @@ import os
 import shlex
 import sys
 import tempfile
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,12 +66,18 @@ def show_progress() -> bool:
 
 
 def progress(items: Iterable, desc: str, total: int | None = None) -> Iterable:
-    r"""``items`` wrapped in a ``tqdm.auto`` bar labelled ``desc`` when :func:`show_progress`, else unchanged."""
-    if not show_progress():
-        return items
-    from tqdm.auto import tqdm
+    r"""``items`` wrapped in a :func:`bar` labelled ``desc`` when :func:`show_progress`, else unchanged."""
+    return bar(items, desc, total, leave=False) if show_progress() else items
 
-    return tqdm(items, desc=desc, total=total, leave=False)
+
+def bar(items: Iterable | None = None, desc: str = "", total: int | None = None, leave: bool = True,
+        unit: str = "it") -> Any:
+    r"""A plain ``tqdm`` bar: on stderr in a terminal; in a notebook on stdout, ASCII, 100 columns, at most two
+    updates a second (plain text that Jupyter redraws in place, so no ipywidgets and no ``IProgress`` warning)."""
+    from tqdm import tqdm
+
+    style = {"file": sys.stdout, "ascii": True, "ncols": 100, "mininterval": 0.5} if in_notebook() else {}
+    return tqdm(items, desc=desc, total=total, leave=leave, unit=unit, **style)
 
 
 def in_chunks(fn: Callable[[Any], Any], x: Any, desc: str, chunk: int = 100) -> numpy.ndarray:
@@ -144,6 +160,10 @@ class WalkthroughParser(argparse.ArgumentParser):
         data_dir = getattr(parsed, "data_dir", None)
         if data_dir is not None and Path(data_dir).expanduser().is_file():
             self.error(f"--data-dir {data_dir} is a file; give the folder that holds the MNIST IDX files.")
+        if data_dir is not None and not Path(data_dir).expanduser().is_dir():
+            # never created here: a mistyped folder must not silently become an empty download folder
+            self.error(f"--data-dir {data_dir} does not exist; give the folder that holds the MNIST IDX files, "
+                       "or leave the flag out to use $MINIVAE_DATA or ~/.cache/minivae/mnist.")
         return parsed
 
 
@@ -196,7 +216,12 @@ def _show(value: Any, shown: dict) -> str:
 
 def kernel_argv() -> list[str]:
     r"""The flags of a walkthrough run inside a notebook: ``$MINIVAE_WALKTHROUGH_ARGS`` split like a shell line."""
-    return shlex.split(os.environ.get(ARGS_VARIABLE, ""))
+    text = os.environ.get(ARGS_VARIABLE, "")
+    try:
+        return shlex.split(text)
+    except ValueError as error:
+        raise ValueError(f"${ARGS_VARIABLE} = {text!r} is not a line of flags ({error}); quote it as in a shell, "
+                         "e.g. MINIVAE_WALKTHROUGH_ARGS='--quick --out \"my figures\"'.") from None
 
 
 def parse_flags(parser: argparse.ArgumentParser, argv: list[str] | None, settings: dict) -> argparse.Namespace:
@@ -393,3 +418,163 @@ def load_mnist_split(args: argparse.Namespace, n_test: int | None = None, held_o
         x = binarize_pixels(x, method)
     return MnistSplit(x, y, x_test, y_test, train_set, eval_set, "stochastic" if method == "stochastic" else None,
                       eval_name)
+
+
+# ---- notebook-first walkthroughs: settings(), Settings, epoch_bar(), lesson_check() ----
+
+NOTEBOOK_HINT = ("The lesson is this file's text: open it as a notebook (Jupyter with jupytext, or VS Code), "
+                 "where the flags come from $MINIVAE_WALKTHROUGH_ARGS (a quick run when it is unset).")
+
+
+class Settings(argparse.Namespace):
+    r"""The settings of one run (``S.epochs``, ``S.seed``, ``S.out``, ``S.quick``, ``S.device``, ...), and
+    ``S.script``: True when run as ``python walkthroughs/NN_name.py``, False in a notebook or on import."""
+
+    def figure(self, fig: Any, name: str) -> None:
+        r"""Save ``fig`` as ``S.out / name`` (PNG), show it inline in a notebook, close it, and remember the file
+        for :meth:`finish` (returns None, so a cell that ends with it shows the figure, not its path)."""
+        from minivae.plotting import save_figure
+
+        self.written.append(save_figure(fig, self.out / name))
+
+    def finish(self, params: Any, metrics: dict, next_step: str) -> Run:
+        r"""End a script run: add the settings, ``seed``, ``quick`` and ``wall_seconds`` to ``metrics`` (a key
+        already there wins), save params.npz and metrics.json in ``S.out``, list the files, name the next one."""
+        every = {name: getattr(self, name) for name in self.names}
+        every.update(seed=self.seed, quick=self.quick, wall_seconds=time.perf_counter() - self.started)
+        return finish(self.out, params, {**every, **metrics}, self.written, next_step)
+
+
+class _SettingsParser(WalkthroughParser):
+    # fills in the --out folder that --quick implies before WalkthroughParser checks it
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> tuple:
+        parsed, extra = super().parse_known_args(args, namespace)
+        if parsed.out == "":
+            self.error("--out is empty; give a folder for the figures, e.g. --out figures/run1.")
+        if parsed.out is None:
+            parsed.out = f"figures/{self.prog[:-3]}{'_quick' if parsed.quick else ''}"
+        return parsed, extra
+
+
+def settings(module: str, name: str, values: dict, *, types: dict | None = None, mnist: bool = False,
+             argv: list[str] | None = None) -> Settings:
+    r"""The run's :class:`Settings`, every flag and the output folder checked before any data is loaded.
+
+    ``module``: the walkthrough's ``__name__``; ``name``: its file name without ``.py`` (default ``--out``:
+    ``figures/<name>``, or ``figures/<name>_quick`` under ``--quick``). ``values``: ``{"n_train": (quick, full,
+    "what it is"), ...}``; each entry becomes a flag ``--n-train`` whose type follows the values (int: a whole
+    number >= 1, float: a finite number > 0, tuple: one or more of those, bool: on/off, None: all) unless
+    ``types`` names a type function (e.g. ``{"beta": non_negative_float}``) or a tuple of choices for it.
+    ``mnist=True`` adds ``--data-dir`` (an existing folder, never created) and ``--binarize``. ``argv``: the
+    flags; by default ``sys.argv[1:]`` when run as a script, else ``$MINIVAE_WALKTHROUGH_ARGS`` (``--quick``
+    when unset). A bad flag or variable is one argparse line and exit status 2.
+    """
+    parser = _SettingsParser(prog=f"{name}.py", description=f"{_title(module)} {NOTEBOOK_HINT}".strip())
+    parser.add_argument("--quick", action="store_true",
+                        help="a run of seconds whose figures and lesson number still show the lesson")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="seed of every random draw (default 0)")
+    parser.add_argument("--out", type=out_folder, default=None,
+                        help=f"folder for the figures, params.npz and metrics.json (default figures/{name}, "
+                             f"--quick: figures/{name}_quick)")
+    parser.add_argument("--device", choices=("cpu", "gpu", "auto"), default="cpu",
+                        help="cpu (NumPy), gpu (CuPy, needs minivae[gpu] and CUDA) or auto (default cpu)")
+    if mnist:
+        parser.add_argument("--data-dir", type=Path, default=None, help=DATA_DIR_HELP)
+        parser.add_argument("--binarize", choices=("threshold", "stochastic", "none"), default="threshold",
+                            help="pixels: 1[x > 0.5] (default), a Bernoulli(x) draw, or the grey values")
+    for key, (quick, full, *about) in values.items():
+        _add_value_flag(parser, key, quick, full, " ".join(about), (types or {}).get(key))
+    if argv is None and module == "__main__" and not in_notebook():
+        # a closed or broken stdout/stderr, or an ASCII console, must never cost the run its files
+        guard_streams()
+        argv = sys.argv[1:]
+    elif argv is None:
+        try:
+            argv = kernel_argv() if ARGS_VARIABLE in os.environ else ["--quick"]
+        except ValueError as error:
+            parser.error(str(error))
+    S = parser.parse_args(argv, Settings())
+    for key, (quick, full, *_) in values.items():
+        if getattr(S, key) is None:
+            setattr(S, key, quick if S.quick else full)
+    S.out, S.names, S.written, S.started = Path(S.out).expanduser(), list(values), [], time.perf_counter()
+    S.script = module == "__main__" and not in_notebook()
+    if S.script:
+        sys.excepthook = _stopped_run_hook(S, sys.excepthook)
+    return S
+
+
+def _stopped_run_hook(S: Settings, previous: Callable) -> Callable:
+    r"""A script's last word when training hits NaN or inf (the guard's NonFiniteLossError): save the last good
+    parameters next to the figures, say so and what to change in one sentence, exit with status 1."""
+    def hook(kind: type, error: BaseException, trace: Any) -> None:
+        last_good = getattr(error, "params", None)
+        if not isinstance(error, FloatingPointError) or last_good is None:
+            return previous(kind, error, trace)
+        path = save_params(S.out, last_good, "params_last_good.npz")
+        lower = f"--lr {S.lr / 10:g}" if isinstance(getattr(S, "lr", None), float) else "a lower --lr"
+        what = str(error).split(";")[0]
+        print(f"stopped: {what}; the last good parameters are in {path}; try {lower}.", file=sys.stderr)
+        raise SystemExit(1)
+
+    return hook
+
+
+def _title(module: str) -> str:
+    # the first paragraph of the walkthrough's first markdown cell (its title), without the '#'
+    return lesson(module).split("\n\n")[0].lstrip("# ").replace("\n", " ")
+
+
+def _add_value_flag(parser: argparse.ArgumentParser, key: str, quick: Any, full: Any, about: str,
+                    kind: Any) -> None:
+    # one flag --key-name for a (quick, full) setting, its type from `kind` or from the values themselves
+    sample = full if full is not None else quick
+    many = isinstance(sample, (tuple, list))
+    one = sample[0] if many else sample
+    if isinstance(kind, tuple):
+        options = {"choices": kind}
+    elif isinstance(one, bool):
+        options = {"action": argparse.BooleanOptionalAction}
+    else:
+        convert = kind or (positive_int if isinstance(one, int) else positive_float if isinstance(one, float)
+                           else str)
+        metavar = "N" if isinstance(one, int) else "X" if isinstance(one, float) else None
+        options = {"type": convert, "metavar": metavar, **({"nargs": "+"} if many else {})}
+    def show(value: Any) -> str:
+        return value if isinstance(value, str) else _show(value, {None: "all", True: "on", False: "off"})
+
+    parser.add_argument(f"--{key.replace('_', '-')}", default=None,
+                        help=f"{about} (default {show(full)}; --quick: {show(quick)})".lstrip(), **options)
+
+
+class EpochBar:
+    r"""One progress bar for a whole ``fit`` run: pass it as ``on_epoch`` (with ``progress=False``); it moves
+    one step per epoch, shows the epoch's bound, and closes itself after the last epoch."""
+
+    def __init__(self, epochs: int, desc: str) -> None:
+        self.bar = bar(desc=desc, total=epochs, unit="epoch") if show_progress() else None
+
+    def __call__(self, epoch: int, params: Any, record: dict) -> None:
+        if self.bar is None:
+            return
+        # the epoch's bound: on the test set when fit has one, else on the training set
+        key = next((k for k in record if k.startswith("test_")), next(k for k in record if k.startswith("train_")))
+        self.bar.set_postfix_str(f"{key} {record[key]:.3f}", refresh=False)
+        self.bar.update(1)
+        if self.bar.n >= self.bar.total:
+            self.bar.close()
+
+
+def epoch_bar(epochs: int, desc: str) -> EpochBar:
+    r"""``fit(..., progress=False, on_epoch=epoch_bar(epochs, "VAE"))``: one bar per run (see :class:`EpochBar`)."""
+    return EpochBar(epochs, desc)
+
+
+def lesson_check(claim: str, value: float, threshold: float, above: bool = True) -> dict:
+    r"""The walkthrough's lesson as a number: holds = value > threshold (value < threshold when ``above`` is
+    False). Prints it and returns ``{"claim", "value", "threshold", "holds"}`` for ``metrics["lesson"]``; the
+    claim says in words what the number is and which way it must point."""
+    holds = bool(value > threshold) if above else bool(value < threshold)
+    print(f"lesson: {claim}\n  {value:.4g} {'>' if above else '<'} {threshold:g}: "
+          f"{'holds' if holds else 'DOES NOT HOLD'}")
+    return {"claim": claim, "value": float(value), "threshold": float(threshold), "holds": holds}

@@ -25,7 +25,7 @@ from minivae.checkpoint import (
 from minivae.models import VAE
 from minivae.objectives import vae_objective
 from minivae.optim import Adam
-from minivae.train import RunFiles, Settings, fit
+from minivae.train import RunFiles, TrainSettings, fit
 from minivae.tree import tree_items, tree_leaves, tree_unflatten
 
 
@@ -35,7 +35,7 @@ def tiny_run(tmp_path: Path, epochs: int = 1) -> tuple:
     vae = VAE(12, [8], 2)
     params, x = vae.init(rng), rng.random((200, 12)).astype(numpy.float32)
     path = tmp_path / "c.npz"
-    fit(vae_objective(vae), params, x, settings=Settings(epochs=epochs, seed=2, progress=False),
+    fit(vae_objective(vae), params, x, settings=TrainSettings(epochs=epochs, seed=2, progress=False),
         files=RunFiles(checkpoint=path))
     return vae, params, x, path
 
@@ -131,7 +131,7 @@ def test_checkpoint_contents_and_no_pickles(tmp_path):
     state = load_checkpoint(path)
     assert state["epoch"] == 1 and state["optimizer_class"] == "Adam" and state["optimizer"]["t"] == 2
     assert state["seed"] == 2 and state["rng"]["bit_generator"] == "PCG64"
-    result = fit(vae_objective(vae), params, x, settings=Settings(epochs=1, seed=2, progress=False))
+    result = fit(vae_objective(vae), params, x, settings=TrainSettings(epochs=1, seed=2, progress=False))
     assert_identical(state["params"], result.params)
 
 
@@ -219,7 +219,7 @@ def test_a_crash_while_saving_keeps_the_previous_checkpoint(tmp_path, monkeypatc
 
     monkeypatch.setattr(checkpoint, "_write_npz", dying_writer)
     with pytest.raises(KeyboardInterrupt):
-        fit(vae_objective(vae), params, x, settings=Settings(epochs=2, seed=2, progress=False),
+        fit(vae_objective(vae), params, x, settings=TrainSettings(epochs=2, seed=2, progress=False),
             files=RunFiles(checkpoint=path, resume=path))
     assert path.read_bytes() == before and load_checkpoint(path)["epoch"] == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.npz"]

@@ -31,7 +31,7 @@ from minivae.gradcheck import check_grad
 from minivae.models import AE, VAE
 from minivae.objectives import ae_objective, iwae_objective, vae_objective
 from minivae.optim import SGD, Adam
-from minivae.train import Settings, fit
+from minivae.train import TrainSettings, fit
 from minivae.tree import tree_items, tree_leaves, tree_map
 
 # CuPy runs other kernels (cuBLAS, its own reductions), so its results differ by rounding: a float32 dot
@@ -286,7 +286,7 @@ def test_fit_matches_numpy(device: Device, objective: str) -> None:
     model, obj = {"elbo": (vae, vae_objective(vae)), "iwae_3": (vae, iwae_objective(vae, 3)),
                   "ae": (AE_MODEL, ae_objective(AE_MODEL))}[objective]
     params = model.init(numpy.random.default_rng(4))
-    run = Settings(epochs=2, batch_size=8, seed=5, progress=False)
+    run = TrainSettings(epochs=2, batch_size=8, seed=5, progress=False)
     on_cpu = fit(obj, tree_map(numpy.copy, params), x, x_test=x[:10], settings=dataclasses.replace(run, device="cpu"))
     on_device = fit(obj, tree_map(numpy.copy, params), x, x_test=x[:10],
                     settings=dataclasses.replace(run, device=device.backend))

@@ -10,7 +10,7 @@ from minivae.m1 import M1, Classifier, pack_labelled
 from minivae.models import VAE
 from minivae.objectives import classifier_objective, m1_objective
 from minivae.optim import Adam
-from minivae.train import Settings, fit
+from minivae.train import TrainSettings, fit
 
 X_DIM, Z_DIM, C, N = 6, 3, 4, 5
 
@@ -80,7 +80,7 @@ def test_softmax_regression_fits_separable_classes() -> None:
     z = (centres[labels] + 0.3 * rng.standard_normal((len(labels), Z_DIM + 1))).astype(numpy.float32)
     classifier = Classifier(Z_DIM + 1, (), C)
     result = fit(classifier_objective(classifier), classifier.init(rng), pack_labelled(labels, C, z),
-                 optimizer=Adam(0.05), settings=Settings(epochs=60, batch_size=len(labels), seed=0))
+                 optimizer=Adam(0.05), settings=TrainSettings(epochs=60, batch_size=len(labels), seed=0))
     numpy.testing.assert_array_equal(classifier.predict(result.params, z), labels)
     assert result.history[-1]["train_neg_cross_entropy"] > -0.1
 

@@ -18,7 +18,7 @@ from minivae.m2 import M2
 from minivae.models import VAE
 from minivae.objectives import Objective, kl_warmup, m2_objective, vae_objective
 from minivae.optim import SGD, Adam
-from minivae.train import NonFiniteLossError, RunFiles, Settings, evaluate, fit, train_epoch
+from minivae.train import NonFiniteLossError, RunFiles, TrainSettings, evaluate, fit, train_epoch
 from minivae.tree import tree_leaves, tree_map, tree_unflatten
 
 WALL_CLOCK = {"seconds", "examples_per_second", "eval_seconds"}
@@ -50,7 +50,7 @@ def test_loss_falls_on_the_two_gaussians_toy():
     params = vae.init(numpy.random.default_rng(1))
     before = evaluate(vae_objective(vae), params, x[500:], numpy.random.default_rng(2))
     result = fit(vae_objective(vae), params, x[:500], x_test=x[500:], optimizer=Adam(1e-2),
-                 settings=Settings(epochs=8, batch_size=50, seed=0, progress=False))
+                 settings=TrainSettings(epochs=8, batch_size=50, seed=0, progress=False))
     train_elbo = [h["train_elbo"] for h in result.history]
     test_elbo = [h["test_elbo"] for h in result.history]
     per_example = vae.elbo(result.params, x[500:], numpy.random.default_rng(3).standard_normal((100, 1)))
@@ -78,11 +78,12 @@ def test_nan_guard_names_epoch_and_step_and_keeps_last_good_params():
     # 200 rows in one batch: one step per epoch, so the third call is epoch 3, step 1
     poisoned, _ = counting(vae_objective(vae), poison_call=3)
     with pytest.raises(NonFiniteLossError, match="loss became non-finite.*epoch 3, step 1") as err:
-        fit(poisoned, params, x, settings=Settings(epochs=4, batch_size=200, seed=5, progress=False))
+        fit(poisoned, params, x, settings=TrainSettings(epochs=4, batch_size=200, seed=5, progress=False))
     assert (err.value.epoch, err.value.step) == (3, 1)
     # the parameters that gave the NaN (after epoch 2) are not handed back, but those before the last update,
     # whose loss and gradient were finite: exactly those after epoch 1
-    reference = fit(vae_objective(vae), params, x, settings=Settings(epochs=1, batch_size=200, seed=5, progress=False))
+    reference = fit(vae_objective(vae), params, x,
+                    settings=TrainSettings(epochs=1, batch_size=200, seed=5, progress=False))
     assert_same_tree(err.value.params, reference.params)
 
 
@@ -92,7 +93,7 @@ def test_the_last_good_params_cross_epoch_boundaries():
     # step, the input of epoch 1's second step; that step by hand:
     poisoned, _ = counting(vae_objective(vae), poison_call=3)
     with pytest.raises(NonFiniteLossError, match="epoch 2, step 1") as err:
-        fit(poisoned, params, x, optimizer=Adam(1e-2), settings=Settings(epochs=3, seed=5, progress=False))
+        fit(poisoned, params, x, optimizer=Adam(1e-2), settings=TrainSettings(epochs=3, seed=5, progress=False))
     rng = numpy.random.default_rng(5)
     order = rng.permutation(200)
     eps = rng.standard_normal((100, 2)).astype(numpy.float32)
@@ -110,7 +111,8 @@ def test_nan_guard_catches_a_non_finite_gradient_under_a_finite_loss():
     x = numpy.random.default_rng(0).random((10, 3)).astype(numpy.float32)
     with pytest.raises(NonFiniteLossError, match="gradient.*epoch 1, step 1") as err, \
             numpy.errstate(divide="ignore", invalid="ignore"):
-        fit(Objective(loss, None, "neg_loss"), {"w": w}, x, settings=Settings(epochs=1, batch_size=10, progress=False))
+        fit(Objective(loss, None, "neg_loss"), {"w": w}, x,
+            settings=TrainSettings(epochs=1, batch_size=10, progress=False))
     numpy.testing.assert_array_equal(err.value.params["w"], w)
 
 
@@ -121,21 +123,21 @@ def test_bad_data_is_refused_before_any_step(bad, words):
     x[7, 3] = bad
     counted, calls = counting(vae_objective(vae))
     with pytest.raises(ValueError, match=f"x_train.*{words}|{words}"):
-        fit(counted, params, x, settings=Settings(epochs=1, progress=False))
+        fit(counted, params, x, settings=TrainSettings(epochs=1, progress=False))
     assert calls == []
 
 
 def test_wrong_width_is_refused():
     vae, params, x, _ = tiny_bernoulli()
     with pytest.raises(ValueError, match="x_test has 11 values per row but the model expects 12"):
-        fit(vae_objective(vae), params, x, x_test=x[:, :11], settings=Settings(epochs=1, progress=False))
+        fit(vae_objective(vae), params, x, x_test=x[:, :11], settings=TrainSettings(epochs=1, progress=False))
 
 
 @pytest.mark.parametrize("make_optimizer", [lambda: Adam(1e-2), lambda: SGD(0.05, momentum=0.9)],
                          ids=["adam", "sgd_momentum"])
 def test_resume_is_bit_identical(tmp_path, make_optimizer):
     vae, params, x, x_test = tiny_bernoulli()
-    run = Settings(epochs=4, batch_size=64, seed=11, progress=False, binarize="stochastic")
+    run = TrainSettings(epochs=4, batch_size=64, seed=11, progress=False, binarize="stochastic")
     straight = fit(vae_objective(vae), params, x, x_test=x_test, optimizer=make_optimizer(), settings=run)
     path = tmp_path / "run" / "checkpoint.npz"
     first = fit(vae_objective(vae), params, x, x_test=x_test, optimizer=make_optimizer(),
@@ -152,27 +154,28 @@ def test_resume_is_bit_identical(tmp_path, make_optimizer):
 def test_resume_refuses_a_different_model_or_optimizer(tmp_path):
     vae, params, x, _ = tiny_bernoulli()
     path = tmp_path / "c.npz"
-    fit(vae_objective(vae), params, x, settings=Settings(epochs=1, progress=False), files=RunFiles(checkpoint=path))
+    fit(vae_objective(vae), params, x,
+        settings=TrainSettings(epochs=1, progress=False), files=RunFiles(checkpoint=path))
     other = VAE(12, [9], 2)
     with pytest.raises(ValueError, match="different model"):
         fit(vae_objective(other), other.init(numpy.random.default_rng(0)), x,
-            settings=Settings(epochs=2, progress=False), files=RunFiles(resume=path))
+            settings=TrainSettings(epochs=2, progress=False), files=RunFiles(resume=path))
     with pytest.raises(ValueError, match="saved with Adam"):
-        fit(vae_objective(vae), params, x, optimizer=SGD(0.1), settings=Settings(epochs=2, progress=False),
+        fit(vae_objective(vae), params, x, optimizer=SGD(0.1), settings=TrainSettings(epochs=2, progress=False),
             files=RunFiles(resume=path))
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
     with pytest.raises(ValueError, match="junk.npz"):
-        fit(vae_objective(vae), params, x, settings=Settings(epochs=2, progress=False),
+        fit(vae_objective(vae), params, x, settings=TrainSettings(epochs=2, progress=False),
             files=RunFiles(resume=tmp_path / "junk.npz"))
 
 
 def test_same_seed_same_numbers_and_metrics_json(tmp_path):
     vae, params, x, x_test = tiny_bernoulli()
-    runs = [fit(vae_objective(vae), params, x, x_test=x_test, settings=Settings(epochs=2, seed=7, progress=False),
+    runs = [fit(vae_objective(vae), params, x, x_test=x_test, settings=TrainSettings(epochs=2, seed=7, progress=False),
                 files=RunFiles(metrics=tmp_path / f"m{i}.json")) for i in range(2)]
     assert without_wall_clock(runs[0].history) == without_wall_clock(runs[1].history)
     assert_same_tree(runs[0].params, runs[1].params)
-    other = fit(vae_objective(vae), params, x, x_test=x_test, settings=Settings(epochs=2, seed=8, progress=False))
+    other = fit(vae_objective(vae), params, x, x_test=x_test, settings=TrainSettings(epochs=2, seed=8, progress=False))
     assert other.history[-1]["train_elbo"] != runs[0].history[-1]["train_elbo"]
     metrics = [json.loads((tmp_path / f"m{i}.json").read_text()) for i in range(2)]
     assert metrics[0]["objective"] == "elbo" and metrics[0]["n_train"] == 200 and metrics[0]["seed"] == 7
@@ -185,7 +188,7 @@ def test_same_seed_same_numbers_and_metrics_json(tmp_path):
 def test_fit_leaves_the_callers_params_alone():
     vae, params, x, _ = tiny_bernoulli()
     copy = [numpy.array(leaf) for leaf in tree_leaves(params)]
-    fit(vae_objective(vae), params, x, settings=Settings(epochs=1, progress=False))
+    fit(vae_objective(vae), params, x, settings=TrainSettings(epochs=1, progress=False))
     for before, after in zip(copy, tree_leaves(params)):
         numpy.testing.assert_array_equal(before, after)
 
@@ -195,9 +198,10 @@ def test_a_fit_result_is_not_changed_by_the_next_fit_with_the_same_optimizer():
     # start) stays what it was, whichever Adam runs inside
     vae, params, x, _ = tiny_bernoulli()
     optimizer = Adam(1e-2)
-    first = fit(vae_objective(vae), params, x, optimizer=optimizer, settings=Settings(epochs=1, progress=False))
+    first = fit(vae_objective(vae), params, x, optimizer=optimizer, settings=TrainSettings(epochs=1, progress=False))
     copy = [numpy.array(leaf) for leaf in tree_leaves(first.params)]
-    second = fit(vae_objective(vae), first.params, x, optimizer=optimizer, settings=Settings(epochs=1, progress=False))
+    second = fit(vae_objective(vae), first.params, x, optimizer=optimizer,
+                 settings=TrainSettings(epochs=1, progress=False))
     for before, after in zip(copy, tree_leaves(first.params)):
         numpy.testing.assert_array_equal(before, after)
     assert any(not numpy.array_equal(a, b) for a, b in zip(copy, tree_leaves(second.params)))
@@ -205,7 +209,7 @@ def test_a_fit_result_is_not_changed_by_the_next_fit_with_the_same_optimizer():
 
 def test_fit_runs_the_lessons_adam_as_the_fast_adam_with_the_same_numbers_and_state():
     vae, params, x, x_test = tiny_bernoulli()
-    run = Settings(epochs=2, batch_size=64, seed=3, progress=False)
+    run = TrainSettings(epochs=2, batch_size=64, seed=3, progress=False)
     lesson, fast = Adam(1e-2), FastAdam(1e-2)
     a = fit(vae_objective(vae), params, x, x_test=x_test, optimizer=lesson, settings=run)
     b = fit(vae_objective(vae), params, x, x_test=x_test, optimizer=fast, settings=run)
@@ -219,7 +223,7 @@ def test_fit_runs_the_lessons_adam_as_the_fast_adam_with_the_same_numbers_and_st
 
 def test_rows_and_on_epoch_per_epoch():
     vae, params, x, _ = tiny_bernoulli()
-    run = Settings(epochs=3, batch_size=64, seed=2, progress=False)
+    run = TrainSettings(epochs=3, batch_size=64, seed=2, progress=False)
     asked, seen = [], []
 
     def rows(epoch):
@@ -244,10 +248,10 @@ def test_rows_and_on_epoch_per_epoch():
 
 def test_progress_bar_shows_the_running_loss(capsys):
     vae, params, x, _ = tiny_bernoulli()
-    fit(vae_objective(vae), params, x, settings=Settings(epochs=1, progress=True))
+    fit(vae_objective(vae), params, x, settings=TrainSettings(epochs=1, progress=True))
     err = capsys.readouterr().err
     assert "epoch 1/1" in err
-    fit(vae_objective(vae), params, x, settings=Settings(epochs=1, progress=False))
+    fit(vae_objective(vae), params, x, settings=TrainSettings(epochs=1, progress=False))
     assert capsys.readouterr().err == ""
 
 
@@ -255,19 +259,19 @@ def test_bad_epochs_and_batch_size():
     vae, params, x, _ = tiny_bernoulli()
     for kw in ({"epochs": 0}, {"batch_size": 0}, {"batch_size": 2.5}):
         with pytest.raises(ValueError, match="positive integer"):
-            fit(vae_objective(vae), params, x, settings=Settings(progress=False, **kw))
+            fit(vae_objective(vae), params, x, settings=TrainSettings(progress=False, **kw))
 
 
 def test_threshold_binarization_equals_binarizing_first():
     vae, params, x, x_test = tiny_bernoulli()
     inside = fit(vae_objective(vae), params, x, x_test=x_test,
-                 settings=Settings(epochs=2, seed=4, binarize="threshold", progress=False))
+                 settings=TrainSettings(epochs=2, seed=4, binarize="threshold", progress=False))
     first = fit(vae_objective(vae), params, (x > 0.5).astype(numpy.float32),
-                x_test=(x_test > 0.5).astype(numpy.float32), settings=Settings(epochs=2, seed=4, progress=False))
+                x_test=(x_test > 0.5).astype(numpy.float32), settings=TrainSettings(epochs=2, seed=4, progress=False))
     assert_same_tree(inside.params, first.params)
     assert without_wall_clock(inside.history) == without_wall_clock(first.history)
     with pytest.raises(ValueError, match="binarize"):
-        fit(vae_objective(vae), params, x, settings=Settings(binarize="otsu", progress=False))
+        fit(vae_objective(vae), params, x, settings=TrainSettings(binarize="otsu", progress=False))
 
 
 # ----------------------------------------------------------------------------------- objective schedules
@@ -291,7 +295,7 @@ def test_a_schedule_is_called_per_epoch_and_its_objective_used():
         asked.append(epoch)
         return tagged(vae_objective(vae), epoch, calls)
 
-    result = fit(schedule, params, x, x_test=x_test, settings=Settings(epochs=3, seed=1, progress=False))
+    result = fit(schedule, params, x, x_test=x_test, settings=TrainSettings(epochs=3, seed=1, progress=False))
     # schedule(3) once up front (the final objective), then once per epoch, in order
     assert asked == [3, 1, 2, 3]
     # 200 rows in batches of 100: two training steps with epoch e's loss, then one test batch with the final one
@@ -299,17 +303,17 @@ def test_a_schedule_is_called_per_epoch_and_its_objective_used():
     assert [sorted(k for k in h if k.startswith(("train_", "test_"))) for h in result.history] == [
         ["test_elbo_e3", f"train_elbo_e{e}"] for e in (1, 2, 3)]
     with pytest.raises(ValueError, match="schedule returned None for epoch 3"):
-        fit(lambda epoch: None, params, x, settings=Settings(epochs=3, progress=False))
+        fit(lambda epoch: None, params, x, settings=TrainSettings(epochs=3, progress=False))
 
 
 def test_kl_warmup_equals_one_fit_per_beta_chained_by_resume(tmp_path):
     vae, params, x, _ = tiny_bernoulli()
     kw = {"batch_size": 64, "seed": 3, "progress": False}
-    warm = fit(kl_warmup(vae, 2), params, x, settings=Settings(epochs=3, **kw))
+    warm = fit(kl_warmup(vae, 2), params, x, settings=TrainSettings(epochs=3, **kw))
     # the same run by hand: epoch 1 at beta 0.1, epoch 2 at 0.55, epoch 3 at 1, each resuming the last
     path = tmp_path / "c.npz"
     for epoch, beta in ((1, 0.1), (2, 0.55), (3, 1.0)):
-        by_hand = fit(vae_objective(vae, beta), params, x, settings=Settings(epochs=epoch, **kw),
+        by_hand = fit(vae_objective(vae, beta), params, x, settings=TrainSettings(epochs=epoch, **kw),
                       files=RunFiles(checkpoint=path, resume=path if epoch > 1 else None))
     assert_same_tree(warm.params, by_hand.params)
     assert without_wall_clock(warm.history) == without_wall_clock(by_hand.history)
@@ -319,7 +323,7 @@ def test_kl_warmup_equals_one_fit_per_beta_chained_by_resume(tmp_path):
 
 def test_resume_with_a_schedule_is_bit_identical(tmp_path):
     vae, params, x, x_test = tiny_bernoulli()
-    run = Settings(epochs=5, batch_size=64, seed=13, progress=False)
+    run = TrainSettings(epochs=5, batch_size=64, seed=13, progress=False)
     straight = fit(kl_warmup(vae, 3), params, x, x_test=x_test, optimizer=Adam(1e-2), settings=run)
     path = tmp_path / "c.npz"
 
@@ -357,7 +361,7 @@ def test_a_diverging_run_keeps_its_last_good_checkpoint_and_strict_metrics(tmp_p
     path, metrics = tmp_path / "c.npz", tmp_path / "m.json"
     with pytest.raises(NonFiniteLossError, match="non-finite|became") as err, numpy.errstate(all="ignore"):
         fit(vae_objective(vae), params, x[:200], x_test=x[200:], optimizer=SGD(0.3),
-            settings=Settings(epochs=40, batch_size=200, seed=0, progress=False),
+            settings=TrainSettings(epochs=40, batch_size=200, seed=0, progress=False),
             files=RunFiles(checkpoint=path, metrics=metrics))
     saved, history = load_checkpoint(path), strict_json(metrics)["history"]
     # the checkpoint and metrics.json stop at the last epoch that passed every check, and hold finite numbers
@@ -391,7 +395,7 @@ def test_parameters_blown_up_by_a_step_are_caught_at_that_step(tmp_path):
     path = tmp_path / "c.npz"
     with pytest.raises(NonFiniteLossError, match="updated parameters became non-finite.*epoch 2, step 1") as err:
         fit(vae_objective(vae), params, x, optimizer=Exploding(at=3),
-            settings=Settings(epochs=3, seed=1, progress=False), files=RunFiles(checkpoint=path))
+            settings=TrainSettings(epochs=3, seed=1, progress=False), files=RunFiles(checkpoint=path))
     # handed back: the input of that step (its loss and gradient were finite), which is the end of epoch 1
     assert load_checkpoint(path)["epoch"] == 1
     assert_same_tree(err.value.params, load_checkpoint(path)["params"])
@@ -403,7 +407,7 @@ def test_a_non_finite_test_bound_stops_before_anything_of_that_epoch_is_written(
     poisoned, _ = counting(vae_objective(vae), poison_call=6)
     path, metrics = tmp_path / "c.npz", tmp_path / "m.json"
     with pytest.raises(NonFiniteLossError, match="test elbo became nan at epoch 2") as err:
-        fit(poisoned, params, x, x_test=x_test, settings=Settings(epochs=3, seed=1, progress=False),
+        fit(poisoned, params, x, x_test=x_test, settings=TrainSettings(epochs=3, seed=1, progress=False),
             files=RunFiles(checkpoint=path, metrics=metrics))
     assert (err.value.epoch, err.value.step) == (2, None)
     assert load_checkpoint(path)["epoch"] == 1 and [h["epoch"] for h in strict_json(metrics)["history"]] == [1]
@@ -422,7 +426,7 @@ def test_output_paths_that_cannot_be_written_are_refused_before_the_first_step(t
                       ({"checkpoint": tmp_path / "a_file" / "c.npz"}, "lies under .*a_file, which is a file"),
                       ({"metrics": tmp_path / "a_file" / "m.json"}, "lies under")):
         with pytest.raises(ValueError, match=words):
-            fit(counted, params, x, settings=Settings(epochs=1, progress=False), files=RunFiles(**kw))
+            fit(counted, params, x, settings=TrainSettings(epochs=1, progress=False), files=RunFiles(**kw))
     assert calls == []
 
 
@@ -440,7 +444,7 @@ def edited_checkpoint(path, edit_optimizer_state=None, edit_params=None, **meta)
 def test_resume_refuses_a_checkpoint_that_does_not_fit_this_run(tmp_path):
     vae, params, x, _ = tiny_bernoulli()
     path = tmp_path / "c.npz"
-    fit(vae_objective(vae), params, x, settings=Settings(epochs=2, seed=4, progress=False),
+    fit(vae_objective(vae), params, x, settings=TrainSettings(epochs=2, seed=4, progress=False),
         files=RunFiles(checkpoint=path))
     good = path.read_bytes()
 
@@ -472,7 +476,7 @@ def test_resume_refuses_a_checkpoint_that_does_not_fit_this_run(tmp_path):
         elif edit:
             edited_checkpoint(path, **edit)
         with pytest.raises(ValueError, match=words):
-            run = Settings(epochs=change.get("epochs", 3), seed=change.get("seed", 4), progress=False)
+            run = TrainSettings(epochs=change.get("epochs", 3), seed=change.get("seed", 4), progress=False)
             fit(vae_objective(vae), params, x, settings=run, files=RunFiles(resume=path))
 
 
@@ -485,14 +489,15 @@ def test_bad_arguments_are_one_sentence():
                       ({"seed": -1}, "seed must be a non-negative integer"),
                       ({"seed": 1.5}, "seed must be a non-negative integer")):
         with pytest.raises(ValueError, match=words):
-            fit(objective, params, x, settings=Settings(progress=False, **kw))
+            fit(objective, params, x, settings=TrainSettings(progress=False, **kw))
     for bad, words in ((None, "params must be a nest"), ({}, "params must be a nest"),
                        ({"w": [1.0, 2.0]}, r"params\['w'\]\[0\] is a float"),
                        ({"w": numpy.array([None, 1.0], dtype=object)}, "dtype object"),
                        ({"w": numpy.ones(2, numpy.float32), "b": numpy.ones(2)}, "mix the dtypes"),
                        ({"w": numpy.array([numpy.nan], numpy.float32)}, r"params\['w'\] holds NaN")):
         with pytest.raises(ValueError, match=words):
-            fit(Objective(lambda p, x, eps: 0.0, None, "neg_loss"), bad, x, settings=Settings(epochs=1, progress=False))
+            fit(Objective(lambda p, x, eps: 0.0, None, "neg_loss"), bad, x,
+                settings=TrainSettings(epochs=1, progress=False))
     with pytest.raises(ValueError, match="x must be a 2-D array"):
         evaluate(objective, params, x[:0], numpy.random.default_rng(0))
     with pytest.raises(ValueError, match="batch_size must be a positive integer"):
@@ -506,9 +511,9 @@ def test_params_of_another_model_are_refused_before_the_first_step():
     counted, calls = counting(vae_objective(vae))
     wider = VAE(12, [9], 2).init(numpy.random.default_rng(0))
     with pytest.raises(ValueError, match=r"objective's model has an array of shape \(12, 8\).*params has \(12, 9\)"):
-        fit(counted, wider, x, settings=Settings(epochs=1, progress=False))
+        fit(counted, wider, x, settings=TrainSettings(epochs=1, progress=False))
     with pytest.raises(ValueError, match="objective's model and params have different structures"):
-        fit(counted, {"w": numpy.ones((12, 2), numpy.float32)}, x, settings=Settings(epochs=1, progress=False))
+        fit(counted, {"w": numpy.ones((12, 2), numpy.float32)}, x, settings=TrainSettings(epochs=1, progress=False))
     assert calls == []
 
 
@@ -517,7 +522,7 @@ def test_params_of_another_model_are_refused_before_the_first_step():
 
 def test_the_test_set_never_changes_what_is_trained():
     vae, params, x, x_test = tiny_bernoulli()
-    run = Settings(epochs=2, batch_size=64, seed=6, progress=False, binarize="stochastic")
+    run = TrainSettings(epochs=2, batch_size=64, seed=6, progress=False, binarize="stochastic")
     alone = fit(vae_objective(vae), params, x, settings=run)
     for test in (x_test, x_test[:10]):
         assert_same_tree(fit(vae_objective(vae), params, x, x_test=test, settings=run).params, alone.params)
@@ -535,7 +540,7 @@ def test_the_train_bound_weights_examples_not_batches():
 
     # 200 rows in batches of 64: 64, 64, 64 and a short last batch of 8
     result = fit(dataclasses.replace(vae_objective(vae), loss=recording), params, x,
-                 settings=Settings(epochs=1, batch_size=64, progress=False))
+                 settings=TrainSettings(epochs=1, batch_size=64, progress=False))
     assert sizes == [64, 64, 64, 8]
     # -(1/N) Σ_b n_b L_b, summed in another order than the trainer's, so equal up to float64 rounding
     expected = -float(numpy.dot(sizes, losses)) / 200
@@ -553,7 +558,7 @@ def test_float64_data_train_float32_params_in_float32():
 
     result = fit(dataclasses.replace(vae_objective(vae), loss=recording), params, x.astype(numpy.float64),
                  x_test=x_test.astype(numpy.float64), optimizer=SGD(0.1, momentum=0.5),
-                 settings=Settings(epochs=1, progress=False))
+                 settings=TrainSettings(epochs=1, progress=False))
     float32 = numpy.dtype(numpy.float32)
     assert set(seen) == {(float32, float32)}
     assert {leaf.dtype for leaf in tree_leaves([result.params, result.optimizer.velocity])} == {float32}
@@ -569,7 +574,8 @@ def test_binarization_reaches_the_data_an_objective_carries():
         return vae_objective(vae)
 
     objective = dataclasses.replace(vae_objective(vae), data_map=carrying)
-    fit(objective, params, x, x_test=x_test, settings=Settings(epochs=3, seed=2, binarize="stochastic", progress=False))
+    fit(objective, params, x, x_test=x_test,
+        settings=TrainSettings(epochs=3, seed=2, binarize="stochastic", progress=False))
     # once for the final objective (test), then once per epoch: Bernoulli draws, fresh every epoch
     assert len(seen) == 4 and all(set(numpy.unique(s)) <= {0.0, 1.0} for s in seen)
     assert len({s.tobytes() for s in seen[1:]}) == 3
@@ -577,7 +583,7 @@ def test_binarization_reaches_the_data_an_objective_carries():
     frequency = numpy.mean(seen[1:], axis=0).mean()
     assert abs(frequency - grey.mean()) < 4 * numpy.sqrt(0.25 / (3 * grey.size))
     seen.clear()
-    fit(objective, params, x, settings=Settings(epochs=1, binarize="threshold", progress=False))
+    fit(objective, params, x, settings=TrainSettings(epochs=1, binarize="threshold", progress=False))
     assert len(seen) == 1 and numpy.array_equal(seen[0], (grey > 0.5).astype(numpy.float32))
 
 
@@ -590,7 +596,8 @@ def test_m2_trains_on_binarized_labelled_digits_with_stochastic_binarization():
     objective = m2_objective(m2, x_l, labels, 1.0)
     spying = dataclasses.replace(objective, data_map=lambda f: objective.map_data(
         lambda x: seen.append(f(x)) or seen[-1]))
-    fit(spying, m2.init(rng), x_u, settings=Settings(epochs=2, batch_size=20, binarize="stochastic", progress=False))
+    fit(spying, m2.init(rng), x_u,
+        settings=TrainSettings(epochs=2, batch_size=20, binarize="stochastic", progress=False))
     assert len(seen) == 2 and all(set(numpy.unique(s)) <= {0.0, 1.0} and s.shape == x_l.shape for s in seen)
 
 

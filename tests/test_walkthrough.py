@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -277,3 +278,147 @@ def test_plain_spells_out_symbols_and_escapes_the_rest() -> None:
 
     assert plain("σ ≥ 0 → β×2, caf\u00e9", "ascii") == "sigma >= 0 -> betax2, caf\\xe9"
     assert plain("σ", "utf-8") == "sigma"  # only called when the encoding failed: spelled out all the same
+
+
+# ---- the notebook-first pattern: settings(), Settings, lesson_check(), epoch_bar() ----
+
+VALUES = {"epochs": (2, 10, "passes"), "lr": (1e-2, 1e-3, "rate"), "ks": ((1, 4), (1, 2, 4), "samples"),
+          "n_train": (300, None, "digits"), "mask": ("hole", "hole", "which pixels")}
+
+
+def _settings(argv, **kwargs):
+    from minivae.walkthrough import settings
+
+    return settings("not_main", "99_demo", VALUES, types={"mask": ("hole", "square")}, argv=argv, **kwargs)
+
+
+def test_settings_fill_quick_or_full_and_an_explicit_flag_wins(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    full = _settings([])
+    quick = _settings(["--quick", "--epochs", "5", "--ks", "8", "16", "--mask", "square"])
+    assert (full.epochs, full.lr, full.ks, full.n_train, full.mask) == (10, 1e-3, (1, 2, 4), None, "hole")
+    assert (quick.epochs, quick.lr, quick.ks, quick.n_train, quick.mask) == (5, 1e-2, [8, 16], 300, "square")
+    # --quick has its own folder, so it never overwrites the full run's params.npz; both exist already
+    assert (full.out, quick.out) == (Path("figures/99_demo"), Path("figures/99_demo_quick"))
+    assert (tmp_path / "figures/99_demo_quick").is_dir() and (tmp_path / "figures/99_demo").is_dir()
+    assert _settings(["--quick", "--out", str(tmp_path / "mine")]).out == tmp_path / "mine"
+    # imported (not run as a script) it never saves: the script-only cell is skipped
+    assert full.script is False and full.written == [] and full.names == list(VALUES)
+
+
+BAD = [(["--epochs", "0"], "--epochs: expected a whole number of at least 1"),
+       (["--lr", "nan"], "--lr: expected a finite number above 0"), (["--ks", "2", "x"], "--ks: expected a whole"),
+       (["--mask", "ring"], "--mask: invalid choice"),
+       (["--out", ""], "--out: expected a folder for the figures, got an empty name"),
+       (["--data-dir", "/no/such/mnist"], "--data-dir /no/such/mnist does not exist")]
+
+
+@pytest.mark.parametrize("flags, says", BAD, ids=[" ".join(f) for f, _ in BAD])
+def test_settings_refuse_a_bad_flag_in_one_line(flags, says, tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as stop:
+        _settings(flags, mnist=True)
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    # argparse's usage lines, then one error line
+    assert says in err and "Traceback" not in err and err.startswith("usage: 99_demo.py")
+    assert len([line for line in err.splitlines() if "error:" in line]) == 1
+    assert not Path("/no/such").exists()
+
+
+def test_settings_in_a_notebook_read_the_variable_and_run_quick_without_it(tmp_path, monkeypatch, capsys) -> None:
+    import minivae.walkthrough as walkthrough
+
+    monkeypatch.chdir(tmp_path)
+    # what ipykernel's argv looks like; argparse would refuse it
+    monkeypatch.setattr(sys, "argv", ["ipykernel_launcher.py", "-f", "/tmp/kernel-1.json"])
+    monkeypatch.setattr(walkthrough, "in_notebook", lambda: True)
+    monkeypatch.delenv(walkthrough.ARGS_VARIABLE, raising=False)
+    S = walkthrough.settings("__main__", "99_demo", VALUES)
+    assert (S.quick, S.epochs, S.script) == (True, 2, False)
+    monkeypatch.setenv(walkthrough.ARGS_VARIABLE, "")
+    assert walkthrough.settings("__main__", "99_demo", VALUES).quick is False
+    monkeypatch.setenv(walkthrough.ARGS_VARIABLE, "--quick --out 'my figures")
+    with pytest.raises(SystemExit) as stop:
+        walkthrough.settings("__main__", "99_demo", VALUES)
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert "$MINIVAE_WALKTHROUGH_ARGS = \"--quick --out 'my figures\" is not a line of flags" in err
+    assert "Traceback" not in err
+
+
+def test_help_is_one_paragraph_and_the_flags(tmp_path, monkeypatch, capsys) -> None:
+    import types
+
+    from minivae.walkthrough import settings
+
+    source = tmp_path / "99_demo.py"
+    source.write_text("# %% [markdown]\n# # 99 - a title\n# on two lines.\n#\n#     the long lesson\n\n# %%\nx = 1\n")
+    module = types.ModuleType("demo_99")
+    module.__file__ = str(source)
+    monkeypatch.setitem(sys.modules, "demo_99", module)
+    with pytest.raises(SystemExit) as stop:
+        settings("demo_99", "99_demo", VALUES, argv=["--help"])
+    assert stop.value.code == 0
+    text = capsys.readouterr().out.replace("\n", " ")
+    assert "99 - a title on two lines. The lesson is this file's text" in text and "the long lesson" not in text
+    assert "--epochs N passes (default 10; --quick: 2)" in " ".join(text.split())
+
+
+def test_lesson_check_prints_and_returns_the_number(capsys) -> None:
+    from minivae.walkthrough import lesson_check
+
+    assert lesson_check("ratio above 3", 9.5, 3.0) == {"claim": "ratio above 3", "value": 9.5, "threshold": 3.0,
+                                                       "holds": True}
+    assert lesson_check("distance below 0.1", 0.2, 0.1, above=False)["holds"] is False
+    assert capsys.readouterr().out.splitlines() == ["lesson: ratio above 3", "  9.5 > 3: holds",
+                                                    "lesson: distance below 0.1", "  0.2 < 0.1: DOES NOT HOLD"]
+
+
+def test_settings_finish_saves_the_settings_with_the_metrics(tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.chdir(tmp_path)
+    S = _settings(["--quick"])
+    S.finish({"w": np.ones(2)}, {"lesson": {"holds": True}, "epochs": 7}, "walkthroughs/99_next.py: more.")
+    metrics = json.loads((S.out / "metrics.json").read_text())
+    # the settings and the run's seed, quick and wall time; a key of the metrics wins
+    assert (metrics["epochs"], metrics["lr"], metrics["quick"], metrics["seed"]) == (7, 1e-2, True, 0)
+    assert metrics["wall_seconds"] >= 0 and metrics["lesson"] == {"holds": True}
+    assert capsys.readouterr().out.splitlines()[-1] == "next: walkthroughs/99_next.py: more."
+
+
+def test_one_bar_per_run_is_silent_in_a_log_and_plain_text_in_a_notebook(monkeypatch, capsys) -> None:
+    import minivae.walkthrough as walkthrough
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
+    monkeypatch.setattr(walkthrough, "in_notebook", lambda: False)
+    silent = walkthrough.epoch_bar(2, "VAE")
+    silent(1, None, {"epoch": 1, "train_elbo": -3.0})
+    assert silent.bar is None
+    monkeypatch.setattr(walkthrough, "in_notebook", lambda: True)
+    shown = walkthrough.epoch_bar(2, "VAE")
+    for epoch in (1, 2):
+        shown(epoch, None, {"epoch": epoch, "train_elbo": -3.0, "test_elbo": -2.5, "seconds": 0.1})
+    out = capsys.readouterr()
+    # on stdout, ASCII, closed after the last epoch with the test bound shown
+    assert out.err == "" and out.out.isascii()
+    assert "VAE: 100%|" in out.out and "2/2" in out.out and "test_elbo -2.500" in out.out
+    assert out.out.endswith("\n")
+
+
+def test_a_run_that_diverges_keeps_the_last_good_params_and_says_what_to_change(tmp_path) -> None:
+    import os
+    import subprocess
+
+    env = dict(os.environ, MPLBACKEND="Agg", OPENBLAS_NUM_THREADS="1", PYTHONWARNINGS="ignore")
+    run = subprocess.run([sys.executable, str(WALKTHROUGH_01), "--quick", "--lr", "1e6", "--out", str(tmp_path)],
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1
+    last = run.stderr.strip().splitlines()[-1]
+    assert last.startswith("stopped: the loss became non-finite") and "Traceback" not in run.stderr
+    assert f"{tmp_path / 'params_last_good.npz'}; try --lr 100000." in last
+    from minivae import load_params
+    from minivae.tree import tree_leaves
+
+    params = load_params(tmp_path / "params_last_good.npz")
+    assert all(np.isfinite(leaf).all() for leaf in tree_leaves(params))
+    assert not (tmp_path / "params.npz").exists() and not (tmp_path / "metrics.json").exists()

@@ -29,6 +29,7 @@ MNIST = Path("/work/shared/data/mnist")
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 _RUNS: dict = {}
 _OUTS: dict = {}
+_STDOUT: dict = {}
 
 
 def run_script(name: str, out: Path, cwd: Path, *flags: str) -> subprocess.CompletedProcess:
@@ -63,6 +64,7 @@ def run_quick(name: str, tmp_path_factory: pytest.TempPathFactory) -> dict:
         assert minivae.load_params(out / "params.npz")
         _RUNS[name] = json.loads((out / "metrics.json").read_text(), parse_constant=_refuse)
         _OUTS[name] = out
+        _STDOUT[name] = proc.stdout
         assert _RUNS[name]["quick"] is True
     return _RUNS[name]
 
@@ -85,6 +87,19 @@ def _png_dpi(path: Path) -> float:
 def test_walkthrough_runs_quick(script: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
     metrics = run_quick(script.stem, tmp_path_factory)
     assert metrics, f"{script.stem} wrote an empty metrics.json"
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=[s.stem for s in SCRIPTS])
+def test_quick_run_prints_and_stores_its_lesson_and_it_holds(script: Path,
+                                                            tmp_path_factory: pytest.TempPathFactory) -> None:
+    if "def main(" in script.read_text():
+        pytest.skip("converted later (issue 21): no lesson number yet")
+    lesson = run_quick(script.stem, tmp_path_factory)["lesson"]
+    assert set(lesson) == {"claim", "value", "threshold", "holds"} and lesson["claim"]
+    assert lesson["holds"] is True, lesson
+    # the run printed the same number, and the verdict
+    assert f"lesson: {lesson['claim']}\n  {lesson['value']:.4g} " in _STDOUT[script.stem]
+    assert "holds" in _STDOUT[script.stem]
 
 
 def test_there_are_walkthroughs() -> None:
@@ -141,12 +156,16 @@ def test_out_and_data_dir_are_checked_before_any_data(tmp_path: Path, capsys: py
     a_file.write_text("")
     for flags, says in ((["--out", str(a_file)], "is a file"),
                         (["--out", str(a_file / "below")], "is not a writable folder"),
-                        (["--out", str(tmp_path / "ok"), "--data-dir", str(a_file)], "--data-dir")):
+                        (["--out", str(tmp_path / "ok"), "--data-dir", str(a_file)], "--data-dir"),
+                        (["--out", str(tmp_path / "ok"), "--data-dir", str(tmp_path / "no" / "mnist")],
+                         "does not exist")):
         with pytest.raises(SystemExit) as stop:
             module.main(flags)
         assert stop.value.code == 2
         err = capsys.readouterr().err
         assert says in err and "Traceback" not in err
+    # a mistyped --data-dir is never created
+    assert not (tmp_path / "no").exists()
 
 
 def test_bad_flag_from_the_command_line_has_no_traceback(tmp_path: Path) -> None:
@@ -284,6 +303,9 @@ def test_01_ring_fractions(tmp_path_factory: pytest.TempPathFactory) -> None:
     assert metrics["model_sample_fraction"] > 0.6
     # E_data[ELBO] <= E_data[log p_model] <= E_data[log p_data] (Gibbs); 0.1 nat covers the Monte Carlo error
     assert metrics["test_elbo"] < metrics["true_mean_log_density"] + 0.1
+    # the lesson: the VAE's samples land on the ring, a Gaussian fitted to it does not (quick run: ~0.82 vs ~0.38)
+    assert metrics["lesson"]["value"] == metrics["model_sample_fraction"] and metrics["lesson"]["holds"]
+    assert metrics["gaussian_fraction"] < 0.5
 
 
 def test_02_one_d_latent_finds_the_curve(tmp_path_factory: pytest.TempPathFactory) -> None:
@@ -295,6 +317,8 @@ def test_02_one_d_latent_finds_the_curve(tmp_path_factory: pytest.TempPathFactor
     # the ELBO is a lower bound: below the true E[log p(x)] up to Monte Carlo error (0.1 nat)
     assert metrics["test_elbo"] < metrics["true_mean_log_density"] + 0.1
     assert metrics["test_kl"] > 0.5  # the latent is used (KL = 0 would mean the curve collapsed to a point)
+    # the lesson: the learned curve lies closer to the true one than the noise 0.1
+    assert metrics["lesson"]["value"] == metrics["curve_distance_median"] and metrics["lesson"]["holds"]
 
 
 def test_03_vae_samples_beat_ae_decoding_of_prior_z(tmp_path_factory: pytest.TempPathFactory) -> None:
@@ -306,6 +330,11 @@ def test_03_vae_samples_beat_ae_decoding_of_prior_z(tmp_path_factory: pytest.Tem
     assert metrics["vae_neg_elbo"] > metrics["true_entropy"] - 0.1
     # the VAE's samples fill both clusters, about half each (quick run: ~0.51)
     assert 0.4 < metrics["scores"]["vae"]["right_cluster_fraction"] < 0.6
+    # the lesson: held-out points lie ~5x farther from the AE's decoded prior codes (a curve) than from the
+    # VAE's samples (seeds 0-7: 4.4-8.6); fresh data lie as close as the VAE's samples (within 15 %)
+    nearest = {k: v["nearest"] for k, v in metrics["scores"].items()}
+    assert metrics["lesson"]["value"] == nearest["ae_prior"] / nearest["vae"] and metrics["lesson"]["holds"]
+    assert nearest["vae"] < 1.15 * nearest["data"]
 
 
 def test_04_reinforce_has_more_variance_than_reparam(tmp_path_factory: pytest.TempPathFactory) -> None:
@@ -323,3 +352,5 @@ def test_04_reinforce_has_more_variance_than_reparam(tmp_path_factory: pytest.Te
         ks = sorted(v, key=int)
         assert v[ks[-1]] < 2 * v[ks[0]] * int(ks[0]) / int(ks[-1])
     assert metrics["min_variance_ratio"] > 1.0
+    # the lesson: REINFORCE's variance is over 3x the reparameterization's at every k (seeds 0-4: 6.8-14x)
+    assert metrics["lesson"]["value"] == metrics["min_variance_ratio"] and metrics["lesson"]["holds"]

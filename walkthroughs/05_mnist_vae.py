@@ -43,7 +43,7 @@ from minivae.nn import sigmoid
 from minivae.objectives import vae_objective
 from minivae.optim import Adam
 from minivae.plotting import save_curves, save_image_grid
-from minivae.train import Settings, evaluate, fit
+from minivae.train import TrainSettings, evaluate, fit
 from minivae.walkthrough import (
     Run,
     add_mnist_args,
@@ -61,7 +61,7 @@ from minivae.walkthrough import (
 )
 
 # %% [markdown]
-# ## Settings
+# ## TrainSettings
 #
 # One block, each setting as (quick, full). `--quick` trains 8 epochs on 3,000 digits: seconds on one core,
 # and the samples are already recognisable digits (its learning curve follows 1,000 test digits; the final
@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> Run:
     # train: maximise the ELBO (minimise BCE + KLD), the ELBO of curve_n test digits after every epoch
     curve_x = data.x_test[:args.curve_n]
     result = fit(vae_objective(vae), vae.init(rng), data.x_train, x_test=curve_x, optimizer=Adam(args.lr),
-                 settings=Settings(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
+                 settings=TrainSettings(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
                                    binarize=data.fit_binarize, device=args.device, progress=show_progress()))
     params, history = result.params, result.history
     train_seconds = sum(h["seconds"] for h in history)

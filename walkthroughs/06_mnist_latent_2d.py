@@ -37,7 +37,7 @@ from minivae.nn import sigmoid
 from minivae.objectives import vae_objective
 from minivae.optim import Adam
 from minivae.plotting import save_image_grid, save_latent_scatter
-from minivae.train import Settings, evaluate, fit
+from minivae.train import TrainSettings, evaluate, fit
 from minivae.walkthrough import (
     Run,
     add_mnist_args,
@@ -55,7 +55,7 @@ from minivae.walkthrough import (
 )
 
 # %% [markdown]
-# ## Settings
+# ## TrainSettings
 #
 # (quick, full) for each setting; a flag you give beats both. The quick run (15 epochs on 4,000 digits, with
 # a larger learning rate) already pulls 1s and 7s apart in the embedding. On the 5,000 offline digits the
@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> Run:
 
     # train on the ELBO, as in walkthrough 05, with a 2-D latent space
     result = fit(vae_objective(vae), vae.init(rng), data.x_train, x_test=data.x_test, optimizer=Adam(args.lr),
-                 settings=Settings(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
+                 settings=TrainSettings(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
                                    binarize=data.fit_binarize, device=args.device, progress=show_progress()))
     params = result.params
     train_seconds = sum(h["seconds"] for h in result.history)

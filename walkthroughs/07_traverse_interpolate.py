@@ -35,7 +35,7 @@ from minivae.models import VAE, active_units, unit_activity
 from minivae.nn import sigmoid
 from minivae.objectives import vae_objective
 from minivae.plotting import save_image_grid, save_image_panels
-from minivae.train import Settings, evaluate, fit
+from minivae.train import TrainSettings, evaluate, fit
 from minivae.walkthrough import (
     Run,
     add_mnist_args,
@@ -52,7 +52,7 @@ from minivae.walkthrough import (
 )
 
 # %% [markdown]
-# ## Settings
+# ## TrainSettings
 #
 # (quick, full) for each setting; a flag you give beats both. The quick run is walkthrough 05's: 8 epochs
 # on 3,000 digits, enough for the traversals and the latent path to pass through digit-like images.
@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> Run:
 
     # train on the ELBO, as in walkthrough 05
     result = fit(vae_objective(vae), vae.init(rng), data.x_train,
-                 settings=Settings(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
+                 settings=TrainSettings(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
                                    binarize=data.fit_binarize, device=args.device, progress=show_progress()))
     params = result.params
     test_elbo = evaluate(vae_objective(vae), params, data.x_test, rng)

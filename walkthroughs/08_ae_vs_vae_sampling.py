@@ -44,7 +44,7 @@ from minivae.models import AE, VAE
 from minivae.nn import sigmoid
 from minivae.objectives import ae_objective, vae_objective
 from minivae.plotting import save_image_panels
-from minivae.train import Settings, evaluate, fit
+from minivae.train import TrainSettings, evaluate, fit
 from minivae.walkthrough import (
     Run,
     add_mnist_args,
@@ -60,7 +60,7 @@ from minivae.walkthrough import (
 )
 
 # %% [markdown]
-# ## Settings
+# ## TrainSettings
 #
 # (quick, full) for each setting; a flag you give beats both. The quick run trains each model 8 epochs on
 # 2,000 digits: the VAE's samples are already digit-like, the AE's are not.
@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> Run:
     fitted = {}
     for name, model, objective in (("AE", ae, ae_objective(ae)), ("VAE", vae, vae_objective(vae))):
         fitted[name] = fit(objective, model.init(rng), data.x_train,
-                           settings=Settings(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
+                           settings=TrainSettings(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
                                              binarize=data.fit_binarize, device=args.device, progress=show_progress()))
     ae_params, vae_params = fitted["AE"].params, fitted["VAE"].params
 

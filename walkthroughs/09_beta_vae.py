@@ -38,7 +38,7 @@ from minivae.models import VAE, active_units
 from minivae.nn import sigmoid
 from minivae.objectives import vae_objective
 from minivae.plotting import save_curve_panels, save_image_panels
-from minivae.train import Settings, evaluate, fit
+from minivae.train import TrainSettings, evaluate, fit
 from minivae.walkthrough import (
     Run,
     add_mnist_args,
@@ -55,7 +55,7 @@ from minivae.walkthrough import (
 )
 
 # %% [markdown]
-# ## Settings
+# ## TrainSettings
 #
 # (quick, full) for each setting; a flag you give beats both. The quick run trains three betas for 4 epochs
 # on 2,000 digits each: the KL already falls as beta grows; in the full run units switch off too, and
@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> Run:
         # the same initialisation and minibatch noise for every β: only the weight of the KL changes
         init = vae.init(numpy.random.default_rng(args.seed))
         result = fit(vae_objective(vae, beta), init, data.x_train,
-                     settings=Settings(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
+                     settings=TrainSettings(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
                                        binarize=data.fit_binarize, device=args.device, progress=show_progress()))
         terms = test_terms(vae, result.params, data.x_test, numpy.random.default_rng(args.seed + 1))
         rows.append({"beta": beta, **terms, "train_seconds": sum(h["seconds"] for h in result.history)})

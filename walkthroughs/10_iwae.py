@@ -37,7 +37,7 @@ from minivae.models import VAE, active_units
 from minivae.nn import sigmoid
 from minivae.objectives import iwae_objective, vae_objective
 from minivae.plotting import save_curve_panels, save_image_panels
-from minivae.train import Settings, evaluate, fit
+from minivae.train import TrainSettings, evaluate, fit
 from minivae.walkthrough import (
     Run,
     add_mnist_args,
@@ -57,7 +57,7 @@ from minivae.walkthrough import (
 SLIDES = {1: -85.69, 5: -84.43, 50: -83.58}
 
 # %% [markdown]
-# ## Settings
+# ## TrainSettings
 #
 # (quick, full) for each setting; a flag you give beats both. The quick run trains the VAE, IWAE-2 and
 # IWAE-5 for 4 epochs on 1,000 digits: every model's L_k already rises with k, and the IWAEs already score
@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> Run:
         name = "VAE" if k == 1 else f"IWAE-{k}"
         # the same initialisation and data order for every model: only the training bound changes
         result = fit(objective_for(vae, k), vae.init(numpy.random.default_rng(args.seed)), data.x_train,
-                     settings=Settings(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
+                     settings=TrainSettings(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
                                        binarize=data.fit_binarize, device=args.device, progress=show_progress()))
         scores = evaluate_model(vae, result.params, data.x_test, args.ks, args.ll_k,
                                 numpy.random.default_rng(args.seed + 1))

@@ -52,7 +52,7 @@ from minivae.objectives import Objective, cvae_objective, vae_objective
 from minivae.ops import mean as vmean
 from minivae.optim import Adam
 from minivae.plotting import save_image_grid
-from minivae.train import Settings, evaluate, fit
+from minivae.train import TrainSettings, evaluate, fit
 from minivae.walkthrough import (
     Run,
     add_mnist_args,
@@ -71,7 +71,7 @@ from minivae.walkthrough import (
 IMPUTATION_STEPS = (1, 2, 5, 10, 25, 50)
 
 # %% [markdown]
-# ## Settings
+# ## TrainSettings
 #
 # (quick, full) for each setting; a flag you give beats both. The quick run (4 epochs on 1,500 digits)
 # already gives varied completions and a CVAE log p(y|x) above the regression's; the full run's are sharper.
@@ -178,7 +178,7 @@ def main(argv: list[str] | None = None) -> Run:
     x_tr, y_tr = data.x_train[:, visible], data.x_train[:, ~visible]
     x_te, y_te = data.x_test[:, visible], data.x_test[:, ~visible]
     train_pairs, test_pairs = pack_pairs(x_tr, y_tr), pack_pairs(x_te, y_te)
-    run = Settings(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, binarize=data.fit_binarize,
+    run = TrainSettings(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, binarize=data.fit_binarize,
                    device=args.device, progress=show_progress())
     seconds = {}
 

@@ -54,7 +54,7 @@ from minivae.ops import mean as vmean
 from minivae.ops import sum as vsum
 from minivae.optim import Adam
 from minivae.plotting import save_curves, save_image_grid
-from minivae.train import Settings, fit
+from minivae.train import TrainSettings, fit
 from minivae.walkthrough import (
     Run,
     add_mnist_args,
@@ -72,7 +72,7 @@ from minivae.walkthrough import (
 )
 
 # %% [markdown]
-# ## Settings
+# ## TrainSettings
 #
 # (quick, full) for each setting; a flag you give beats both. M2 is the slowest model here (ten decoder
 # passes per unlabelled digit), so the quick run is small: 6 epochs of small steps on 2,000 digits, enough
@@ -186,7 +186,7 @@ def main(argv: list[str] | None = None) -> Run:
     # the baseline: the classifier network alone, on the labelled digits; as many Adam steps as M2 takes
     tick = time.perf_counter()
     baseline = fit(classifier_objective(x_l, y_l), init_mlp([784, args.hidden, 10], rng), x_u, optimizer=Adam(args.lr),
-                   settings=Settings(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
+                   settings=TrainSettings(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
                                      binarize=data.fit_binarize, device=args.device, progress=show_progress())).params
     baseline_seconds = time.perf_counter() - tick
     baseline_error = error_rate(numpy.argmax(mlp(baseline, data.x_test), axis=1), data.y_test)
@@ -201,7 +201,7 @@ def main(argv: list[str] | None = None) -> Run:
 
     tick = time.perf_counter()
     params = fit(m2_objective(m2, x_l, y_l, args.alpha), params, x_u, optimizer=Adam(args.lr), on_epoch=follow,
-                 settings=Settings(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
+                 settings=TrainSettings(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
                                    binarize=data.fit_binarize, device=args.device, progress=show_progress())).params
     m2_seconds = time.perf_counter() - tick
     m2_error = history[-1]["test_error"]

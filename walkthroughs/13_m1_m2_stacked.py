@@ -87,7 +87,7 @@ from minivae.objectives import classifier_objective, m1_objective, m2_objective,
 from minivae.optim import Adam
 from minivae.plotting import save_curves, save_image_grid
 from minivae.protocol import split_labelled
-from minivae.train import NonFiniteLossError, Settings, fit
+from minivae.train import NonFiniteLossError, TrainSettings, fit
 from minivae.train_setup import all_finite
 from minivae.tree import tree_map
 from minivae.walkthrough import (
@@ -309,7 +309,7 @@ def train_m1(x_train, labelled, unlabelled, y_l, args, rng, binarize=None) -> tu
     # the VAE's ELBO on every training digit, each moved anew every epoch by up to --shift pixels
     params["vae"] = fit(vae_objective(m1.vae), params["vae"], lambda epoch: shifted(x_train[rows], args.shift, rng),
                         optimizer=Adam(args.lr),
-                        settings=Settings(epochs=args.m1_epochs, batch_size=args.batch_size, seed=args.seed,
+                        settings=TrainSettings(epochs=args.m1_epochs, batch_size=args.batch_size, seed=args.seed,
                                           binarize=binarize, device=args.device, progress=show_progress())).params
     pool = code_pool(m1, params, x_train, args, rng)
     params["classifier"] = m1_classifier(m1, params, pool, labelled, y_l, args, rng)
@@ -368,7 +368,7 @@ def train_m2(m2: M2, params: dict, draw, labelled, unlabelled, y_l, x_val, y_val
 
     objective = lambda epoch: m2_objective(m2, draw(labelled), y_l, alpha, weighting, len(unlabelled))  # noqa: E731
     params = fit(objective, params, lambda epoch: draw(unlabelled), optimizer=Adam(args.lr), on_epoch=follow,
-                 settings=Settings(epochs=epochs, batch_size=args.batch_size, seed=args.seed, binarize=binarize,
+                 settings=TrainSettings(epochs=epochs, batch_size=args.batch_size, seed=args.seed, binarize=binarize,
                                    device=args.device, progress=show_progress())).params
     return (averaged if average > 0 else params), history
 

@@ -44,7 +44,7 @@ from minivae.models import VAE, active_units, unit_activity
 from minivae.objectives import vae_objective
 from minivae.optim import Adam
 from minivae.plotting import save_image_grid, save_latent_scatter
-from minivae.train import Settings, evaluate, fit
+from minivae.train import TrainSettings, evaluate, fit
 from minivae.walkthrough import (
     Run,
     add_mnist_args,
@@ -61,7 +61,7 @@ from minivae.walkthrough import (
 )
 
 # %% [markdown]
-# ## Settings
+# ## TrainSettings
 #
 # One block, each setting as (quick, full). A 2-D latent space needs more steps than walkthrough 05's 20-D
 # one before the digits part on the pad: `--quick` trains 15 epochs on 4,000 digits at a higher learning
@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> Run:
 
     # train: maximise the ELBO, test ELBO after every epoch
     result = fit(vae_objective(vae), vae.init(rng), data.x_train, x_test=data.x_test, optimizer=Adam(args.lr),
-                 settings=Settings(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
+                 settings=TrainSettings(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
                                    binarize=data.fit_binarize, device=args.device, progress=show_progress()))
     params, history = result.params, result.history
     train_seconds = sum(h["seconds"] for h in history)
