@@ -4,7 +4,8 @@
     python walkthroughs/experiments/13_protocol.py report --seeds 2000 ... --shift 1 --json /tmp/report.json ...
 
 ``select`` trains on selection seeds (minivae.protocol.seeds("selection", n)) and records only errors on the
-validation digits, for a small grid of settings; it never scores the test digits. ``report`` trains, with the
+validation digits, for a small grid of settings (M1+M2's alpha, 60 epochs of validation curve each); it never
+scores the test digits. ``report`` trains, with the
 frozen settings of the walkthrough's SETTINGS block, on report seeds, each a new label draw and random start,
 and scores the validation and test digits once per model, for both weightings of J^alpha. Each result is
 appended to the JSON file as soon as it is known, so a run cut short keeps what finished.
@@ -13,8 +14,11 @@ appended to the JSON file as soon as it is known, so a run cut short keeps what 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
+import io
 import json
+import os
 import pickle
 import time
 from pathlib import Path
@@ -23,14 +27,22 @@ import numpy
 
 from minivae.m2 import M2
 from minivae.protocol import split_labelled
+from minivae.walkthrough import ARGS_VARIABLE, decay, settings, whole_number_in
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
+IMPORT_FLAGS = ("--quick --n-train 400 --n-test 100 --n-validation 100 --m1-epochs 1 --classifier-steps 2 "
+                "--epochs 1 --stack-epochs 1 --hidden 8 --out /tmp/minivae_13_protocol_import")
+
+
 def walkthrough():
+    """Walkthrough 13 as a module: importing runs its cells, so with tiny flags (a second), for its functions."""
+    os.environ[ARGS_VARIABLE] = IMPORT_FLAGS
     spec = importlib.util.spec_from_file_location("walkthrough_13", ROOT / "walkthroughs" / "13_m1_m2_stacked.py")
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    with contextlib.redirect_stdout(io.StringIO()):
+        spec.loader.exec_module(module)
     return module
 
 
@@ -42,7 +54,11 @@ def append(path: Path, record: dict) -> None:
 
 
 def setup(w, seed: int, flags: list[str]):
-    args = w.parse_args(["--seed", str(seed), "--out", f"/tmp/h10_13_{seed}", *flags])
+    # the walkthrough's settings, full unless flags say otherwise, with the walkthrough's own flag types
+    types = {"stack_average": decay, "weighting": ("equal_means", "paper"), "labels_per_class": whole_number_in(1, 300),
+             "shift": whole_number_in(0, 4)}
+    args = settings("walkthrough_13", "13_m1_m2_stacked", w.VALUES, mnist=True, binarize="stochastic", types=types,
+                    argv=["--seed", str(seed), "--out", f"/tmp/minivae_13_protocol_{seed}", *flags])
     data = w.load_mnist_split(args, n_test=args.n_test)
     rng = numpy.random.default_rng(args.seed)
     split = split_labelled(data.y_train, args.labels_per_class, args.n_validation, rng)
@@ -53,37 +69,22 @@ def setup(w, seed: int, flags: list[str]):
 
 
 def select(w, seed: int, flags: list[str], out: Path) -> None:
-    """Validation errors only, for the grid: code shift x stack alpha (and the paper's), M2's alpha."""
+    """Validation errors only, for the grid that was run: M1+M2's alpha (equal means), and the paper's weighting."""
     args, data, split, rng = setup(w, seed, flags)
     lab, unl, y_l = split.labelled, split.unlabelled, data.y_train[split.labelled]
     err = lambda model, p, x: w.error_rate(model.predict(p, x), data.y_val)  # noqa: E731
-    base = {"seed": seed, "shift": args.shift}
+    base = {"seed": seed, "shift": args.shift, "code_shift": w.CODE_SHIFT}
     baseline, bp = w.train_baseline(data.x_train[lab], y_l, args, rng)
     append(out, {**base, "model": "labels only", "validation": err(baseline, bp, data.x_val)})
-    tick = time.perf_counter()
-    m1, m1p, _ = w.train_m1(data.x_train, lab, unl, y_l, args, rng, data.fit_binarize)
-    print(f"M1 VAE {time.perf_counter() - tick:.0f} s", flush=True)
+    m1, m1p, pool = w.train_m1(data.x_train, lab, unl, y_l, args, rng, data.fit_binarize)
+    append(out, {**base, "model": "M1", "validation": err(m1, m1p, data.x_val)})
     val_codes = numpy.asarray(m1.features(m1p, data.x_val)[0])
-    for code_shift in (0, 1):
-        args.code_shift = code_shift
-        pool = w.code_pool(m1, m1p, data.x_train, args, rng)
-        m1p["classifier"] = w.m1_classifier(m1, m1p, pool, lab, y_l, args, rng)
-        append(out, {**base, "model": "M1", "code_shift": code_shift, "validation": err(m1, m1p, data.x_val)})
-        for weighting, alpha in (("equal_means", 1.0), ("equal_means", 3.0), ("equal_means", 10.0),
-                                 ("paper", w.PAPER_ALPHA)):
-            tick = time.perf_counter()
-            _, _, history = w.train_stack(m1, pool, lab, unl, y_l, val_codes, data.y_val, args, rng, weighting,
-                                          alpha)
-            append(out, {**base, "model": "M1+M2", "code_shift": code_shift, "weighting": weighting, "alpha": alpha,
-                         "validation": history[-1]["validation_error"], "seconds": time.perf_counter() - tick,
-                         "history": [h["validation_error"] for h in history]})
-    for weighting, alpha in (("equal_means", 10.0), ("equal_means", 50.0), ("paper", w.PAPER_ALPHA)):
-        m2 = M2(784, [args.m2_hidden], args.m2_z_dim)
-        _, history = w.train_m2(m2, m2.init(rng), lambda i, rng=rng: w.shifted(data.x_train[i], args.shift, rng), lab,
-                                y_l, data.x_val, data.y_val, args.epochs, alpha, args, data.fit_binarize,
-                                weighting=weighting)
-        append(out, {**base, "model": "M2", "weighting": weighting, "alpha": alpha,
-                     "validation": history[-1]["validation_error"],
+    for weighting, alpha in (("equal_means", 1.0), ("equal_means", 3.0), ("equal_means", 10.0),
+                             ("paper", w.PAPER_ALPHA)):
+        tick = time.perf_counter()
+        _, _, history = w.train_stack(m1, pool, lab, unl, y_l, val_codes, data.y_val, args, rng, weighting, alpha)
+        append(out, {**base, "model": "M1+M2", "weighting": weighting, "alpha": alpha,
+                     "validation": history[-1]["validation_error"], "seconds": time.perf_counter() - tick,
                      "history": [h["validation_error"] for h in history]})
 
 
@@ -97,8 +98,8 @@ def report(w, seed: int, flags: list[str], out: Path, phases=PHASES) -> None:
     """
     args, data, split, _ = setup(w, seed, flags)
     lab, unl, y_l = split.labelled, split.unlabelled, data.y_train[split.labelled]
-    base = {"seed": seed, "shift": args.shift, "code_shift": args.code_shift}
-    cache = out.with_name(f"{out.stem}_m1_{seed}_shift{args.shift}.pickle")
+    base = {"seed": seed, "shift": args.shift, "code_shift": w.CODE_SHIFT}
+    cache = out.parent / f"m1_{seed}_shift{args.shift}.pickle"
 
     def scored(name, model, p, x_val, x_test, **extra):
         append(out, {**base, "model": name, **extra,
@@ -118,12 +119,13 @@ def report(w, seed: int, flags: list[str], out: Path, phases=PHASES) -> None:
             weighting = phase[len("stack_"):]
             alpha = w.PAPER_ALPHA if weighting == "paper" else args.stack_alpha
             val_codes, test_codes = (numpy.asarray(m1.features(m1p, x)[0]) for x in (data.x_val, data.x_test))
-            stack, sp, _ = w.train_stack(m1, pool, lab, unl, y_l, val_codes, data.y_val, args, rng, weighting, alpha)
+            stack, sp, _ = w.train_stack(m1, pool, lab, unl, y_l, val_codes, data.y_val, args, rng, weighting,
+                                         alpha)
             scored("M1+M2", stack, sp, val_codes, test_codes, weighting=weighting)
         else:
             weighting = phase[len("m2_"):]
             alpha = w.PAPER_ALPHA if weighting == "paper" else args.alpha
-            m2 = M2(784, [args.m2_hidden], args.m2_z_dim)
+            m2 = M2(784, [args.hidden // 2], 4)
             m2p, _ = w.train_m2(m2, m2.init(rng), lambda i, rng=rng: w.shifted(data.x_train[i], args.shift, rng),
                                 lab, unl, y_l, data.x_val, data.y_val, args.epochs, alpha, args, data.fit_binarize,
                                 weighting=weighting)
