@@ -108,13 +108,19 @@ def report(w, seed: int, flags: list[str], out: Path, phases=PHASES) -> None:
 
     for phase in phases:
         rng = numpy.random.default_rng([seed, PHASES.index(phase)])
+        if phase == "m1" and cache.exists():
+            continue  # another process trained this M1 already
         if phase == "m1":
+            cache.write_bytes(b"")  # claimed: no other process starts this M1
             baseline, bp = w.train_baseline(data.x_train[lab], y_l, args, rng)
             scored("labels only", baseline, bp, data.x_val, data.x_test)
             m1, m1p, pool = w.train_m1(data.x_train, lab, unl, y_l, args, rng, data.fit_binarize)
             scored("M1", m1, m1p, data.x_val, data.x_test)
-            cache.write_bytes(pickle.dumps((m1, m1p, pool)))
+            cache.with_suffix(".part").write_bytes(pickle.dumps((m1, m1p, pool)))
+            cache.with_suffix(".part").replace(cache)
         elif phase.startswith("stack"):
+            while not cache.exists() or cache.stat().st_size == 0:
+                time.sleep(20)  # M1 is still being trained by another process
             m1, m1p, pool = pickle.loads(cache.read_bytes())
             weighting = phase[len("stack_"):]
             alpha = w.PAPER_ALPHA if weighting == "paper" else args.stack_alpha
