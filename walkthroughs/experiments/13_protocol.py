@@ -20,13 +20,14 @@ import io
 import json
 import os
 import pickle
+import sys
 import time
 from pathlib import Path
 
 import numpy
 
 from minivae.m2 import M2
-from minivae.protocol import split_labelled
+from minivae.protocol import mean_sd, split_labelled
 from minivae.walkthrough import ARGS_VARIABLE, decay, settings, whole_number_in
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -138,7 +139,42 @@ def report(w, seed: int, flags: list[str], out: Path, phases=PHASES) -> None:
             scored("M2", m2, m2p, data.x_val, data.x_test, weighting=weighting)
 
 
+ROWS = (("labels only", None, "classifier on the 100 labels alone"), ("M1", None, "M1 + MLP"),
+        ("M2", "equal_means", "M2 on pixels, equal means (alpha 50)"),
+        ("M2", "paper", "M2 on pixels, paper (alpha 0.1)"),
+        ("M1+M2", "equal_means", "**M1+M2, equal means (alpha 1)**"), ("M1+M2", "paper", "M1+M2, paper (alpha 0.1)"))
+
+
+def table(paths: list[Path]) -> str:
+    """The report records of ``paths`` as a markdown table: test and validation error, mean ± sd (n), per treatment."""
+    records = {}
+    for path in paths:
+        for r in json.loads(path.read_text()):
+            if "test" in r:
+                records[(r["seed"], r["shift"], r["model"], r.get("weighting"))] = r
+    lines = ["| model (100 labels) | test, with the shifts | test, without | validation, with | validation, without |",
+             "|---|---|---|---|---|"]
+    for model, weighting, name in ROWS:
+        cells = []
+        for key in ("test", "validation"):
+            for shift in (1, 0):
+                values = [r[key] for (_, s, m, w), r in records.items() if (s, m, w) == (shift, model, weighting)]
+                cells.append(_cell(values))
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _cell(values: list[float]) -> str:
+    if not values:
+        return "not run"
+    mean, sd = mean_sd(values)
+    return f"{100 * mean:.2f} ± {100 * sd:.2f} % ({len(values)})"
+
+
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["table"]:
+        print(table([Path(p) for p in sys.argv[2:]]))
+        raise SystemExit(0)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("mode", choices=("select", "report"))
     parser.add_argument("--seeds", type=int, nargs="+", required=True)
