@@ -9,12 +9,15 @@
 # - **M2** on the pixels, as in walkthrough 12.
 # - **M1+M2**: M2 trained on the codes z1 ~ q(z1|x) of the trained M1, with a Gaussian p(z1|y, z2):
 #
-#       p(x, y, z1, z2) = p(y) p(z2) p(z1|y, z2) p(x|z1),   J^alpha = sum_l -L(z1, y) + sum_u -U(z1) + alpha' ...
+#       p(x, y, z1, z2) = p(y) p(z2) p(z1|y, z2) p(x|z1)
+#
+#   trained on J^alpha, the labelled bound L, the unlabelled bound U and alpha times the classifier's
+#   cross-entropy, weighted as Kingma et al. did (`--weighting paper`) or with equal means (the default).
 #
 # Every model sees the same digits the same way (moved by up to `--shift` pixels, a fresh binary draw each
-# time). `--n-validation` training digits are set aside: every setting was chosen on them, never on the test
-# digits, which are scored once, at the end. **The lesson as a number:** M1+M2's test error lies several points
-# (at least 3) below that of the classifier on the labels alone. docs/semi_supervised.md has the full runs (mean
+# time). `--n-validation` training digits are set aside: settings are chosen on them, never on the test digits,
+# which are scored once, at the end. **The lesson as a number:** M1+M2's test error lies several points (more
+# than 3) below that of the classifier on the labels alone. docs/semi_supervised.md has the full runs (mean
 # ± sd over 10 fresh label draws, with and without the shifts, with both weightings of J^alpha) and what was tried.
 #
 # Run it as a script (about two minutes on one core; `--quick` takes seconds and writes to
@@ -30,7 +33,7 @@ import numpy
 
 from minivae.walkthrough import decay, lesson_check, print_table, settings, whole_number_in
 
-VALUES = {  # name: (quick, full, what it is); a flag beats both, e.g. --stack-epochs 80. Chosen how: docs
+VALUES = {  # name: (quick, full, what it is); a flag beats both. stack_alpha: chosen on validation (docs)
     "n_train": (3000, None, "training digits"), "n_test": (1000, None, "test digits, scored once at the end"),
     "n_validation": (500, 500, "training digits set aside to choose settings"), "labels_per_class": (10, 10, "1-300"),
     "shift": (0, 1, "move each training digit by up to this many pixels"), "lr": (1e-3, 1e-3, "Adam's step size"),
