@@ -422,3 +422,20 @@ def test_a_run_that_diverges_keeps_the_last_good_params_and_says_what_to_change(
     params = load_params(tmp_path / "params_last_good.npz")
     assert all(np.isfinite(leaf).all() for leaf in tree_leaves(params))
     assert not (tmp_path / "params.npz").exists() and not (tmp_path / "metrics.json").exists()
+
+
+def test_whole_number_in_and_the_binarize_default(tmp_path, monkeypatch) -> None:
+    import argparse
+
+    from minivae.walkthrough import whole_number_in
+
+    pixels = whole_number_in(0, 4)
+    assert [pixels(t) for t in ("0", "4")] == [0, 4]
+    for bad in ("-1", "5", "1.5", "one"):
+        with pytest.raises(argparse.ArgumentTypeError, match=f"expected a whole number from 0 to 4, got '{bad}'"):
+            pixels(bad)
+    # an MNIST walkthrough's --binarize defaults to threshold, or to what the walkthrough names
+    monkeypatch.chdir(tmp_path)
+    assert _settings([], mnist=True).binarize == "threshold"
+    assert _settings([], mnist=True, binarize="stochastic").binarize == "stochastic"
+    assert _settings(["--binarize", "none"], mnist=True, binarize="stochastic").binarize == "none"
