@@ -3,7 +3,8 @@
     python walkthroughs/experiments/13_protocol.py select --seeds 1000 1001 --json /tmp/select.json --data-dir DIR
     python walkthroughs/experiments/13_protocol.py report --seeds 2000 ... --shift 1 --json /tmp/report.json ...
 
-``select`` trains on selection seeds (minivae.protocol.seeds("selection", n)) and records only errors on the
+``table`` prints the docs' table from report records, e.g. from 13_protocol_results.json (the runs behind the
+docs). ``select`` trains on selection seeds (minivae.protocol.seeds("selection", n)) and records only errors on the
 validation digits, for a small grid of settings (M1+M2's alpha, 60 epochs of validation curve each); it never
 scores the test digits. ``report`` trains, with the
 frozen settings of the walkthrough's SETTINGS block, on report seeds, each a new label draw and random start,
@@ -149,7 +150,8 @@ def table(paths: list[Path]) -> str:
     """The report records of ``paths`` as a markdown table: test and validation error, mean ± sd (n), per treatment."""
     records = {}
     for path in paths:
-        for r in json.loads(path.read_text()):
+        loaded = json.loads(path.read_text())
+        for r in loaded["report"] if isinstance(loaded, dict) else loaded:
             if "test" in r:
                 records[(r["seed"], r["shift"], r["model"], r.get("weighting"))] = r
     lines = ["| model (100 labels) | test, with the shifts | test, without | validation, with | validation, without |",
