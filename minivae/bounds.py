@@ -14,14 +14,16 @@ from autograd.tracer import getval
 
 from minivae import ops
 from minivae.backend import to_numpy
-from minivae.checks import check_count
+from minivae.checks import check_count, check_importance_samples
 from minivae.distributions import standard_normal_noise
 
 
 def log_mean_exp(a: Any, axis: int = 0) -> Any:
     r"""log (1/k) Σ_i exp(a_i) over ``axis``, computed as m + log (1/k) Σ_i exp(a_i − m) with m = max_i a_i.
 
-    Subtracting the maximum keeps exp from overflowing or underflowing to 0 (Burda et al.'s IWAE trick).
+    Zhu, Deep Generative Models, Part 2 ("Importance Weighted Auto-Encoder (IWAE)"): the bound
+    L_k = log (1/k) Σ_i w_i is this of a_i = log w_i (Burda et al.). Subtracting the maximum keeps exp from
+    overflowing or underflowing to 0.
     m is held constant for the gradient: the result does not depend on it.
     """
     # m = max_i a_i, a constant shift (rows that are all −inf shift by 0 and stay −inf)
@@ -92,7 +94,7 @@ def log_likelihood_in_batches(log_weights: Callable[..., Any], data: tuple, z_di
     (``(x,)`` for a VAE, ``(x, y)`` for a CVAE), taken ``batch_size`` rows and at most 100 samples at a time
     so memory stays bounded whatever k is. No rows give an empty ``(0,)``.
     """
-    check_count("k", k, "importance samples")
+    check_importance_samples(k)
     check_count("batch_size", batch_size, "rows")
 
     def one_batch(rows: tuple) -> numpy.ndarray:

@@ -89,9 +89,10 @@ def _check_fits(params: Any, like: Any, path: Any, where: str) -> None:
 
 # -------------------------------------------------------------------------------------------- checkpoints
 
-def save_checkpoint(path: str | os.PathLike, params: Any, optimizer: Any, epoch: int,
-                    rng: numpy.random.Generator, history: list | None = None, seed: int | None = None) -> None:
-    r"""Write params, optimizer state, epoch, RNG state, seed and history to ``path`` (.npz, no pickles), atomically.
+def save_checkpoint(path: str | os.PathLike, params: Any, optimizer: Any, epoch: int, rng: numpy.random.Generator,
+                    history: list | None = None, seed: int | None = None, settings: dict | None = None) -> None:
+    r"""Write params, optimizer state, epoch, RNG state, seed, history and the run's ``settings`` (a JSON object
+    that a resume compares, see :func:`minivae.train_setup.resume`) to ``path`` (.npz, no pickles), atomically.
 
     The file is written under a temporary name in the same folder and renamed when complete, so a crash
     mid-write leaves the previous checkpoint intact. Non-finite parameters, optimizer state or history are
@@ -99,7 +100,7 @@ def save_checkpoint(path: str | os.PathLike, params: Any, optimizer: Any, epoch:
     """
     arrays: dict = {}
     meta = {"format": CHECKPOINT_FORMAT, "epoch": int(epoch), "seed": seed, "rng": rng.bit_generator.state,
-            "optimizer_class": type(optimizer).__name__, "history": history or [],
+            "settings": settings, "optimizer_class": type(optimizer).__name__, "history": history or [],
             "params": _pack(params, arrays, "params"), "optimizer": _pack(optimizer.state(), arrays, "optimizer")}
     for key, array in arrays.items():
         bad = array.size - int(numpy.isfinite(array).sum()) if array.dtype.kind in "fc" else 0
@@ -145,6 +146,8 @@ def _check_checkpoint_meta(meta: dict, path: Any) -> None:
     seed = meta.get("seed")
     if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or seed < 0):
         raise ValueError(f"{path} has damaged metadata: seed {seed!r} is not a non-negative integer.")
+    if not isinstance(meta.get("settings"), (dict, type(None))):
+        raise ValueError(f"{path} has damaged metadata: its settings should be a JSON object.")
     if not all(isinstance(record, dict) for record in meta["history"]):
         raise ValueError(f"{path} has damaged metadata: its history should be a list of per-epoch records.")
 

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 from collections.abc import Sequence
 from typing import Any
 
 import autograd.numpy as anp
 import numpy
 from autograd.extend import Box
+from autograd.tracer import getval
 
 from minivae.tree import tree_map
 
@@ -88,6 +90,7 @@ def check_sizes(x_dim: int, hidden: Sequence[int], z_dim: int) -> tuple[int, ...
                          f"got {hidden!r}.") from None
     if any(h <= 0 for h in hidden):
         raise ValueError(f"hidden must list positive layer widths, got {hidden}.")
+    check_layer_memory([int(x_dim), *hidden, int(z_dim)], 4, "hidden")
     return hidden
 
 
@@ -268,3 +271,84 @@ def check_k_samples(fz: Any) -> None:
     if anp.ndim(fz) != 2 or anp.shape(fz)[0] < 2:
         raise ValueError(f"fz has shape {anp.shape(fz)}; a leave-one-out baseline needs (k, N) with k ≥ 2 "
                          "samples per example.")
+
+
+# ------------------------------------------------------------------------------ caps, with their reasons
+
+# the cap where the machine's memory cannot be asked (1 TiB), and on importance samples per row for log p(x)
+MEMORY_CAP = 1 << 40
+MAX_IMPORTANCE_SAMPLES = 10**6
+
+
+def machine_memory() -> int:
+    r"""This machine's physical memory in bytes (``os.sysconf``), or :data:`MEMORY_CAP` where it cannot be asked."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):
+        return MEMORY_CAP
+
+
+def _gib(n_bytes: int) -> str:
+    return f"{n_bytes / 2**30:,.1f} GiB"
+
+
+def check_memory(what: str, n_bytes: int, formula: str, fix: str) -> None:
+    r"""Raise a ``ValueError`` when ``what`` needs more than the machine's memory: one sentence naming the bytes."""
+    if n_bytes > machine_memory():
+        raise ValueError(f"{what} would need at least {_gib(n_bytes)} ({formula}), more than this machine's "
+                         f"{_gib(machine_memory())} of memory; {fix}.")
+
+
+def check_layer_memory(sizes: Sequence[int], itemsize: int, name: str = "sizes") -> None:
+    r"""Refuse layer widths whose weights Σ_l (n_{l-1} + 1) n_l alone would not fit in memory (``itemsize`` bytes
+    each), instead of a ``MemoryError`` while they are drawn."""
+    count = sum((m + 1) * n for m, n in zip(sizes[:-1], sizes[1:]))
+    check_memory(f"layers of widths {list(sizes)}", count * itemsize, f"{count:,} weights of {itemsize} bytes",
+                 f"lower the widths in {name}")
+
+
+def check_noise_memory(shape: Sequence[int], widths: Sequence[int], what: str, itemsize: int = 4) -> tuple:
+    r"""Return ``shape`` = (..., z_dim) after refusing noise whose rows, passed through layers of ``widths``, would
+    hold more values (rows · Σ widths of ``itemsize`` bytes, a lower bound) than fit in memory."""
+    rows, width = math.prod(int(n) for n in shape[:-1]), sum(int(w) for w in widths)
+    check_memory(what, rows * width * itemsize, f"{rows:,} rows x {width:,} values x {itemsize} bytes",
+                 "ask for fewer at a time")
+    return tuple(shape)
+
+
+def check_importance_samples(k: int) -> None:
+    r"""Refuse more than :data:`MAX_IMPORTANCE_SAMPLES` importance samples per row: k decoder passes per row."""
+    check_count("k", k, "importance samples")
+    if k > MAX_IMPORTANCE_SAMPLES:
+        raise ValueError(f"k={k:,} importance samples would take {k:,} decoder passes per row (days for a test "
+                         f"set), for an estimate that changes by far less than its noise beyond a few thousand "
+                         f"(Burda et al. use k = 5000); use k <= {MAX_IMPORTANCE_SAMPLES:,}.")
+
+
+def check_keys(params: Any, keys: Any, model: str, where: str = "params") -> None:
+    r"""Raise a ``ValueError`` unless ``params`` has the structure ``keys``: a type, keys a dict must hold, or a
+    dict of key → inner structure. The params of another kind of model (an AE's for a VAE, a Gaussian decoder's
+    for a Bernoulli one) are one sentence, not a ``KeyError`` deep inside."""
+    # a nest that autograd traces as a whole (a DictBox) is checked by its value
+    params = getval(params)
+    if isinstance(keys, type):
+        fits, wanted = isinstance(params, (list, tuple) if keys is list else keys), f"a {keys.__name__}"
+    else:
+        fits, wanted = isinstance(params, dict) and all(key in params for key in keys), f"the keys {sorted(keys)}"
+    if not fits:
+        found = f"the keys {sorted(map(str, params))}" if isinstance(params, dict) else f"a {type(params).__name__}"
+        raise ValueError(f"{where} has {found} where a {model} keeps {wanted}: these are the params of another "
+                         "kind of model; pass params made by this model's init(rng), or check them with "
+                         "load_params(path, like=model.init(rng)).")
+    for key, inner in keys.items() if isinstance(keys, dict) else ():
+        check_keys(params[key], inner, model, f"{where}[{key!r}]")
+
+
+def check_finite_input(name: str, x: Any) -> None:
+    r"""Raise a ``ValueError`` when the data ``x`` hold NaN or inf (a prediction from them would be noise)."""
+    if isinstance(x, Box) or anp.size(x) == 0:
+        return
+    bad = int(anp.size(x)) - int(numpy.count_nonzero(numpy.isfinite(x)))
+    if bad:
+        raise ValueError(f"{name} holds {bad} NaN or infinite values, so no prediction from it would mean "
+                         "anything; clean or drop those rows first.")

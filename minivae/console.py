@@ -1,4 +1,4 @@
-r"""Where a run prints: a notebook kernel or a terminal, and standard streams that may be closed or broken.
+r"""Where a run prints: a notebook kernel or a terminal, its progress bars, and streams that may be closed or broken.
 
 A script's output is a courtesy; its files are the result. :func:`guard_streams` makes printing unable to
 lose them: a closed stdout or stderr (``>&-``, ``2>&-``), a reader that went away (``| head -1``) or a console
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterable
 from typing import Any
 
 # characters minivae prints, spelled out for a console that cannot show them
@@ -25,6 +26,24 @@ def in_notebook() -> bool:
 
     shell = get_ipython()
     return shell is not None and hasattr(shell, "kernel")
+
+
+def show_progress() -> bool:
+    r"""Whether progress bars should show: in a notebook, or when stderr is a terminal (never in a log)."""
+    return in_notebook() or (sys.stderr is not None and sys.stderr.isatty())
+
+
+def bar(items: Iterable | None = None, desc: str = "", total: int | None = None, leave: bool = True,
+        unit: str = "it", **options: Any) -> Any:
+    r"""A plain ``tqdm`` bar: on stderr in a terminal; in a notebook on stdout, ASCII, 100 columns, at most two
+    updates a second (plain text that Jupyter redraws in place, so no ipywidgets and no ``IProgress`` warning).
+
+    Never ``tqdm.auto``, which wants ipywidgets in Jupyter. ``options`` go to ``tqdm`` (e.g. ``unit_scale``).
+    """
+    from tqdm import tqdm
+
+    style = {"file": sys.stdout, "ascii": True, "ncols": 100, "mininterval": 0.5} if in_notebook() else {}
+    return tqdm(items, desc=desc, total=total, leave=leave, unit=unit, **style, **options)
 
 
 def guard_streams() -> None:

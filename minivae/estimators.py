@@ -67,7 +67,8 @@ def leave_one_out_baseline(fz: Any) -> Any:
 def reinforce_surrogate(f: Integrand, mean: Any, log_var: Any, eps: Any, baseline: Any = None) -> Any:
     r"""(1/k) Σ_i [f(z_i) + (f(z_i) − b_i) (log q(z_i) − ⊥log q(z_i))] with z_i = ⊥(μ + σ ε_i).
 
-    Notes on Auto-Encoding Variational Bayes, the REINFORCE (score-function) estimator
+    The notes on "Auto-Encoding Variational Bayes" (Kingma & Welling), REINFORCE against the
+    reparameterization trick: the score-function estimator
     ∇_φ E_q[f(z)] = E_q[(f(z) − b) ∇_φ log q_φ(z)]. ⊥ is the stop-gradient ``autograd.tracer.getval``:
     z is a constant sample, so no gradient flows through it into φ, and log q − ⊥log q is zero in value
     but has gradient ∇_φ log q_φ(z). The value of the surrogate is therefore (1/k) Σ_i f(z_i), the Monte

@@ -25,7 +25,15 @@ from typing import Any, Protocol
 import numpy
 
 from minivae.backend import to_numpy
-from minivae.checks import check_classes, check_eps, check_rows, check_same_rows, check_sizes
+from minivae.checks import (
+    check_classes,
+    check_eps,
+    check_finite_input,
+    check_keys,
+    check_rows,
+    check_same_rows,
+    check_sizes,
+)
 from minivae.distributions import categorical_log_prob, categorical_mode, log_softmax, one_hot, reparameterize
 from minivae.nn import activation_fn, init_mlp, mlp
 
@@ -73,6 +81,7 @@ class Classifier:
 
     def predict(self, params: list, x: Any) -> numpy.ndarray:
         r"""argmax_y q(y|x): host int labels ``(N,)``."""
+        check_finite_input("x", x)
         return categorical_mode(self.classify(params, x))
 
     def cross_entropy(self, params: list, x: Any, labels: Any) -> Any:
@@ -110,6 +119,7 @@ class M1:
 
     def features(self, params: dict, x: Any) -> tuple[Any, Any]:
         r"""The codes of ``x``: q_φ(z|x) as ``(mean, log_var)``, each ``(N, z_dim)``."""
+        check_keys(params, {"vae": object, "classifier": list}, "M1")
         return self.vae.encode(params["vae"], x)
 
     def classify(self, params: dict, x: Any) -> Any:
@@ -119,6 +129,7 @@ class M1:
 
     def predict(self, params: dict, x: Any) -> numpy.ndarray:
         r"""argmax_y q(y | μ_φ(x)): host int labels ``(N,)``."""
+        check_finite_input("x", x)
         return categorical_mode(self.classify(params, x))
 
     def sampled_cross_entropy(self, classifier: list, mean: Any, log_var: Any, labels: Any, eps: Any) -> Any:

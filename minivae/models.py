@@ -19,7 +19,15 @@ import numpy
 from minivae import ops
 from minivae.backend import to_numpy
 from minivae.bounds import elbo, iwae_bound, log_likelihood_in_batches
-from minivae.checks import check_codes, check_count, check_eps, check_rows, check_sizes
+from minivae.checks import (
+    check_codes,
+    check_count,
+    check_eps,
+    check_keys,
+    check_noise_memory,
+    check_rows,
+    check_sizes,
+)
 from minivae.distributions import (
     decoder_heads_for,
     decoder_log_prob,
@@ -83,6 +91,7 @@ class VAE:
     def encode(self, params: dict, x: Any) -> tuple[Any, Any]:
         r"""q_φ(z|x) = N(μ_φ(x), diag exp(log σ²_φ(x))): returns ``(mean, log_var)``, each ``(N, z_dim)``."""
         check_rows("x", x, self.x_dim, "example")
+        check_keys(params, {"encoder": ("hidden", "mean", "log_var")}, "VAE")
         enc = params["encoder"]
         return trunk_heads(enc["hidden"], x, enc, ("mean", "log_var"), self.activation)
 
@@ -92,6 +101,7 @@ class VAE:
         ``z`` is ``(N, z_dim)`` or ``(k, N, z_dim)``; the leading axes are kept.
         """
         check_codes(z, self.z_dim)
+        check_keys(params, {"decoder": ("hidden", *self.decoder_heads)}, f"VAE with a {self.likelihood} decoder")
         lead = anp.shape(z)[:-1]
         flat = anp.reshape(z, (-1, self.z_dim), order="C")
         dec = params["decoder"]
@@ -121,6 +131,7 @@ class VAE:
 
     def log_weights(self, params: dict, x: Any, eps: Any) -> Any:
         r"""log w_i = log p(x|z_i) + log p(z_i) − log q(z_i|x), z_i = μ + σ ε_i, shape ``(k, N)``."""
+        check_noise_memory(anp.shape(eps), (*self.hidden, self.x_dim), f"the IWAE bound for eps {anp.shape(eps)}")
         mean, log_var = self.encode(params, x)
         check_eps(eps, mean, "k")
         # z_i = μ + σ ε_i
@@ -139,7 +150,8 @@ class VAE:
                        batch_size: int = 100) -> numpy.ndarray:
         r"""log p(x) ≈ log (1/k) Σ_{i=1..k} p(x, z_i)/q(z_i|x), z_i ~ q(z|x): host ``(N,)`` in nats.
 
-        The importance-sampled estimate of Burda et al. (L_k with fresh noise), taken ``batch_size`` rows
+        Zhu, Deep Generative Models, Part 2: the MNIST density table ("Importance Weighted Auto-Encoder
+        (IWAE)"). The importance-sampled estimate of Burda et al. (L_k with fresh noise), taken ``batch_size`` rows
         and at most 100 samples at a time so memory stays bounded whatever k is (see
         :func:`minivae.bounds.log_likelihood_in_batches`).
         """
@@ -150,6 +162,7 @@ class VAE:
     def sample(self, params: dict, n: int, rng: numpy.random.Generator) -> Any:
         r"""x ~ p_θ(x|z), z ~ N(0, I), returned as decoder means: probabilities σ(l) for Bernoulli, μ for Gaussian."""
         check_count("n", n, "samples", minimum=0)
+        check_noise_memory((n, self.z_dim), (*self.hidden, self.x_dim), f"sample(n={n:,})")
         z = standard_normal_noise((int(n), self.z_dim), rng, params["encoder"]["mean"][0])
         return decoder_mean(self.likelihood, self.decode(params, z))
 
@@ -180,6 +193,7 @@ class AE:
     def encode(self, params: dict, x: Any) -> Any:
         r"""z = f_φ(x), ``(N, z_dim)``."""
         check_rows("x", x, self.x_dim, "example")
+        check_keys(params, {"encoder": list, "decoder": list}, "AE")
         return mlp(params["encoder"], x, self.activation)
 
     def decode(self, params: dict, z: Any) -> Any:
@@ -188,7 +202,11 @@ class AE:
         return mlp(params["decoder"], z, self.activation)
 
     def loss(self, params: dict, x: Any) -> Any:
-        r"""‖x − g_θ(f_φ(x))‖² summed over the features, one value per example, ``(N,)``."""
+        r"""‖x − g_θ(f_φ(x))‖² summed over the features, one value per example, ``(N,)``.
+
+        Klushyn, A brief introduction to (variational) autoencoders ("Autoencoder networks"): the deterministic
+        autoencoder, trained to reproduce its input through the code f_φ(x); no prior, so nothing to sample.
+        """
         # reconstruction x̂ = g(f(x))
         diff = x - self.decode(params, self.encode(params, x))
         # squared error Σ_d (x_d − x̂_d)²

@@ -22,7 +22,7 @@ import autograd.numpy as anp
 import numpy
 from autograd.extend import defvjp, defvjp_argnum, primitive
 
-from minivae.checks import check_mlp_input
+from minivae.checks import check_layer_memory, check_mlp_input
 
 Params = list  # [(W, b), ...]: W has shape (fan_in, fan_out), b has shape (fan_out,)
 
@@ -186,6 +186,7 @@ def init_mlp(sizes: Sequence[int], rng: numpy.random.Generator, dtype: Any = num
     sizes = [int(s) for s in sizes]
     if len(sizes) < 2 or min(sizes) <= 0:
         raise ValueError(f"sizes must list at least two positive layer widths, got {list(sizes)}.")
+    check_layer_memory(sizes, numpy.dtype(dtype).itemsize)
     return [init_linear(m, n, rng, dtype) for m, n in zip(sizes[:-1], sizes[1:])]
 
 

@@ -18,7 +18,7 @@ import numpy
 
 from minivae import ops
 from minivae.backend import asarray_like, to_numpy
-from minivae.checks import check_count, check_interval, check_rows
+from minivae.checks import check_count, check_interval, check_noise_memory, check_rows
 from minivae.cvae import CVAE
 from minivae.m1 import M1, Classifier
 from minivae.m2 import M2, _weights
@@ -64,7 +64,10 @@ def vae_objective(vae: Any, beta: float = 1.0) -> Objective:
 def iwae_objective(vae: Any, k: int) -> Objective:
     r"""Minimise −(1/N) Σ_n L_k(x_n): k importance samples per example (Burda et al.)."""
     check_count("k", k, "importance samples")
-    return Objective(lambda p, x, eps: -ops.mean(vae.iwae_bound(p, x, eps)), lambda n: (k, n, vae.z_dim),
+    # k·n rows of noise through the networks: refused, naming the memory, when they cannot fit
+    widths = (*vae.hidden, vae.x_dim)
+    noise = lambda n: check_noise_memory((k, n, vae.z_dim), widths, f"iwae_objective(k={k:,}) on {n} rows")  # noqa: E731
+    return Objective(lambda p, x, eps: -ops.mean(vae.iwae_bound(p, x, eps)), noise,
                      f"iwae_{k}", vae.likelihood, vae.x_dim, vae.init)
 
 

@@ -28,6 +28,8 @@ def copy(tree: Any) -> Any:
 class SGD:
     r"""v ← momentum · v + g;  θ ← θ − lr · v, with g = ∇L(θ) (plain SGD when momentum = 0).
 
+    Shan, Variational Autoencoder ("Setting up the objective"): the VAE is optimized by stochastic gradient
+    descent on minibatches; Zhu, Deep Generative Models, Part 2: "use stochastic gradient methods".
     ``lr`` must be finite and positive, ``momentum`` in [0, 1).
     """
 

@@ -55,6 +55,16 @@ def tile_images(images: numpy.ndarray, ncols: int, shape: tuple[int, int] = (28,
     return canvas
 
 
+def digit_grid(images: numpy.ndarray, ncols: int, title: str) -> Any:
+    r"""A figure of ``(n, 784)`` images in [0, 1], ``ncols`` per row, under ``title`` (sized to the digits)."""
+    canvas = tile_images(images, ncols)
+    fig, ax = plt.subplots(figsize=(canvas.shape[1] / 40, canvas.shape[0] / 40 + 0.6), layout="constrained")
+    ax.imshow(canvas, cmap="gray_r", vmin=0.0, vmax=1.0, interpolation="nearest")
+    ax.set_axis_off()
+    ax.set_title(title, fontsize=9)
+    return fig
+
+
 def save_image_grid(images: numpy.ndarray, path: Path, ncols: int = 8, title: str = "",
                     shape: tuple[int, int] = (28, 28)) -> Path:
     r"""Save ``(n, H*W)`` images in [0, 1] as one grayscale grid PNG at ``path``."""

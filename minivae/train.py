@@ -34,7 +34,18 @@ from minivae.fast.adam import Adam as FastAdam
 from minivae.grad import value_and_grad
 from minivae.objectives import Objective
 from minivae.optim import Adam
-from minivae.train_setup import EVALUATION, all_finite, check_fit_args, check_params, epoch_data, prepare_data, resume
+from minivae.threads import blas_threads
+from minivae.train_setup import (
+    EVALUATION,
+    all_finite,
+    check_fit_args,
+    check_params,
+    data_fingerprint,
+    epoch_data,
+    prepare_data,
+    resume,
+    run_settings,
+)
 from minivae.tree import tree_leaves, tree_map
 
 
@@ -151,6 +162,7 @@ def evaluate(objective: Objective, params: Any, x: numpy.ndarray, rng: numpy.ran
     return -total / len(x)
 
 
+@blas_threads()  # NumPy's BLAS on the free cores (at most 4) while it trains: see minivae.threads
 def fit(objective: Objective | Callable[[int], Objective], params: Any, x_train: Any, *,
         x_test: numpy.ndarray | None = None, optimizer: Any = None, settings: TrainSettings = TrainSettings(),
         files: RunFiles = RunFiles(), on_epoch: Callable[[int, Any, dict], None] | None = None) -> FitResult:
@@ -174,19 +186,23 @@ def fit(objective: Objective | Callable[[int], Objective], params: Any, x_train:
     - ``binarize``: ``"stochastic"`` redraws x ~ Bernoulli(intensity) every epoch from a stream of its own,
       ``"threshold"`` uses 1[x > ½]; ``x_test`` is binarized once (stochastic: one fixed draw), and so is the
       data an objective carries (M2's labelled digits, see :meth:`Objective.map_data`).
-    - The lesson's :class:`minivae.optim.Adam` runs as :class:`minivae.fast.adam.Adam`, the same numbers bit for
-      bit on flat buffers; its state is copied back when fit returns or stops.
+    - The lesson's :class:`minivae.optim.Adam` runs as :class:`minivae.fast.adam.Adam`, the same update on flat
+      buffers in Kingma & Ba's faster order (equal up to rounding); its state is copied back when fit returns or
+      stops.
     """
     run = settings
     schedule, target = check_fit_args(objective, run, files)
     dtype = check_params(params, target)
     x_train, x_test, target = prepare_data(target, x_train, x_test, run.binarize, dtype, run.seed)
     backend, optimizer, rng = get_backend(run.device), optimizer or Adam(1e-3), numpy.random.default_rng(run.seed)
-    stepper = _Remembering(_faster(optimizer))
+    stepper, fingerprint = _Remembering(_faster(optimizer)), data_fingerprint(x_train)
+    # what a resume must share with this run, at each epoch: optimizer, batch size, objective, data
+    settings_at = lambda epoch: run_settings(optimizer, run, schedule(epoch), x_train, fingerprint)  # noqa: E731
     # a private copy on the device: the caller's arrays are never updated, whichever optimizer runs
     params, history, first = tree_map(lambda a: backend.asarray(a).copy(), params), [], 1
     if files.resume is not None:
-        params, history, first = resume(files.resume, params, stepper.optimizer, rng, backend, run.epochs, run.seed)
+        params, history, first = resume(files.resume, params, stepper.optimizer, rng, backend, run.epochs, run.seed,
+                                        settings_at)
     show = sys.stderr.isatty() if run.progress is None else bool(run.progress)
     try:
         for epoch in range(first, run.epochs + 1):
@@ -205,8 +221,8 @@ def fit(objective: Objective | Callable[[int], Objective], params: Any, x_train:
             if x_test is not None:
                 record.update(_test_record(target, params, x_test, run.seed, epoch, start))
             history.append(record)
-            _write(files, params, stepper.optimizer, epoch, rng, history, target, run, backend, len(x_epoch),
-                   x_test)
+            _write(files, params, stepper.optimizer, epoch, rng, history, target, run, backend,
+                   run_settings(optimizer, run, current, x_train, fingerprint), x_test)
             if on_epoch is not None:
                 on_epoch(epoch, _host_copy(params), record)
     finally:
@@ -229,7 +245,7 @@ class _Remembering:
 
 
 def _faster(optimizer: Any) -> Any:
-    r"""The lesson's Adam as the fast Adam on flat buffers (the same numbers, see minivae/fast/adam.py)."""
+    r"""The lesson's Adam as the fast Adam on flat buffers (the same update up to rounding: minivae.fast.adam)."""
     if type(optimizer) is not Adam:
         return optimizer
     fast = FastAdam(optimizer.lr, optimizer.b1, optimizer.b2, optimizer.eps)
@@ -238,13 +254,15 @@ def _faster(optimizer: Any) -> Any:
 
 
 def _write(files: RunFiles, params: Any, optimizer: Any, epoch: int, rng: numpy.random.Generator, history: list,
-           target: Objective, run: TrainSettings, backend: Any, n_train: int, x_test: Any) -> None:
+           target: Objective, run: TrainSettings, backend: Any, settings: dict, x_test: Any) -> None:
     if files.checkpoint is not None:
-        save_checkpoint(files.checkpoint, params, optimizer, epoch, rng, history, seed=run.seed)
+        save_checkpoint(files.checkpoint, params, optimizer, epoch, rng, history, seed=run.seed, settings=settings)
     if files.metrics is not None:
-        write_metrics(files.metrics, target, history, seed=run.seed, batch_size=run.batch_size, epochs=run.epochs,
-                      n_train=n_train, n_test=None if x_test is None else len(x_test), device=backend.name,
-                      binarize=run.binarize)
+        # the settings (optimizer, lr, ..., batch_size, n_train, data_fingerprint) hold for every epoch of the
+        # history, since a resume refuses to change them; "objective" names the final objective's bound
+        kept = {k: v for k, v in settings.items() if k != "objective"}
+        write_metrics(files.metrics, target, history, seed=run.seed, epochs=run.epochs,
+                      n_test=None if x_test is None else len(x_test), device=backend.name, **kept)
 
 
 def _noise(objective: Objective, n: int, rng: numpy.random.Generator, like: Any) -> Any:
@@ -261,9 +279,9 @@ def _host_copy(params: Any) -> Any:
 def _bar(steps: range, description: str | None) -> Any:
     if not description:
         return steps
-    from tqdm.auto import tqdm
+    from minivae.console import bar
 
-    return tqdm(steps, desc=description, unit="batch", leave=False)
+    return bar(steps, description, unit="batch", leave=False)
 
 
 def _test_record(target: Objective, params: Any, x_test: numpy.ndarray, seed: int, epoch: int, previous: Any) -> dict:

@@ -7,6 +7,7 @@ pixels of an epoch never depend on what came before it, and a resumed run redraw
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from typing import Any
 
@@ -76,6 +77,10 @@ def check_params(params: Any, objective: Objective) -> Any:
     if len(dtypes) > 1:
         raise ValueError(f"params mix the dtypes {dtypes}; cast them to one, e.g. "
                          "tree_map(lambda a: a.astype(numpy.float32), params).")
+    if dtypes == ["float16"]:
+        raise ValueError("params are float16, in which Adam's eps (1e-8) and small gradients round to 0, so the "
+                         "steps go wrong whatever the learning rate; train in float32, e.g. "
+                         "tree_map(lambda a: a.astype(numpy.float32), params).")
     bad = next((where for where, leaf in leaves if not all_finite(leaf)), None)
     if bad is not None:
         raise ValueError(f"params{bad} holds NaN or inf; start from finite parameters (e.g. model.init(rng)).")
@@ -142,9 +147,45 @@ def epoch_data(objective: Objective, x_train: Any, binarize: str | None, seed: i
 
 # ------------------------------------------------------------------------------------------------ resume
 
+def data_fingerprint(x: Any) -> str | None:
+    r"""A cheap fingerprint of the training rows: a hash of their shape, dtype and a strided sample of at most
+    65,536 of their values (None for rows that are a function of the epoch)."""
+    if callable(x):
+        return None
+    flat = numpy.asarray(x).reshape(-1)
+    sample = numpy.ascontiguousarray(flat[::max(1, flat.size // 65536)])
+    return hashlib.sha256(f"{x.shape} {x.dtype} ".encode() + sample.tobytes()).hexdigest()[:16]
+
+
+def run_settings(optimizer: Any, settings: Any, objective: Objective, x_train: Any, fingerprint: str | None) -> dict:
+    r"""What a resumed run must share with the run that wrote its checkpoint: the optimizer and its
+    hyperparameters, the batch size, binarize, this epoch's objective (its bound names β and k) and the data."""
+    hyper = {name: float(getattr(optimizer, name)) for name in ("lr", "b1", "b2", "eps", "momentum")
+             if isinstance(getattr(optimizer, name, None), (int, float))}
+    return {"optimizer": type(optimizer).__name__, **hyper, "batch_size": settings.batch_size,
+            "binarize": settings.binarize, "objective": objective.bound,
+            "n_train": None if callable(x_train) else len(x_train), "data_fingerprint": fingerprint}
+
+
+def check_same_settings(path: Any, saved: dict | None, now: dict) -> None:
+    r"""Refuse a resume whose settings differ from the checkpoint's, naming each one that changed.
+
+    A checkpoint without settings (written before minivae stored them) is resumed with the other checks only.
+    """
+    if saved is None:
+        return
+    changed = [f"{key} {saved.get(key)!r} -> {value!r}" for key, value in now.items() if saved.get(key) != value]
+    if changed:
+        raise ValueError(f"resume={path} was saved by a run with other settings ({', '.join(changed)}); pass the "
+                         "same ones to continue it, or start a new run without resume.")
+
+
 def resume(path: Any, params: Any, optimizer: Any, rng: numpy.random.Generator, backend: Any, epochs: int,
-            seed: int) -> tuple:
-    """``(params, history, first epoch)`` from a checkpoint, after checking it fits this run; ``rng`` restored."""
+           seed: int, settings_at: Callable[[int], dict] = lambda epoch: {}) -> tuple:
+    """``(params, history, first epoch)`` from a checkpoint, after checking it fits this run; ``rng`` restored.
+
+    ``settings_at(epoch)`` gives this run's settings at an epoch, which must equal those the checkpoint stored.
+    """
     state = load_checkpoint(path, backend.asarray)
     if state["optimizer_class"] != type(optimizer).__name__:
         raise ValueError(f"resume={path} was saved with {state['optimizer_class']}, but fit got "
@@ -156,6 +197,8 @@ def resume(path: Any, params: Any, optimizer: Any, rng: numpy.random.Generator, 
         raise ValueError(f"resume={path} was saved by a run with seed={state['seed']}, but fit got seed={seed}; "
                          "pass the same seed to continue bit for bit.")
     fix = "it was saved for a different model or dtype"
+    if 1 <= state["epoch"] <= epochs:
+        check_same_settings(path, state.get("settings"), settings_at(state["epoch"]))
     check_like(state["params"], params, f"resume={path}", fix)
     expected = sorted(optimizer.state())
     if sorted(state["optimizer"]) != expected:

@@ -45,7 +45,21 @@ def _map(f: Callable[..., Any], tree: Any, others: tuple, name: str, path: str) 
 
 def tree_leaves(tree: Any) -> list[Any]:
     r"""The arrays of a nest in a fixed order (dict keys sorted), as a flat list."""
-    return [leaf for _, leaf in tree_items(tree)]
+    leaves: list = []
+    _collect(tree, leaves)
+    return leaves
+
+
+def _collect(tree: Any, leaves: list) -> None:
+    # depth first, dict keys sorted: the order of tree_items, without building its paths
+    if isinstance(tree, dict):
+        for key in sorted(tree):
+            _collect(tree[key], leaves)
+    elif isinstance(tree, (list, tuple)):
+        for sub in tree:
+            _collect(sub, leaves)
+    else:
+        leaves.append(tree)
 
 
 def tree_items(tree: Any, path: str = "") -> Iterator[tuple[str, Any]]:
@@ -62,17 +76,20 @@ def tree_items(tree: Any, path: str = "") -> Iterator[tuple[str, Any]]:
 
 def tree_unflatten(template: Any, leaves: list[Any]) -> Any:
     r"""The nest shaped like ``template`` holding ``leaves`` in :func:`tree_leaves` order."""
-    paths = [path for path, _ in tree_items(template)]
-    if len(leaves) != len(paths):
-        raise ValueError(f"leaves has {len(leaves)} arrays but template holds {len(paths)}; pass one leaf "
+    count = len(tree_leaves(template))
+    if len(leaves) != count:
+        raise ValueError(f"leaves has {len(leaves)} arrays but template holds {count}; pass one leaf "
                          "per array of template, in tree_leaves order.")
-    ordered = dict(zip(paths, leaves))
+    return _rebuild(template, iter(leaves))
 
-    def rebuild(tree: Any, path: str) -> Any:
-        if isinstance(tree, dict):
-            return {k: rebuild(tree[k], f"{path}[{k!r}]") for k in tree}
-        if isinstance(tree, (list, tuple)):
-            return type(tree)(rebuild(t, f"{path}[{i}]") for i, t in enumerate(tree))
-        return ordered[path]
 
-    return rebuild(template, "")
+def _rebuild(tree: Any, leaves: Iterator[Any]) -> Any:
+    # a module-level function, not a closure that calls itself: such a closure is a reference cycle, which
+    # would keep the leaves alive until the garbage collector runs. Dicts take their leaves in sorted key order
+    # (tree_leaves' order) and keep the template's own key order.
+    if isinstance(tree, dict):
+        built = {k: _rebuild(tree[k], leaves) for k in sorted(tree)}
+        return {k: built[k] for k in tree}
+    if isinstance(tree, (list, tuple)):
+        return type(tree)([_rebuild(t, leaves) for t in tree])
+    return next(leaves)

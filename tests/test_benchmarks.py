@@ -32,3 +32,16 @@ def test_numpy_by_hand_gives_minivaes_loss_and_gradients(hidden, k):
     for got, ref in zip(tree_leaves(grads), tree_leaves(want)):
         assert got.dtype == numpy.float64
         numpy.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-12 * numpy.abs(ref).max())
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the processes' states from /proc")
+def test_the_busy_benchmarks_hogs_run_during_the_body_and_are_gone_after():
+    # benchmarks/busy.py's busy machine: processes that never sleep while the round runs, none left behind
+    import busy
+
+    with busy.hogs(2) as procs:
+        assert len(procs) == 2 and all(p.poll() is None for p in procs)
+        # each spends its time on the CPU: in state R (running or runnable), not S (sleeping)
+        states = [Path(f"/proc/{p.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] for p in procs]
+        assert states == ["R", "R"]
+    assert all(p.returncode is not None for p in procs)

@@ -152,3 +152,72 @@ def test_check_unit_interval_passes_empty_data_and_refuses_values_outside():
     checks.check_unit_interval("x", np.array([[0.0, 0.5, 1.0]]))
     with pytest.raises(ValueError, match=r"x must hold Bernoulli targets in \[0, 1\].*\[-0.5, 1\]"):
         checks.check_unit_interval("x", np.array([[-0.5, 1.0]]))
+
+
+# ------------------------------------------------------------------ caps with reasons, another model's params
+
+def test_caps_name_the_memory_they_would_need_instead_of_a_memory_error():
+    from minivae.models import VAE
+    from minivae.nn import init_mlp
+    from minivae.objectives import iwae_objective
+
+    rng = np.random.default_rng(0)
+    # widths of 10^9 need terabytes for their weights alone: one sentence before anything is drawn
+    with pytest.raises(ValueError, match=r"layers of widths \[784, 1000000000, 20\] would need at least "
+                                         r"[\d,.]+ GiB \([\d,]+ weights of 4 bytes\), more than this machine's"):
+        VAE(784, [10**9], 20)
+    with pytest.raises(ValueError, match=r"\([\d,]+ weights of 8 bytes\).* lower the widths"):
+        init_mlp([784, 10**9, 10], rng, np.float64)
+    vae = VAE(784, [16], 2)
+    params = vae.init(rng)
+    # IWAE: k·n rows through the decoder, refused when the trainer asks for the noise (before drawing it)
+    objective = iwae_objective(vae, 10**9)
+    with pytest.raises(ValueError, match=r"iwae_objective\(k=1,000,000,000\) on 100 rows would need at least "
+                                         r"[\d,.]+ GiB \(100,000,000,000 rows x 800 values x 4 bytes\)"):
+        objective.noise_shape(100)
+    assert iwae_objective(vae, 50).noise_shape(100) == (50, 100, 2)
+    with pytest.raises(ValueError, match=r"sample\(n=10,000,000,000\) would need at least"):
+        vae.sample(params, 10**10, rng)
+    # a broadcast view stands in for huge noise: the bound refuses it by its shape before any layer runs
+    eps = np.broadcast_to(np.zeros((1, 1, 2), np.float32), (10**9, 3, 2))
+    with pytest.raises(ValueError, match=r"the IWAE bound for eps \(1000000000, 3, 2\) would need at least"):
+        vae.iwae_bound(params, np.zeros((3, 784), np.float32), eps)
+    # log p(x) is batched (bounded memory) but k decoder passes per row take time: capped at 10^6
+    with pytest.raises(ValueError, match=r"k=10,000,000 importance samples would take 10,000,000 decoder passes"):
+        vae.log_likelihood(params, np.zeros((1, 784), np.float32), 10**7, rng)
+
+
+def test_the_params_of_another_kind_of_model_are_one_sentence_not_a_key_error():
+    from minivae.fantasies import fantasies_html
+    from minivae.m1 import M1
+    from minivae.models import AE, VAE
+
+    rng = np.random.default_rng(0)
+    x = np.zeros((2, 6), np.float32)
+    vae, gaussian, ae = VAE(6, [4], 2), VAE(6, [4], 2, likelihood="gaussian"), AE(6, [4], 2)
+    eps = np.zeros((2, 2), np.float32)
+    cases = [(lambda: vae.elbo(ae.init(rng), x, eps), r"params\['encoder'\] has a list where a VAE keeps the keys"),
+             (lambda: vae.elbo(gaussian.init(rng), x, eps),
+              r"params\['decoder'\] has the keys \['hidden', 'log_var', 'mean'\] where a VAE with a bernoulli "
+              r"decoder keeps the keys \['hidden', 'logits'\]"),
+             (lambda: ae.loss(vae.init(rng), x), r"params\['encoder'\] has the keys .* where a AE keeps a list"),
+             (lambda: M1(vae).predict(vae.init(rng), x), r"params has the keys \['decoder', 'encoder'\] where a M1"),
+             (lambda: fantasies_html(VAE(784, [4], 2), {"encoder": {}}),
+              r"params has the keys \['encoder'\] where a VAE")]
+    for call, words in cases:
+        with pytest.raises(ValueError, match=words + ".*another kind of model"):
+            call()
+
+
+def test_predict_refuses_non_finite_pixels():
+    from minivae.m1 import M1, Classifier
+    from minivae.models import VAE
+
+    rng = np.random.default_rng(0)
+    x = rng.random((3, 6)).astype(np.float32)
+    x[1, 2] = np.nan
+    m1, classifier = M1(VAE(6, [4], 2)), Classifier(6, [4], 3)
+    for model in (m1, classifier):
+        with pytest.raises(ValueError, match="x holds 1 NaN or infinite values"):
+            model.predict(model.init(rng), x)
+        assert model.predict(model.init(rng), np.nan_to_num(x)).shape == (3,)

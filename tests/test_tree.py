@@ -47,3 +47,21 @@ def test_tree_unflatten_refuses_the_wrong_number_of_leaves():
     for leaves in ([np.ones(1)] * 2, [np.ones(1)] * 4):
         with pytest.raises(ValueError, match="leaves has .* arrays but template holds 3"):
             tree_unflatten(nest(), leaves)
+
+
+def test_tree_unflatten_keeps_no_leaf_alive_after_its_nest_is_gone():
+    # a nest is freed as soon as nobody holds it, without waiting for the garbage collector: the fast Adam reuses
+    # a parameter buffer only when no array of it is alive (a reference cycle here made it allocate every step)
+    import gc
+    import weakref
+
+    leaf = np.ones(3)
+    alive = weakref.ref(leaf)
+    gc.disable()
+    try:
+        nest = tree_unflatten({"a": [None, (None,)]}, [np.zeros(2), leaf])
+        del leaf, nest
+        assert alive() is None
+    finally:
+        gc.enable()
+

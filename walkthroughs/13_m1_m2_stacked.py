@@ -127,13 +127,13 @@ S.written.append(save_image_grid(numpy.concatenate([seen(data.x_train[labelled[:
 # saves them and says what to change).
 
 # %%
+from minivae.console import bar, show_progress
 from minivae.grad import value_and_grad
 from minivae.m1 import Classifier, pack_labelled
 from minivae.objectives import classifier_objective
 from minivae.optim import Adam
 from minivae.train import NonFiniteLossError
 from minivae.train_setup import all_finite
-from minivae.walkthrough import bar, show_progress
 
 
 def full_batch_steps(objective, params, rows, steps: int, lr: float, rng, desc: str = "") -> list:

