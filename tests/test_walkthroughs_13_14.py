@@ -45,13 +45,14 @@ def test_13_quick_run_shows_the_lesson_and_scores_every_model_once(tmp_path: Pat
         assert matplotlib.image.imread(out / name).size > 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["n_labelled"] == 100 and metrics["eval_set"].startswith("official MNIST test set")
-    # the validation digits are apart from the labelled and unlabelled ones: 3,000 = 100 + 2,400 + 500
-    assert (metrics["n_labelled"], metrics["n_unlabelled"], metrics["n_validation"]) == (100, 2400, 500)
+    # the validation digits are apart from the labelled and unlabelled ones: 5,000 = 100 + 4,400 + 500
+    assert (metrics["n_labelled"], metrics["n_unlabelled"], metrics["n_validation"]) == (100, 4400, 500)
     models = {"labels only", "M1 + MLP", "M2", "M1+M2"}
     assert set(metrics["validation_error"]) == set(metrics["test_error"]) == models
     # every model labels far better than chance (90 % error with 10 classes)
     assert all(0 <= e < 0.6 for e in [*metrics["validation_error"].values(), *metrics["test_error"].values()])
-    # the lesson: M1+M2 beats the labels alone by more than 3 points on the test digits (quick run: 6.4)
+    # the lesson: M1+M2 beats the labels alone by more than 3 points on the test digits (quick runs, seeds 0-4:
+    # 7.8, 12.1, 7.2, 7.3, 5.2)
     lesson = metrics["lesson"]
     assert set(lesson) == {"claim", "value", "threshold", "holds"} and lesson["holds"] is True
     gain = 100 * (metrics["test_error"]["labels only"] - metrics["test_error"]["M1+M2"])

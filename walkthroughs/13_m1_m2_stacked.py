@@ -34,11 +34,11 @@ import numpy
 from minivae.walkthrough import decay, lesson_check, print_table, settings, whole_number_in
 
 VALUES = {  # name: (quick, full, what it is); a flag beats both. Chosen on validation: stack_alpha (docs)
-    "n_train": (3000, None, "training digits"), "n_test": (1000, None, "test digits, scored once at the end"),
+    "n_train": (5000, None, "training digits"), "n_test": (1000, None, "test digits, scored once at the end"),
     "n_validation": (500, 500, "training digits set aside to choose settings"), "labels_per_class": (10, 10, "1-300"),
     "shift": (0, 1, "move each training digit by up to this many pixels"), "lr": (1e-3, 1e-3, "Adam's step size"),
     "batch_size": (100, 100, "digits per step"), "classifier_steps": (300, 1000, "full-batch steps of a classifier"),
-    "m1_epochs": (20, 50, "epochs of M1's VAE"), "hidden": (256, 500, "width of M1's and M1+M2's layers"),
+    "m1_epochs": (30, 50, "epochs of M1's VAE"), "hidden": (256, 500, "width of M1's and M1+M2's layers"),
     "epochs": (2, 15, "epochs of M2 on pixels"), "alpha": (50.0, 50.0, "alpha of M2 (equal means)"),
     "stack_epochs": (40, 60, "epochs of M1+M2"), "stack_alpha": (1.0, 1.0, "M1+M2's alpha: 1, 3, 10 on validation"),
     "stack_average": (0.9, 0.9, "decay of M1+M2's moving average"), "weighting": ("equal_means", "equal_means", "")}
