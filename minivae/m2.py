@@ -13,9 +13,11 @@ and for an unlabelled x the label is summed out under q_φ(y|x):
 
     log p(x) ≥ U(x) = Σ_y q_φ(y|x) L(x, y) + H(q_φ(y|x)).
 
-The classifier q_φ(y|x) appears only in U, so Kingma et al. add a classification term weighted by α:
-J^α = Σ_l −L(x, y) + Σ_u −U(x) + α E_{p̃_l}[−log q_φ(y|x)]. The one-hot y enters each network through
-its own weight matrix (``x W_x + y W_y + c``), so no traced arrays are ever concatenated.
+The classifier q_φ(y|x) appears only in U, so Kingma et al. add a classification term (their eq. 9):
+J^α = Σ_l −L(x, y) + Σ_u −U(x) + α E_{p̃_l}[−log q_φ(y|x)], with α = 0.1·N. :meth:`M2.objective` offers
+that weighting (``"paper"``) and one that weighs the labelled and unlabelled means equally
+(``"equal_means"``). The one-hot y enters each network through its own weight matrix
+(``x W_x + y W_y + c``), so no traced arrays are ever concatenated.
 
 With ``likelihood="gaussian"`` (a learned diagonal variance) the same class is the top of Kingma et al.'s
 stacked M1+M2, p(x, y, z₁, z₂) = p(y) p(z₂) p_θ(z₁|y, z₂) p_θ(x|z₁): its "x" is then the code
@@ -162,21 +164,31 @@ class M2:
         return ops.sum(anp.exp(log_q) * (bounds - log_q), axis=-1)
 
     def objective(self, params: dict, x_l: Any, labels: Any, x_u: Any, eps_l: Any, eps_u: Any,
-                  alpha: float) -> Any:
-        r"""J^α per example: mean_l −L(x, y) + mean_u −U(x) + α mean_l −log q_φ(y|x), a scalar to minimise.
+                  alpha: float, weighting: str = "equal_means", n_unlabelled: int | None = None) -> Any:
+        r"""J^α per example, a scalar to minimise, with one of two weightings of its three terms.
 
-        Kingma et al. (2014), eq. 9, with each sum replaced by the mean over its minibatch, so the labelled
-        and unlabelled batches count equally whatever their sizes; an empty batch adds nothing. ``eps_l`` is
-        ``(N_l, z_dim)`` and ``eps_u`` is ``(C, N_u, z_dim)``.
+        Kingma et al. (2014), eqs. 8-9: J^α = Σ_l −L(x, y) + Σ_u −U(x) + α' E_{p̃_l}[−log q_φ(y|x)].
+
+        - ``weighting="paper"``: the paper's sums over all N = N_l + N_u digits, with α' = α·N (the paper and
+          Kingma's released code use α = 0.1), divided by N so the value is per digit:
+          (N_l/N) mean_l −L + (N_u/N) mean_u −U + α mean_l −log q. ``n_unlabelled`` is N_u, the size of the
+          whole unlabelled set (the batch ``x_u`` estimates its mean); N_l is the size of ``x_l``, the whole
+          labelled set.
+        - ``weighting="equal_means"``: mean_l −L + mean_u −U + α mean_l −log q. The labelled and unlabelled
+          terms count equally whatever the sizes of the sets (with 100 labels and 4,900 unlabelled digits each
+          labelled digit weighs 49 times what it weighs in the paper's form).
+
+        An empty batch adds nothing. ``eps_l`` is ``(N_l, z_dim)`` and ``eps_u`` is ``(C, N_u, z_dim)``.
         """
         check_interval("alpha", float(alpha), 0.0)
+        w_l, w_u = _weights(weighting, anp.shape(x_l)[0], n_unlabelled)
         # −log q(y|x) on the labelled batch: the cross-entropy of the classifier
         log_q = self.classify(params, x_l)
         cross_entropy = -categorical_log_prob(labels, log_q)
         # −L(x, y) on the labelled batch, −U(x) on the unlabelled batch
         labelled = _batch_mean(self.labelled_bound(params, x_l, labels, eps_l))
         unlabelled = _batch_mean(self.unlabelled_bound(params, x_u, eps_u))
-        return -labelled - unlabelled + alpha * _batch_mean(cross_entropy)
+        return -w_l * labelled - w_u * unlabelled + alpha * _batch_mean(cross_entropy)
 
     def generate(self, params: dict, labels: Any, z: Any) -> Any:
         r"""Decoder means of p_θ(x|y, z) for given classes ``(N,)`` and codes z ``(N, z_dim)``: ``(N, x_dim)``.
@@ -184,6 +196,22 @@ class M2:
         "Handwriting styles" (Shan, semi-supervised VAE): fix y and vary z, or fix z and vary y.
         """
         return decoder_mean(self.likelihood, self.decode(params, one_hot(labels, self.n_classes, z), z))
+
+
+WEIGHTINGS = ("paper", "equal_means")
+
+
+def _weights(weighting: str, n_l: int, n_unlabelled: int | None) -> tuple[float, float]:
+    # the weights (w_l, w_u) of mean_l −L and mean_u −U: (N_l/N, N_u/N) for the paper's sums, (1, 1) for equal means
+    if weighting == "equal_means":
+        return 1.0, 1.0
+    if weighting != "paper":
+        raise ValueError(f"weighting is {weighting!r}; use one of {', '.join(map(repr, WEIGHTINGS))}.")
+    if n_unlabelled is None or int(n_unlabelled) != n_unlabelled or n_unlabelled < 0 or n_l + n_unlabelled == 0:
+        raise ValueError(f"weighting 'paper' needs n_unlabelled, the size of the whole unlabelled set (a whole "
+                         f"number of at least 0, and some digit in all), got {n_unlabelled!r}.")
+    n = n_l + n_unlabelled
+    return n_l / n, n_unlabelled / n
 
 
 def _batch_mean(values: Any) -> Any:

@@ -21,7 +21,7 @@ from minivae.backend import asarray_like, to_numpy
 from minivae.checks import check_count, check_interval, check_noise_memory, check_rows
 from minivae.cvae import CVAE
 from minivae.m1 import M1, Classifier
-from minivae.m2 import M2
+from minivae.m2 import M2, _weights
 
 
 @dataclass(frozen=True)
@@ -111,10 +111,13 @@ def cvae_objective(cvae: CVAE) -> Objective:
     return Objective(loss, lambda n: (n, cvae.z_dim), "elbo", init=cvae.init)
 
 
-def m2_objective(m2: M2, x_labelled: Any, labels: Any, alpha: float) -> Objective:
+def m2_objective(m2: M2, x_labelled: Any, labels: Any, alpha: float, weighting: str = "equal_means",
+                 n_unlabelled: int | None = None) -> Objective:
     r"""J^α as an :class:`Objective` whose rows are the *unlabelled* examples.
 
-    Kingma et al. (2014), eq. 9, with batch means (see :meth:`minivae.m2.M2.objective`). Every step uses the
+    Kingma et al. (2014), eq. 9, per digit, weighted as ``weighting`` says (:meth:`minivae.m2.M2.objective`):
+    ``"paper"`` (their sums over all digits, α = 0.1 in their runs; ``n_unlabelled`` is the size of the whole
+    unlabelled set) or ``"equal_means"`` (the labelled and unlabelled means count equally). Every step uses the
     whole (small) labelled set ``x_labelled``, ``labels`` as its labelled batch. The noise of one step is one
     array of ``C·n + N_l`` rows of z noise, split inside the loss into ``eps_u``, ``(C, n, z_dim)``, and
     ``eps_l``, ``(N_l, z_dim)`` (noise is data, so slicing it is device-safe). The labelled digits are data
@@ -122,16 +125,18 @@ def m2_objective(m2: M2, x_labelled: Any, labels: Any, alpha: float) -> Objectiv
     :meth:`Objective.map_data` (a fresh draw every epoch for ``"stochastic"``).
     """
     n_l, C = len(labels), m2.n_classes
+    # refuse a bad weighting here, in one sentence, rather than at the first step
+    _weights(weighting, n_l, n_unlabelled)
 
     def loss(params: dict, x_u: Any, eps: Any) -> Any:
         n = anp.shape(x_u)[0]
         # the labelled set, moved to the device and dtype of the batch (a no-op on the CPU)
         x_l = asarray_like(to_numpy(x_labelled), x_u)
         eps_u = anp.reshape(eps[:C * n], (C, n, m2.z_dim))
-        return m2.objective(params, x_l, labels, x_u, eps[C * n:], eps_u, alpha)
+        return m2.objective(params, x_l, labels, x_u, eps[C * n:], eps_u, alpha, weighting, n_unlabelled)
 
     return Objective(loss, lambda n: (C * n + n_l, m2.z_dim), "neg_j_alpha", init=m2.init,
-                     data_map=lambda f: m2_objective(m2, f(x_labelled), labels, alpha))
+                     data_map=lambda f: m2_objective(m2, f(x_labelled), labels, alpha, weighting, n_unlabelled))
 
 
 def _labels(y: Any) -> numpy.ndarray:

@@ -105,6 +105,14 @@ def non_negative_float(text: str) -> float:
     return _number(text, float, "a finite number of at least 0", lambda v: v >= 0)
 
 
+def whole_number_in(low: int, high: int) -> Callable[[str], int]:
+    r"""An argparse ``type=`` factory: a whole number from ``low`` to ``high`` (e.g. pixels of a shift)."""
+    def convert(text: str) -> int:
+        return _number(text, int, f"a whole number from {low} to {high}", lambda v: low <= v <= high)
+
+    return convert
+
+
 def decay(text: str) -> float:
     r"""An argparse ``type=``: a decay in [0, 1), the weight a moving average keeps on its past."""
     return _number(text, float, "a decay in [0, 1)", lambda v: 0 <= v < 1)
@@ -451,7 +459,7 @@ class _SettingsParser(WalkthroughParser):
 
 
 def settings(module: str, name: str, values: dict, *, types: dict | None = None, mnist: bool = False,
-             argv: list[str] | None = None) -> Settings:
+             argv: list[str] | None = None, binarize: str = "threshold") -> Settings:
     r"""The run's :class:`Settings`, every flag and the output folder checked before any data is loaded.
 
     ``module``: the walkthrough's ``__name__``; ``name``: its file name without ``.py`` (default ``--out``:
@@ -459,7 +467,8 @@ def settings(module: str, name: str, values: dict, *, types: dict | None = None,
     "what it is"), ...}``; each entry becomes a flag ``--n-train`` whose type follows the values (int: a whole
     number >= 1, float: a finite number > 0, tuple: one or more of those, bool: on/off, None: all) unless
     ``types`` names a type function (e.g. ``{"beta": non_negative_float}``) or a tuple of choices for it.
-    ``mnist=True`` adds ``--data-dir`` (an existing folder, never created) and ``--binarize``. ``argv``: the
+    ``mnist=True`` adds ``--data-dir`` (an existing folder, never created) and ``--binarize`` (default
+    ``binarize``). ``argv``: the
     flags; by default ``sys.argv[1:]`` when run as a script, else ``$MINIVAE_WALKTHROUGH_ARGS`` (``--quick``
     when unset). A bad flag or variable is one argparse line and exit status 2.
     """
@@ -476,8 +485,9 @@ def settings(module: str, name: str, values: dict, *, types: dict | None = None,
                         help="NumPy's BLAS threads (default: $MINIVAE_THREADS, else the free cores, at most 4)")
     if mnist:
         parser.add_argument("--data-dir", type=Path, default=None, help=DATA_DIR_HELP)
-        parser.add_argument("--binarize", choices=("threshold", "stochastic", "none"), default="threshold",
-                            help="pixels: 1[x > 0.5] (default), a Bernoulli(x) draw, or the grey values")
+        parser.add_argument("--binarize", choices=("threshold", "stochastic", "none"), default=binarize,
+                            help=f"pixels: threshold 1[x > 0.5], stochastic (a Bernoulli(x) draw), or none (the "
+                                 f"grey values); default {binarize}")
         parser.add_argument("--verbose", action="store_true", default=None,
                             help="when MNIST cannot be downloaded, one line per mirror saying why ($MINIVAE_VERBOSE)")
     for key, (quick, full, *about) in values.items():

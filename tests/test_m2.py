@@ -66,6 +66,44 @@ def test_objective_gradient_and_alpha_weighting(likelihood: str) -> None:
     numpy.testing.assert_allclose(difference, 2.5 * cross_entropy, rtol=1e-12)
 
 
+@pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian"])
+def test_the_two_weightings_of_j_alpha_by_hand(likelihood: str) -> None:
+    # the exact arithmetic of each weighting, from the three per-example terms computed separately
+    m2, params, x, labels, rng = _setup(9, likelihood=likelihood)
+    x_u = rng.uniform(0.2, 0.8, size=(3, X_DIM))
+    eps_l, eps_u = rng.standard_normal((N, Z_DIM)), rng.standard_normal((C, 3, Z_DIM))
+    bound_l = numpy.mean(m2.labelled_bound(params, x, labels, eps_l))
+    bound_u = numpy.mean(m2.unlabelled_bound(params, x_u, eps_u))
+    cross_entropy = -numpy.mean(m2.classify(params, x)[numpy.arange(N), labels])
+    # equal means: mean_l −L + mean_u −U + α mean_l −log q
+    numpy.testing.assert_allclose(m2.objective(params, x, labels, x_u, eps_l, eps_u, 3.0, "equal_means"),
+                                  -bound_l - bound_u + 3.0 * cross_entropy, rtol=1e-13)
+    # the paper: (Σ_l −L + Σ_u −U + 0.1·N·mean_l −log q) / N, here N_l = 4 labelled and N_u = 46 unlabelled
+    n_u = 46
+    n = N + n_u
+    by_hand = (N * -bound_l + n_u * -bound_u + 0.1 * n * cross_entropy) / n
+    numpy.testing.assert_allclose(m2.objective(params, x, labels, x_u, eps_l, eps_u, 0.1, "paper", n_unlabelled=n_u),
+                                  by_hand, rtol=1e-13)
+    # so each labelled digit's −L weighs N_u/N_l times less, relative to an unlabelled digit's −U, than under
+    # equal means; and the default is equal means
+    numpy.testing.assert_allclose(m2.objective(params, x, labels, x_u, eps_l, eps_u, 3.0),
+                                  m2.objective(params, x, labels, x_u, eps_l, eps_u, 3.0, "equal_means"), rtol=0)
+    check_grad(lambda p: m2.objective(p, x, labels, x_u, eps_l, eps_u, 0.1, "paper", n_u), params)
+
+
+def test_a_bad_weighting_is_one_sentence() -> None:
+    m2, params, x, labels, rng = _setup(10)
+    eps_l, eps_u = rng.standard_normal((N, Z_DIM)), rng.standard_normal((C, N, Z_DIM))
+    with pytest.raises(ValueError, match="weighting is 'sum'; use one of 'paper', 'equal_means'"):
+        m2.objective(params, x, labels, x, eps_l, eps_u, 0.1, "sum")
+    for bad in (None, -1, 2.5):
+        with pytest.raises(ValueError, match="needs n_unlabelled, the size of the whole unlabelled set"):
+            m2.objective(params, x, labels, x, eps_l, eps_u, 0.1, "paper", bad)
+    # and m2_objective refuses it when built, not at the first step
+    with pytest.raises(ValueError, match="needs n_unlabelled"):
+        m2_objective(m2, x, labels, 0.1, "paper")
+
+
 def test_m2_objective_splits_its_noise() -> None:
     m2, params, x, labels, rng = _setup(4)
     x_u = rng.uniform(0.2, 0.8, size=(2, X_DIM))
@@ -74,6 +112,12 @@ def test_m2_objective_splits_its_noise() -> None:
     assert eps.shape == (C * 2 + N, Z_DIM)
     expected = m2.objective(params, x, labels, x_u, eps[C * 2:], eps[:C * 2].reshape(C, 2, Z_DIM), 1.5)
     numpy.testing.assert_allclose(objective.loss(params, x_u, eps), expected, rtol=1e-13)
+    # the paper's weighting passes through, with the size of the whole unlabelled set (not the batch's)
+    paper = m2_objective(m2, x, labels, 0.1, "paper", n_unlabelled=30)
+    expected = m2.objective(params, x, labels, x_u, eps[C * 2:], eps[:C * 2].reshape(C, 2, Z_DIM), 0.1, "paper", 30)
+    numpy.testing.assert_allclose(paper.loss(params, x_u, eps), expected, rtol=1e-13)
+    # and survives map_data (fit's binarization of the labelled digits)
+    numpy.testing.assert_allclose(paper.map_data(lambda a: a).loss(params, x_u, eps), expected, rtol=1e-13)
 
 
 def test_gaussian_m2_on_codes_the_stacked_m1_m2() -> None:

@@ -444,3 +444,20 @@ def test_fit_and_download_bars_are_plain_text_in_a_notebook(monkeypatch, capsys)
     for module in (train, download, console):
         assert "from tqdm.auto" not in Path(module.__file__).read_text(), module.__name__
     assert "from minivae.console import bar" in Path(download.__file__).read_text()
+
+
+def test_whole_number_in_and_the_binarize_default(tmp_path, monkeypatch) -> None:
+    import argparse
+
+    from minivae.walkthrough import whole_number_in
+
+    pixels = whole_number_in(0, 4)
+    assert [pixels(t) for t in ("0", "4")] == [0, 4]
+    for bad in ("-1", "5", "1.5", "one"):
+        with pytest.raises(argparse.ArgumentTypeError, match=f"expected a whole number from 0 to 4, got '{bad}'"):
+            pixels(bad)
+    # an MNIST walkthrough's --binarize defaults to threshold, or to what the walkthrough names
+    monkeypatch.chdir(tmp_path)
+    assert _settings([], mnist=True).binarize == "threshold"
+    assert _settings([], mnist=True, binarize="stochastic").binarize == "stochastic"
+    assert _settings(["--binarize", "none"], mnist=True, binarize="stochastic").binarize == "none"
