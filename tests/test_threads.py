@@ -16,7 +16,12 @@ from minivae.models import VAE
 from minivae.objectives import vae_objective
 from minivae.threads import blas_info, blas_threads, check_threads, choose_threads, set_blas_threads
 from minivae.train import TrainSettings, fit
-from minivae.walkthrough import parse_flags, walkthrough_parser
+from minivae.walkthrough import settings
+
+
+def walkthrough_flags(tmp_path, *flags: str):
+    """A walkthrough's settings (no values of its own) from ``flags``, its figures in ``tmp_path / "out"``."""
+    return settings("not_main", "99_demo", {}, argv=["--out", str(tmp_path / "out"), *flags])
 
 
 def blas_now() -> int:
@@ -82,23 +87,21 @@ def test_fit_trains_under_the_cap_and_puts_numpys_count_back(monkeypatch):
 
 def test_a_walkthroughs_threads_flag_caps_the_run_and_beats_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("MINIVAE_THREADS", "2")
-    parser = walkthrough_parser("lesson", str(tmp_path / "out"))
-    args = parse_flags(parser, ["--threads", "1"], {})
+    args = walkthrough_flags(tmp_path, "--threads", "1")
     assert args.threads == 1 and blas_now() == 1
     # later fits of the run use it too
     assert choose_threads() == 1
     with blas_threads():
         assert blas_now() == 1
     # a run without the flag chooses again: here the environment's 2
-    parse_flags(parser, [], {})
+    walkthrough_flags(tmp_path)
     assert choose_threads() == 2 and blas_now() == 2
 
 
 @pytest.mark.parametrize("flag", ["0", "-1", "abc", "1.5", ""])
 def test_a_bad_threads_flag_is_one_line_and_exit_2(flag, tmp_path, capsys):
-    parser = walkthrough_parser("lesson", str(tmp_path / "out"))
     with pytest.raises(SystemExit) as stop:
-        parse_flags(parser, ["--threads", flag], {})
+        walkthrough_flags(tmp_path, "--threads", flag)
     assert stop.value.code == 2
     message = capsys.readouterr().err.strip().splitlines()[-1]
     assert "--threads" in message and "at least 1" in message and repr(flag) in message
@@ -118,7 +121,7 @@ def test_a_bad_environment_variable_is_one_sentence_everywhere(value, monkeypatc
             epochs=1, progress=False)
     # a walkthrough: the sentence on argparse's error line, exit 2
     with pytest.raises(SystemExit) as stop:
-        parse_flags(walkthrough_parser("lesson", str(tmp_path / "out")), [], {})
+        walkthrough_flags(tmp_path)
     assert stop.value.code == 2 and capsys.readouterr().err.strip().endswith(want)
 
 

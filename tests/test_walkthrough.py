@@ -9,22 +9,24 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from minivae.walkthrough import print_table, save_metrics, walkthrough_parser
+from minivae.walkthrough import print_table
+from minivae.walkthrough_files import save_metrics
 
 
-def test_parser_defaults_and_flags(tmp_path) -> None:
-    parser = walkthrough_parser("doc", "figures/99_demo")
-    args = parser.parse_args([])
+def test_parser_defaults_and_flags(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    args = _settings([])
     assert (args.quick, args.seed, str(args.out), args.device) == (False, 0, "figures/99_demo", "cpu")
-    args = parser.parse_args(["--quick", "--seed", "3", "--out", str(tmp_path), "--device", "auto"])
+    args = _settings(["--quick", "--seed", "3", "--out", str(tmp_path), "--device", "auto"])
     assert (args.quick, args.seed, args.out, args.device) == (True, 3, tmp_path, "auto")
 
 
-def test_device_gpu_without_cupy_is_one_sentence_not_a_traceback(monkeypatch, capsys) -> None:
+def test_device_gpu_without_cupy_is_one_sentence_not_a_traceback(tmp_path, monkeypatch, capsys) -> None:
     # a cupy module that cannot be imported stands for a machine without CuPy
     monkeypatch.setitem(sys.modules, "cupy", None)
+    monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as stop:
-        walkthrough_parser("doc", "figures/99_demo").parse_args(["--device", "gpu"])
+        _settings(["--device", "gpu"])
     assert stop.value.code == 2
     err = capsys.readouterr().err
     assert "CuPy could not be imported" in err and "--device cpu" in err and "Traceback" not in err
@@ -44,29 +46,7 @@ def test_print_table_aligns_columns(capsys) -> None:
     assert "-98.77" in lines[2]
 
 
-# ---- the settings block, the flag types, the notebook argv, the end of a run ----
-
-SETTINGS = {"epochs": (8, 10), "n_train": (3000, None), "batch_size": (100, 100)}
-
-
-def _mnist_parser(tmp_path):
-    from minivae.walkthrough import add_mnist_args
-
-    return add_mnist_args(walkthrough_parser("doc", str(tmp_path / "out")), SETTINGS)
-
-
-def test_settings_quick_full_and_an_explicit_flag_wins(tmp_path) -> None:
-    from minivae.walkthrough import parse_flags
-
-    parser = _mnist_parser(tmp_path)
-    full = parse_flags(parser, [], SETTINGS)
-    quick = parse_flags(parser, ["--quick"], SETTINGS)
-    mixed = parse_flags(parser, ["--quick", "--epochs", "5"], SETTINGS)
-    assert (full.epochs, full.n_train) == (10, None)
-    assert (quick.epochs, quick.n_train) == (8, 3000)
-    assert (mixed.epochs, mixed.n_train) == (5, 3000)
-    assert "(default 10; --quick: 8)" in parser.format_help().replace("\n", " ").replace("  ", " ")
-
+# ---- the flag types, the progress bars, the end of a run ----
 
 @pytest.mark.parametrize("text, ok", [("3", 3), ("0", None), ("-1", None), ("2.5", None), ("x", None)])
 def test_positive_int(text, ok) -> None:
@@ -106,32 +86,21 @@ def test_decay_takes_zero_up_to_but_not_one(text) -> None:
     assert decay("0") == 0.0 and decay("0.9") == 0.9
 
 
-def test_a_notebook_kernel_argv_is_ignored(tmp_path, monkeypatch) -> None:
-    import minivae.walkthrough as walkthrough
-
-    # what ipykernel's argv looks like; argparse would refuse it
-    monkeypatch.setattr(sys, "argv", ["ipykernel_launcher.py", "-f", "/tmp/kernel-1.json"])
-    monkeypatch.setattr(walkthrough, "in_notebook", lambda: True)
-    monkeypatch.delenv(walkthrough.ARGS_VARIABLE, raising=False)
-    assert walkthrough.parse_flags(_mnist_parser(tmp_path), None, SETTINGS).epochs == 10
-    monkeypatch.setenv(walkthrough.ARGS_VARIABLE, "--quick --epochs 3")
-    args = walkthrough.parse_flags(_mnist_parser(tmp_path), None, SETTINGS)
-    assert (args.quick, args.epochs, args.n_train) == (True, 3, 3000)
-
-
 def test_progress_is_silent_in_a_log(monkeypatch) -> None:
+    import minivae.console as console
     import minivae.walkthrough as walkthrough
+    from minivae.walkthrough_data import in_chunks
 
-    monkeypatch.setattr(walkthrough, "in_notebook", lambda: False)
+    monkeypatch.setattr(console, "in_notebook", lambda: False)
     monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
     items = [1, 2]
     assert walkthrough.progress(items, "x") is items
-    assert walkthrough.in_chunks(lambda b: np.asarray(b) * 2, np.arange(5), "x", chunk=2).tolist() == [0, 2, 4, 6, 8]
+    assert in_chunks(lambda b: np.asarray(b) * 2, np.arange(5), "x", chunk=2).tolist() == [0, 2, 4, 6, 8]
 
 
 def test_finish_saves_params_and_metrics_and_lists_them(tmp_path, capsys) -> None:
     import minivae
-    from minivae.walkthrough import finish
+    from minivae.walkthrough_files import finish
 
     params = {"w": [np.arange(3.0), np.ones((2, 2), np.float32)]}
     run = finish(tmp_path, params, {"elbo": -1.0, "bad": float("nan")}, [], "walkthroughs/99_next.py: more.",
@@ -146,10 +115,10 @@ def test_finish_saves_params_and_metrics_and_lists_them(tmp_path, capsys) -> Non
     assert run.params is params and run.metrics["elbo"] == -1.0
 
 
-def test_lesson_is_the_first_markdown_cell(tmp_path, monkeypatch) -> None:
+def test_the_help_title_is_the_first_markdown_cells_first_paragraph(tmp_path, monkeypatch, capsys) -> None:
     import types
 
-    from minivae.walkthrough import lesson
+    from minivae.walkthrough import NOTEBOOK_HINT, settings
 
     source = tmp_path / "99_demo.py"
     source.write_text("# %% [markdown]\n# # 99 - a title\n#\n#     z ~ N(0, I)\n\n# %%\nx = 1\n"
@@ -157,17 +126,24 @@ def test_lesson_is_the_first_markdown_cell(tmp_path, monkeypatch) -> None:
     module = types.ModuleType("demo_99")
     module.__file__ = str(source)
     monkeypatch.setitem(sys.modules, "demo_99", module)
-    assert lesson("demo_99") == "# 99 - a title\n\n    z ~ N(0, I)"
-    assert lesson("no_such_module") == ""
+    monkeypatch.chdir(tmp_path)
+    for name, title in (("demo_99", "99 - a title "), ("no_such_module", "")):
+        with pytest.raises(SystemExit):
+            settings(name, "99_demo", {}, argv=["--help"])
+        out = capsys.readouterr().out
+        # the description, after the usage lines: the title, then the hint (alone without a source file: a notebook)
+        assert " ".join(out.split("\n\n")[1].split()) == f"{title}{NOTEBOOK_HINT}"
+        assert "z ~ N" not in out and "later" not in out
 
 
 # ---- every file through the atomic writer; --out never empty ----
 
 
-def test_out_must_not_be_empty(capsys) -> None:
+def test_out_must_not_be_empty(tmp_path, monkeypatch, capsys) -> None:
     # --out '' would scatter the run's files in the current folder
+    monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as stop:
-        walkthrough_parser("doc", "figures/99_demo").parse_args(["--out", ""])
+        _settings(["--out", ""])
     assert stop.value.code == 2
     err = capsys.readouterr().err
     assert "--out: expected a folder for the figures, got an empty name" in err and "Traceback" not in err
@@ -199,7 +175,7 @@ def test_save_metrics_fsyncs_and_leaves_no_temporary_file_on_failure(tmp_path, m
 
 METRICS_RACER = """
 import sys
-from minivae.walkthrough import save_metrics
+from minivae.walkthrough_files import save_metrics
 
 for i in range(150):
     save_metrics(sys.argv[1], {"writer": sys.argv[2], "i": i, "curve": list(range(2000))})
@@ -338,6 +314,10 @@ def test_settings_in_a_notebook_read_the_variable_and_run_quick_without_it(tmp_p
     assert (S.quick, S.epochs, S.script) == (True, 2, False)
     monkeypatch.setenv(walkthrough.ARGS_VARIABLE, "")
     assert walkthrough.settings("__main__", "99_demo", VALUES).quick is False
+    # the variable's flags, an explicit one beating --quick
+    monkeypatch.setenv(walkthrough.ARGS_VARIABLE, "--quick --epochs 3")
+    S = walkthrough.settings("__main__", "99_demo", VALUES)
+    assert (S.quick, S.epochs, S.n_train) == (True, 3, 300)
     monkeypatch.setenv(walkthrough.ARGS_VARIABLE, "--quick --out 'my figures")
     with pytest.raises(SystemExit) as stop:
         walkthrough.settings("__main__", "99_demo", VALUES)

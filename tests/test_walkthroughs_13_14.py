@@ -151,8 +151,8 @@ def test_bad_flag_is_one_line_before_any_data(flag: str, value: str, says: str, 
 
 def test_a_missing_class_says_so_without_advising_to_lower_the_count(tmp_path: Path, capsys: pytest.CaptureFixture,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    import minivae.walkthrough
-    from minivae.walkthrough import MnistSplit
+    import minivae.walkthrough_data
+    from minivae.walkthrough_data import MnistSplit
 
     def stand_in(args, n_test=None):
         # 400 grey digits of classes 0-8 only: class 9 is missing
@@ -160,7 +160,7 @@ def test_a_missing_class_says_so_without_advising_to_lower_the_count(tmp_path: P
         y = numpy.arange(400) % 9
         return MnistSplit(x, y, (x[:50] > 0.5).astype(numpy.float32), y[:50], "stand-in", "stand-in", "stochastic")
 
-    monkeypatch.setattr(minivae.walkthrough, "load_mnist_split", stand_in)
+    monkeypatch.setattr(minivae.walkthrough_data, "load_mnist_split", stand_in)
     monkeypatch.setenv("MINIVAE_WALKTHROUGH_ARGS", f"{TINY} --out {tmp_path}")
     with pytest.raises(SystemExit) as stop:
         runpy.run_path(str(SCRIPT), run_name="walkthrough_13")

@@ -52,7 +52,7 @@ S = settings(__name__, "05_mnist_vae", {  # name: (quick, full, what it is); a f
 import numpy
 
 from minivae.plotting import digit_grid, plt
-from minivae.walkthrough import load_mnist_split
+from minivae.walkthrough_data import load_mnist_split
 
 data = load_mnist_split(S)
 
@@ -135,7 +135,7 @@ S.figure(fig, "05_learning_curve.png")
 # %%
 from minivae.distributions import kl_standard_normal
 from minivae.train import evaluate
-from minivae.walkthrough import in_chunks
+from minivae.walkthrough_data import in_chunks
 
 # ELBO with a sampled z, and its closed-form KL; E_q[log p(x|z)] = ELBO + KL
 test_elbo = evaluate(vae_objective(vae), params, data.x_test, rng)

@@ -47,7 +47,7 @@ S = settings(__name__, "06_mnist_latent_2d", {  # name: (quick, full, what it is
 import numpy
 
 from minivae.plotting import digit_grid, plt
-from minivae.walkthrough import load_mnist_split
+from minivae.walkthrough_data import load_mnist_split
 
 data = load_mnist_split(S, n_test=S.n_test)
 
@@ -84,7 +84,7 @@ train_seconds = sum(h["seconds"] for h in result.history)
 # %%
 from minivae.distributions import kl_standard_normal
 from minivae.train import evaluate
-from minivae.walkthrough import in_chunks
+from minivae.walkthrough_data import in_chunks
 
 # test ELBO (sampled z) and the closed-form KL of the encoder's q(z|x) to N(0, I)
 test_elbo = evaluate(vae_objective(vae), params, data.x_test, rng)

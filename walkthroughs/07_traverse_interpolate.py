@@ -56,7 +56,7 @@ if len(S.pair) != 2:
 import numpy
 
 from minivae.plotting import plt, tile_images
-from minivae.walkthrough import load_mnist_split
+from minivae.walkthrough_data import load_mnist_split
 
 data = load_mnist_split(S, n_test=S.n_test)
 rng = numpy.random.default_rng(S.seed)

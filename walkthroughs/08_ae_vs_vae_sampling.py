@@ -62,7 +62,7 @@ S = settings(__name__, "08_ae_vs_vae_sampling", {  # name: (quick, full, what it
 import numpy
 
 from minivae.plotting import plt, tile_images
-from minivae.walkthrough import load_mnist_split
+from minivae.walkthrough_data import load_mnist_split
 
 data = load_mnist_split(S, n_test=S.n_test)
 rng = numpy.random.default_rng(S.seed)

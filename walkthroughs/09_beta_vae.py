@@ -44,7 +44,7 @@ S = settings(__name__, "09_beta_vae", {  # name: (quick, full, what it is); a fl
 import numpy
 
 from minivae.plotting import digit_grid, plt, tile_images, whole_number_ticks
-from minivae.walkthrough import load_mnist_split
+from minivae.walkthrough_data import load_mnist_split
 
 data = load_mnist_split(S, n_test=S.n_test)
 S.figure(digit_grid(data.x_test[:12], 12, f"the first 12 {data.eval_name} digits"), "09_digits.png")

@@ -54,7 +54,7 @@ S = settings(__name__, "10_iwae", {  # name: (quick, full, what it is); a flag b
 import numpy
 
 from minivae.plotting import digit_grid, plt, tile_images
-from minivae.walkthrough import load_mnist_split
+from minivae.walkthrough_data import load_mnist_split
 
 data = load_mnist_split(S, n_test=S.eval_n)
 S.figure(digit_grid(data.x_test[:12], 12, f"the first 12 {data.eval_name} digits scored below"), "10_digits.png")
@@ -70,7 +70,7 @@ S.figure(digit_grid(data.x_test[:12], 12, f"the first 12 {data.eval_name} digits
 from minivae.models import VAE, active_units
 from minivae.objectives import iwae_objective, vae_objective
 from minivae.train import evaluate
-from minivae.walkthrough import in_chunks
+from minivae.walkthrough_data import in_chunks
 
 vae = VAE(784, [400], S.z_dim)
 

@@ -62,7 +62,7 @@ S = settings(__name__, "11_cvae_hole_filling", {  # name: (quick, full, what it 
 import numpy
 
 from minivae.plotting import digit_grid
-from minivae.walkthrough import load_mnist_split
+from minivae.walkthrough_data import load_mnist_split
 
 data = load_mnist_split(S, n_test=S.n_test)
 STEM = "11" if S.mask == "left" else f"11_{S.mask}"
@@ -144,7 +144,8 @@ reg_params = fit(regression_objective(x_tr.shape[1]), init_mlp([x_tr.shape[1], S
 
 # %%
 from minivae.train import evaluate
-from minivae.walkthrough import in_chunks, print_table
+from minivae.walkthrough import print_table
+from minivae.walkthrough_data import in_chunks
 
 subset = rng.permutation(len(x_te))[:S.ll_n]
 cvae_ll = float(numpy.mean(in_chunks(

@@ -67,7 +67,7 @@ S = settings(__name__, "12_semi_supervised_m2", {  # name: (quick, full, what it
 import numpy
 
 from minivae.plotting import digit_grid, plt
-from minivae.walkthrough import load_mnist_split
+from minivae.walkthrough_data import load_mnist_split
 
 data = load_mnist_split(S, n_test=S.n_test)
 rng = numpy.random.default_rng(S.seed)

@@ -58,7 +58,7 @@ import sys
 
 from minivae.plotting import save_image_grid
 from minivae.protocol import split_labelled
-from minivae.walkthrough import load_mnist_split
+from minivae.walkthrough_data import load_mnist_split
 
 data = load_mnist_split(S, n_test=S.n_test)
 rng = numpy.random.default_rng(S.seed)

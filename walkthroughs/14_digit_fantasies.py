@@ -53,7 +53,7 @@ S = settings(__name__, "14_digit_fantasies", {  # name: (quick, full, what it is
 import numpy
 
 from minivae.plotting import save_image_grid
-from minivae.walkthrough import load_mnist_split
+from minivae.walkthrough_data import load_mnist_split
 
 if S.z_dim < 2:
     raise SystemExit(f"--z-dim {S.z_dim}: the page's pad needs at least 2 latent dimensions; give --z-dim 2 or more.")

@@ -30,6 +30,7 @@ import numpy
 from minivae.m2 import M2
 from minivae.protocol import mean_sd, split_labelled
 from minivae.walkthrough import ARGS_VARIABLE, decay, settings, whole_number_in
+from minivae.walkthrough_data import load_mnist_split
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -61,7 +62,7 @@ def setup(w, seed: int, flags: list[str]):
              "shift": whole_number_in(0, 4)}
     args = settings("walkthrough_13", "13_m1_m2_stacked", w.VALUES, mnist=True, binarize="stochastic", types=types,
                     argv=["--seed", str(seed), "--out", f"/tmp/minivae_13_protocol_{seed}", *flags])
-    data = w.load_mnist_split(args, n_test=args.n_test)
+    data = load_mnist_split(args, n_test=args.n_test)
     rng = numpy.random.default_rng(args.seed)
     split = split_labelled(data.y_train, args.labels_per_class, args.n_validation, rng)
     data.x_val, data.y_val = data.x_train[split.validation], data.y_train[split.validation]
