@@ -9,11 +9,10 @@ one epoch per engine and round, in two conditions that alternate round by round:
   the round and killed after it, keep two cores busy.
 
 Engines, each as a user gets it, with no thread setting of ours: ``minivae`` (the ``fit`` path under
-:func:`minivae.threads.blas_threads`, which counts the free cores; the count is chosen before the timed epoch,
-as ``fit`` chooses it once per call), ``minivae, NumPy's threads`` (the same step with NumPy's default BLAS
-threads: minivae before it chose them), ``pytorch`` (eager, ``torch.get_num_threads()`` threads) and ``jax``
-(one ``jax.jit`` step, XLA's default thread pool; compiled before timing). The numbers: ms per step (median over
-rounds), CPU time / wall time, and the median over rounds of busy / quiet. Like ``vs_jax.py`` it unsets
+:func:`minivae.threads.blas_threads` at its default, one thread; an earlier version counted the free cores),
+``minivae, NumPy's threads`` (the same step with NumPy's default BLAS threads: minivae before it chose them),
+``pytorch`` (eager, ``torch.get_num_threads()`` threads) and ``jax`` (one ``jax.jit`` step, XLA's default
+thread pool; compiled before timing). The numbers: ms per step (median over rounds), CPU time / wall time, and the median over rounds of busy / quiet. Like ``vs_jax.py`` it unsets
 ``OPENBLAS_CORETYPE`` and ``OPENBLAS_L2_SIZE`` for its own process and says so. Run from the repository root::
 
     python benchmarks/busy.py                  # batch 100, 5 rounds of 3,000 examples: about 2 minutes

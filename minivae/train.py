@@ -162,7 +162,7 @@ def evaluate(objective: Objective, params: Any, x: numpy.ndarray, rng: numpy.ran
     return -total / len(x)
 
 
-@blas_threads()  # NumPy's BLAS on the free cores (at most 4) while it trains: see minivae.threads
+@blas_threads()  # NumPy's BLAS on one thread (or --threads, MINIVAE_THREADS) while it trains: minivae.threads
 def fit(objective: Objective | Callable[[int], Objective], params: Any, x_train: Any, *,
         x_test: numpy.ndarray | None = None, optimizer: Any = None, settings: TrainSettings = TrainSettings(),
         files: RunFiles = RunFiles(), on_epoch: Callable[[int, Any, dict], None] | None = None) -> FitResult:

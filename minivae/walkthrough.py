@@ -141,7 +141,7 @@ class WalkthroughParser(argparse.ArgumentParser):
         if problem:
             self.error(problem)
         try:
-            # NumPy's BLAS threads for the whole run: --threads, else $MINIVAE_THREADS, else the free cores
+            # NumPy's BLAS threads for the whole run: --threads, else $MINIVAE_THREADS, else 1
             set_blas_threads(getattr(parsed, "threads", None))
         except ValueError as error:
             self.error(str(error))
@@ -261,7 +261,7 @@ def settings(module: str, name: str, values: dict, *, types: dict | None = None,
     parser.add_argument("--device", choices=("cpu", "gpu", "auto"), default="cpu",
                         help="cpu (NumPy), gpu (CuPy, needs minivae[gpu] and CUDA) or auto (default cpu)")
     parser.add_argument("--threads", type=positive_int, default=None,
-                        help="NumPy's BLAS threads (default: $MINIVAE_THREADS, else the free cores, at most 4)")
+                        help="NumPy's BLAS threads (default: $MINIVAE_THREADS, else 1)")
     if mnist:
         add_mnist_flags(parser, binarize)
     for key, (quick, full, *about) in values.items():
