@@ -12,8 +12,9 @@ Engines, each as a user gets it, with no thread setting of ours: ``minivae`` (th
 :func:`minivae.threads.blas_threads` at its default, one thread; an earlier version counted the free cores),
 ``minivae, NumPy's threads`` (the same step with NumPy's default BLAS threads: minivae before it chose them),
 ``pytorch`` (eager, ``torch.get_num_threads()`` threads) and ``jax`` (one ``jax.jit`` step, XLA's default
-thread pool; compiled before timing). The numbers: ms per step (median over rounds), CPU time / wall time, and the median over rounds of busy / quiet. Like ``vs_jax.py`` it unsets
-``OPENBLAS_CORETYPE`` and ``OPENBLAS_L2_SIZE`` for its own process and says so. Run from the repository root::
+thread pool; compiled before timing). The numbers: ms per step (median over rounds), CPU time / wall time,
+and the median over rounds of busy / quiet. Like ``vs_jax.py`` it unsets ``OPENBLAS_CORETYPE`` and
+``OPENBLAS_L2_SIZE`` for its own process and says so. Run from the repository root::
 
     python benchmarks/busy.py                  # batch 100, 5 rounds of 3,000 examples: about 2 minutes
     python benchmarks/busy.py --quick          # a smoke test
