@@ -132,8 +132,10 @@ def train_epoch(objective: Objective, params: Any, x: numpy.ndarray, optimizer: 
         # guard: a non-finite loss or gradient never reaches the parameters or the optimizer's state
         if not (math.isfinite(loss) and all_finite(grads)):
             raise _stopped("loss" if not math.isfinite(loss) else "gradient", loss, step, good)
-        # θ ← the optimizer's step along −g
-        good, params = params, optimizer.step(params, grads)
+        # θ ← the optimizer's step along −g (θ is the last good one now; the one before it is let go first, so
+        # the fast Adam can write into its buffer)
+        good = params
+        params = optimizer.step(params, grads)
         # guard: nor does a step that blew the parameters up
         if not all_finite(params):
             raise _stopped("updated parameters", loss, step, good)

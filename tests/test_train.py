@@ -616,3 +616,22 @@ def test_train_epoch_visits_every_row_once_and_returns_the_mean_loss_per_example
     params, mean_loss = train_epoch(Objective(loss, None, "neg_loss"), {"w": w}, x, SGD(0.0 + 1e-9),
                                     numpy.random.default_rng(1), batch_size=10)
     assert sorted(rows) == sorted(map(tuple, x)) and mean_loss == pytest.approx(1.0, abs=1e-8)
+
+
+def test_fit_lets_go_of_old_params_so_the_fast_adam_reuses_its_buffers(monkeypatch):
+    # the guard keeps only the θ before the last step: one older is let go before each step, so the fast Adam
+    # writes into that buffer instead of a new one (a loop that held it allocated a new buffer every step)
+    written = {"reused": 0, "new": 0}
+    free_buffer = FastAdam._free_buffer
+
+    def counting(self, k, like):
+        spare = id(self._spares[k]) if k < len(self._spares) else None  # an id, not a reference: that would count
+        out = free_buffer(self, k, like)
+        written["reused" if id(out) == spare else "new"] += 1
+        return out
+
+    monkeypatch.setattr(FastAdam, "_free_buffer", counting)
+    vae, params, x, _ = tiny_bernoulli()
+    fit(vae_objective(vae), params, x, settings=TrainSettings(epochs=3, batch_size=20, progress=False))
+    # 30 steps: the first two have no buffer two steps old, and each epoch's first step starts from a host copy
+    assert written["reused"] >= 24 and written["new"] <= 6, written
