@@ -176,7 +176,12 @@ def _cell(values: list[float]) -> str:
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["table"]:
-        print(table([Path(p) for p in sys.argv[2:]]))
+        paths = [Path(p) for p in sys.argv[2:]]
+        if not paths or not all(p.is_file() for p in paths):
+            # one sentence, not a traceback: --help or a mistyped file name
+            raise SystemExit("usage: 13_protocol.py table RESULTS.json [...]: the report records to tabulate, e.g. "
+                             "walkthroughs/experiments/13_protocol_results.json")
+        print(table(paths))
         raise SystemExit(0)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("mode", choices=("select", "report"))
