@@ -180,14 +180,16 @@ def check_adam_eps(eps: Any) -> float:
     return _check_hyper("eps", eps, "a small positive number (finite and > 0)", lambda v: v > 0, "1e-8")
 
 
-def check_like(params: Any, tree: Any, name: str, fix: str) -> None:
-    r"""Refuse a nest ``name`` (the gradients, a moment) not built like ``params``: structure, then shapes."""
-    def same_shape(p: Any, a: Any) -> None:
-        if tuple(p.shape) != tuple(a.shape):
-            raise ValueError(f"{name} has an array of shape {tuple(a.shape)} where params has {tuple(p.shape)}; "
-                             f"{fix}.")
+def check_like(params: Any, tree: Any, name: str, fix: str, dtype: bool = False) -> None:
+    r"""Refuse a nest ``name`` (the gradients, a moment, a checkpoint's params) not built like ``params``:
+    structure, then shapes, then (with ``dtype=True``) dtypes."""
+    def same(p: Any, a: Any) -> None:
+        if tuple(p.shape) != tuple(a.shape) or (dtype and p.dtype != a.dtype):
+            kind = f" and dtype {a.dtype}" if dtype else ""
+            has = f"{tuple(p.shape)} and {p.dtype}" if dtype else f"{tuple(p.shape)}"
+            raise ValueError(f"{name} has an array of shape {tuple(a.shape)}{kind} where params has {has}; {fix}.")
 
-    tree_map(same_shape, params, tree, name=f"params and {name}")
+    tree_map(same, params, tree, name=f"params and {name}")
 
 
 def check_step_args(params: Any, grads: Any, *moments: tuple[str, Any]) -> None:

@@ -15,11 +15,11 @@ import numpy
 
 from minivae.backend import array_module
 from minivae.checkpoint import load_checkpoint
-from minivae.checks import check_count, check_data
+from minivae.checks import check_count, check_data, check_like
 from minivae.data.mnist import BINARIZE, binarize_pixels
 from minivae.files import check_output_path
 from minivae.objectives import Objective
-from minivae.tree import tree_items, tree_leaves, tree_map
+from minivae.tree import tree_items, tree_leaves
 
 # the purposes of the seeded streams besides the training one: default_rng([seed, purpose, epoch])
 TEST_PIXELS, TRAIN_PIXELS, EVALUATION = 1, 2, 3
@@ -85,19 +85,9 @@ def check_params(params: Any, objective: Objective) -> Any:
     if bad is not None:
         raise ValueError(f"params{bad} holds NaN or inf; start from finite parameters (e.g. model.init(rng)).")
     if objective.init is not None:
-        check_like(objective.init(numpy.random.default_rng(0)), params, "the objective's model",
-                    "pass parameters made by the same model's init(rng)", dtype=False)
+        check_like(params, objective.init(numpy.random.default_rng(0)), "the objective's model",
+                   "pass parameters made by the same model's init(rng)")
     return leaves[0][1].dtype
-
-
-def check_like(reference: Any, params: Any, source: str, fix: str, dtype: bool = True) -> None:
-    """Refuse ``params`` unless they have ``reference``'s structure and shapes (and dtypes)."""
-    def same(r: Any, p: Any) -> None:
-        if tuple(p.shape) != tuple(r.shape) or (dtype and p.dtype != r.dtype):
-            raise ValueError(f"{source} has an array of shape {tuple(r.shape)} and dtype {r.dtype} where params "
-                             f"has {tuple(p.shape)} and {p.dtype}; {fix}.")
-
-    tree_map(same, reference, params, name=f"{source} and params")
 
 
 def prepare_data(target: Objective, x_train: Any, x_test: Any, binarize: str | None, dtype: Any,
@@ -199,14 +189,14 @@ def resume(path: Any, params: Any, optimizer: Any, rng: numpy.random.Generator, 
     fix = "it was saved for a different model or dtype"
     if 1 <= state["epoch"] <= epochs:
         check_same_settings(path, state.get("settings"), settings_at(state["epoch"]))
-    check_like(state["params"], params, f"resume={path}", fix)
+    check_like(params, state["params"], f"resume={path}", fix, dtype=True)
     expected = sorted(optimizer.state())
     if sorted(state["optimizer"]) != expected:
         raise ValueError(f"resume={path} has damaged optimizer state: entries {sorted(state['optimizer'])}, where "
                          f"{type(optimizer).__name__} keeps {expected}; resume from another checkpoint.")
     for key, value in state["optimizer"].items():
         if isinstance(value, (dict, list, tuple)) or hasattr(value, "shape"):
-            check_like(value, params, f"the optimizer state {key!r} in resume={path}", fix)
+            check_like(params, value, f"the optimizer state {key!r} in resume={path}", fix, dtype=True)
         elif value is not None and not (isinstance(value, int) and value >= 0):
             raise ValueError(f"resume={path} has damaged optimizer state: {key!r} is {value!r}, not a count.")
     if not all_finite(state["params"]):

@@ -514,7 +514,7 @@ def test_params_of_another_model_are_refused_before_the_first_step():
     wider = VAE(12, [9], 2).init(numpy.random.default_rng(0))
     with pytest.raises(ValueError, match=r"objective's model has an array of shape \(12, 8\).*params has \(12, 9\)"):
         fit(counted, wider, x, settings=TrainSettings(epochs=1, progress=False))
-    with pytest.raises(ValueError, match="objective's model and params have different structures"):
+    with pytest.raises(ValueError, match="params and the objective's model have different structures"):
         fit(counted, {"w": numpy.ones((12, 2), numpy.float32)}, x, settings=TrainSettings(epochs=1, progress=False))
     assert calls == []
 
