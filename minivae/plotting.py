@@ -114,52 +114,18 @@ def save_latent_scatter(z: numpy.ndarray, labels: numpy.ndarray, path: Path, tit
     return save_figure(fig, path)
 
 
-def save_image_panels(panels: dict, path: Path, ncols: int = 8, vertical: bool = False,
-                      shape: tuple[int, int] = (28, 28), title: str = "") -> Path:
-    r"""Save several image grids ``{title: (n, H*W) images in [0, 1]}`` side by side (or stacked) in one PNG,
-    under an overall ``title``."""
-    canvases = {title: tile_images(numpy.clip(images, 0.0, 1.0), ncols, shape) for title, images in panels.items()}
-    first = next(iter(canvases.values()))
-    n = len(canvases)
-    width, height = first.shape[1] / 40, first.shape[0] / 40 + 0.3
-    fig, axes = plt.subplots(n if vertical else 1, 1 if vertical else n, squeeze=False,
-                             figsize=(width, height * n) if vertical else (width * n, height))
-    for ax, (name, canvas) in zip(axes.ravel(), canvases.items()):
-        ax.imshow(canvas, cmap="gray_r", vmin=0.0, vmax=1.0, interpolation="nearest")
+def image_panels(panels: dict, ncols: int, title: str = "", size: tuple = (2.6, 3.0)) -> Any:
+    r"""A figure of image grids ``{name: (n, 784) images in [0, 1]}`` side by side, ``ncols`` per row, each under
+    its name, all under ``title``; ``size`` is one panel's (width, height) in inches."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(size[0] * len(panels), size[1]), layout="constrained",
+                             squeeze=False)
+    for ax, (name, images) in zip(axes.ravel(), panels.items()):
+        ax.imshow(tile_images(numpy.clip(images, 0.0, 1.0), ncols), cmap="gray_r", vmin=0.0, vmax=1.0,
+                  interpolation="nearest")
         ax.set_axis_off()
         ax.set_title(name, fontsize=9)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    return save_figure(fig, path)
-
-
-def save_curve_panels(panels: dict, path: Path, xlabel: str = "", logx: bool = False, ylims: dict | None = None,
-                      title: str = "") -> Path:
-    r"""Save one axes per entry of ``{ylabel: {label: (xs, ys)}}``, side by side; ``ylims`` maps ylabel to (lo, hi).
-
-    Axes whose values are all whole numbers (counts) get whole-number ticks; ``title`` goes above them all.
-    """
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.3), squeeze=False)
-    for ax, (ylabel, curves) in zip(axes.ravel(), panels.items()):
-        for label, (xs, ys) in curves.items():
-            ax.plot(xs, ys, marker="o", ms=4, label=label)
-        if logx:
-            ax.set_xscale("log", base=2)
-            ax.set_xticks(list(xs), [f"{x:g}" for x in xs])
-            ax.minorticks_off()
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel(ylabel)
-        if ylims and ylabel in ylims:
-            ax.set_ylim(*ylims[ylabel])
-        if not logx:
-            whole_number_ticks(ax.xaxis, [x for xs, _ in curves.values() for x in xs])
-        whole_number_ticks(ax.yaxis, [y for _, ys in curves.values() for y in ys])
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    return save_figure(fig, path)
+    fig.suptitle(title, fontsize=10)
+    return fig
 
 
 def scatter_panel(ax: Any, points: numpy.ndarray, title: str = "", xlim: tuple | None = None,

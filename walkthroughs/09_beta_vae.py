@@ -43,7 +43,7 @@ S = settings(__name__, "09_beta_vae", {  # name: (quick, full, what it is); a fl
 # %%
 import numpy
 
-from minivae.plotting import digit_grid, plt, tile_images, whole_number_ticks
+from minivae.plotting import digit_grid, image_panels, plt, whole_number_ticks
 from minivae.walkthrough_data import load_mnist_split
 
 data = load_mnist_split(S, n_test=S.n_test)
@@ -130,13 +130,8 @@ S.figure(fig, "09_beta_tradeoff.png")
 # samples lose their detail.
 
 # %%
-fig, axes = plt.subplots(1, len(samples), figsize=(2.4 * len(samples), 2.8), layout="constrained")
-for ax, (name, images) in zip(numpy.atleast_1d(axes), samples.items()):
-    ax.imshow(tile_images(images, 6), cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
-    ax.set_axis_off()
-    ax.set_title(name, fontsize=9)
-fig.suptitle(f"{RUN}: sigmoid(decoder(z)), the same 36 z ~ N(0, I)", fontsize=10)
-S.figure(fig, "09_samples.png")
+S.figure(image_panels(samples, 6, f"{RUN}: sigmoid(decoder(z)), the same 36 z ~ N(0, I)", size=(2.4, 2.8)),
+         "09_samples.png")
 
 # %% [markdown]
 # ## The numbers, and the lesson as a number

@@ -53,7 +53,7 @@ S = settings(__name__, "10_iwae", {  # name: (quick, full, what it is); a flag b
 # %%
 import numpy
 
-from minivae.plotting import digit_grid, plt, tile_images
+from minivae.plotting import digit_grid, image_panels, plt
 from minivae.walkthrough_data import load_mnist_split
 
 data = load_mnist_split(S, n_test=S.eval_n)
@@ -146,13 +146,7 @@ S.figure(fig, "10_iwae_bounds.png")
 # sigmoid(decoder(z)) for the same 36 draws z ~ N(0, I), decoded by each model.
 
 # %%
-fig, axes = plt.subplots(1, len(samples), figsize=(2.6 * len(samples), 3.0), layout="constrained")
-for ax, (name, images) in zip(numpy.atleast_1d(axes), samples.items()):
-    ax.imshow(tile_images(images, 6), cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
-    ax.set_axis_off()
-    ax.set_title(name, fontsize=9)
-fig.suptitle(f"{RUN}:\nsigmoid(decoder(z)), the same 36 z ~ N(0, I)", fontsize=10)
-S.figure(fig, "10_samples.png")
+S.figure(image_panels(samples, 6, f"{RUN}:\nsigmoid(decoder(z)), the same 36 z ~ N(0, I)"), "10_samples.png")
 
 # %% [markdown]
 # ## The density table, and the lesson as a number
