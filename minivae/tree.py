@@ -62,6 +62,15 @@ def _collect(tree: Any, leaves: list) -> None:
         leaves.append(tree)
 
 
+def tree_structure(tree: Any) -> Any:
+    r"""The nest without its arrays (containers, sorted dict keys, lengths): equal for nests built alike."""
+    if isinstance(tree, dict):
+        return dict, tuple((k, tree_structure(tree[k])) for k in sorted(tree))
+    if isinstance(tree, (list, tuple)):
+        return type(tree), tuple(tree_structure(t) for t in tree)
+    return None
+
+
 def tree_items(tree: Any, path: str = "") -> Iterator[tuple[str, Any]]:
     r"""``(path, leaf)`` pairs of a nest, with paths such as ``['encoder'][0][1]``; dict keys sorted."""
     if isinstance(tree, dict):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from minivae.tree import tree_items, tree_leaves, tree_map, tree_unflatten
+from minivae.tree import tree_items, tree_leaves, tree_map, tree_structure, tree_unflatten
 
 
 def nest():
@@ -65,3 +65,11 @@ def test_tree_unflatten_keeps_no_leaf_alive_after_its_nest_is_gone():
     finally:
         gc.enable()
 
+
+
+def test_tree_structure_is_equal_exactly_for_nests_built_alike():
+    a = {"b": [np.ones(2), (np.ones(3),)], "a": np.ones(1)}
+    assert tree_structure(a) == tree_structure({"a": np.zeros(5), "b": [np.zeros(1), (np.zeros(1),)]})
+    assert tree_structure(a) != tree_structure({"a": np.ones(1), "b": [np.ones(2), [np.ones(3)]]})  # tuple vs list
+    assert tree_structure(a) != tree_structure({"a": np.ones(1), "c": [np.ones(2), (np.ones(3),)]})
+    assert tree_structure(a) != tree_structure({"a": np.ones(1), "b": [np.ones(2)]})

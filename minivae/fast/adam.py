@@ -28,7 +28,7 @@ from typing import Any
 from minivae.backend import array_module
 from minivae.checks import check_adam_eps, check_like, check_lr, check_step_args, check_unit
 from minivae.optim import copy
-from minivae.tree import tree_leaves, tree_map, tree_unflatten
+from minivae.tree import tree_leaves, tree_map, tree_structure, tree_unflatten
 
 # arrays with fewer entries than this are updated together (their gradients are copied next to each other)
 SMALL = 1 << 14
@@ -118,14 +118,14 @@ class Adam:
     def _fits(self, params: Any, grads: Any, leaves: list, g_leaves: list) -> bool:
         # the cheap test of every step: same nest, shapes and kinds as the first step, gradients shaped alike
         structure, shapes, kinds = self._shape
-        return (_structure(params) == structure == _structure(grads) and len(g_leaves) == len(leaves)
+        return (tree_structure(params) == structure == tree_structure(grads) and len(g_leaves) == len(leaves)
                 and all(tuple(a.shape) == s == tuple(g.shape) and (array_module(a), a.dtype) == k
                         for a, g, s, k in zip(leaves, g_leaves, shapes, kinds)))
 
     def _start(self, params: Any, grads: Any, leaves: list) -> None:
         # the slow path names what differs: the first step, after load_state, or a mismatch
         check_step_args(params, grads)
-        shape = (_structure(params), [tuple(a.shape) for a in leaves], [(array_module(a), a.dtype) for a in leaves])
+        shape = (tree_structure(params), [tuple(a.shape) for a in leaves], [(array_module(a), a.dtype) for a in leaves])
         if self._shape is not None and self._loaded is None and shape != self._shape:
             raise ValueError("params are not built like the params of this optimizer's first step (structure, "
                              "shapes or dtypes differ); use a new optimizer for a new model.")
@@ -199,12 +199,3 @@ class Adam:
         m, v = copy(state["m"]), copy(state["v"])
         self._loaded = None if m is None else (m, v)
         self._groups, self._returned, self._buffers, self._spares = None, [], [], []
-
-
-def _structure(tree: Any) -> Any:
-    # the nest without its arrays: containers, dict keys (sorted), lengths
-    if isinstance(tree, dict):
-        return dict, tuple((k, _structure(tree[k])) for k in sorted(tree))
-    if isinstance(tree, (list, tuple)):
-        return type(tree), tuple(_structure(t) for t in tree)
-    return None
