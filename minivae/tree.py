@@ -20,7 +20,16 @@ def tree_map(f: Callable[..., Any], tree: Any, *others: Any, name: str = "trees"
     Lists stay lists, tuples stay tuples, dicts keep their keys. A structure mismatch raises one
     ``ValueError`` naming ``name`` and the first place where the nests differ.
     """
-    return _map(f, tree, others, name, "")
+    return _map(f, tree, others, name, "") if others else _map_one(f, tree)
+
+
+def _map_one(f: Callable[..., Any], tree: Any) -> Any:
+    # one nest: nothing to compare, so no paths to build (value_and_grad maps every step twice)
+    if isinstance(tree, dict):
+        return {k: _map_one(f, v) for k, v in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return type(tree)([_map_one(f, t) for t in tree])
+    return f(tree)
 
 
 def _map(f: Callable[..., Any], tree: Any, others: tuple, name: str, path: str) -> Any:
@@ -85,11 +94,18 @@ def tree_items(tree: Any, path: str = "") -> Iterator[tuple[str, Any]]:
 
 def tree_unflatten(template: Any, leaves: list[Any]) -> Any:
     r"""The nest shaped like ``template`` holding ``leaves`` in :func:`tree_leaves` order."""
-    count = len(tree_leaves(template))
-    if len(leaves) != count:
-        raise ValueError(f"leaves has {len(leaves)} arrays but template holds {count}; pass one leaf "
-                         "per array of template, in tree_leaves order.")
-    return _rebuild(template, iter(leaves))
+    remaining, short = iter(leaves), False
+    try:
+        built = _rebuild(template, remaining)
+    except StopIteration:
+        short = True
+    if short or next(remaining, _END) is not _END:
+        raise ValueError(f"leaves has {len(leaves)} arrays but template holds {len(tree_leaves(template))}; pass "
+                         "one leaf per array of template, in tree_leaves order.")
+    return built
+
+
+_END = object()  # the end of the leaves, for tree_unflatten
 
 
 def _rebuild(tree: Any, leaves: Iterator[Any]) -> Any:

@@ -35,7 +35,7 @@ SMALL = 1 << 14
 
 
 class _Group:
-    r"""The flat m and v (and scratch) of the arrays of one array module and dtype, and the stretches to update."""
+    r"""The flat m and v of the arrays of one array module and dtype, and the stretches to update."""
 
     def __init__(self, xp: Any, dtype: Any, members: list, shapes: list) -> None:
         sizes = {i: math.prod(shapes[i]) for i in members}
@@ -45,7 +45,6 @@ class _Group:
         self.xp, self.dtype, self.size = xp, dtype, sum(sizes.values())
         self.m, self.v = xp.zeros(self.size, dtype=dtype), xp.zeros(self.size, dtype=dtype)
         self.packed = xp.empty(self.small, dtype=dtype)
-        self.scratch = xp.empty(max(*sizes.values(), self.small), dtype=dtype)
         self.spans, start = {}, 0  # leaf index -> (start, stop) in the flat buffers
         for i in self.order:
             self.spans[i], start = (start, start + sizes[i]), start + sizes[i]
@@ -87,12 +86,14 @@ class Adam:
     def step(self, params: Any, grads: Any) -> Any:
         r"""One Adam update of every array in ``params``; returns new params (same structure and dtypes)."""
         leaves, g_leaves = tree_leaves(params), tree_leaves(grads)
-        if self._groups is None or self._loaded is not None or not self._fits(params, grads, leaves, g_leaves):
+        # params that are exactly the views the last step returned: known shapes and kinds, no copy needed
+        mine = len(leaves) == len(self._returned) and all(a is b for a, b in zip(leaves, self._returned))
+        if self._groups is None or self._loaded is not None or not self._fits(params, grads, leaves, g_leaves, mine):
             self._start(params, grads, leaves)
+            mine = False
         self.t += 1
         # the bias corrections 1 − b^t, as Python floats so that float32 stays float32
         c1, c2 = 1.0 - self.b1 ** self.t, 1.0 - self.b2 ** self.t
-        mine = len(leaves) == len(self._returned) and all(a is b for a, b in zip(leaves, self._returned))
         views: list = [None] * len(leaves)
         buffers: list = []
         for k, group in enumerate(self._groups):
@@ -115,12 +116,16 @@ class Adam:
             return spare
         return array_module(like).empty_like(like)
 
-    def _fits(self, params: Any, grads: Any, leaves: list, g_leaves: list) -> bool:
-        # the cheap test of every step: same nest, shapes and kinds as the first step, gradients shaped alike
+    def _fits(self, params: Any, grads: Any, leaves: list, g_leaves: list, mine: bool) -> bool:
+        # the cheap test of every step: gradients shaped like the first step's params, and params too unless
+        # they are the last step's own views
         structure, shapes, kinds = self._shape
-        return (tree_structure(params) == structure == tree_structure(grads) and len(g_leaves) == len(leaves)
-                and all(tuple(a.shape) == s == tuple(g.shape) and (array_module(a), a.dtype) == k
-                        for a, g, s, k in zip(leaves, g_leaves, shapes, kinds)))
+        if len(g_leaves) != len(leaves) or tree_structure(grads) != structure:
+            return False
+        if not mine and (tree_structure(params) != structure or not all(
+                tuple(a.shape) == s and (array_module(a), a.dtype) == k for a, s, k in zip(leaves, shapes, kinds))):
+            return False
+        return all(tuple(g.shape) == s for g, s in zip(g_leaves, shapes))
 
     def _start(self, params: Any, grads: Any, leaves: list) -> None:
         # the slow path names what differs: the first step, after load_state, or a mismatch
@@ -159,7 +164,8 @@ class Adam:
                 group.packed[start:stop] = grads[i].reshape(-1)
         for source, start, stop in group.stretches:
             g = group.packed if source is None else grads[source].reshape(-1)
-            m, v, s, out = group.m[start:stop], group.v[start:stop], group.scratch[:stop - start], p_out[start:stop]
+            # the new θ's own stretch serves as the scratch, so the last pass writes where the one before wrote
+            m, v, s = group.m[start:stop], group.v[start:stop], p_out[start:stop]
             # m ← b1 m + (1 − b1) g
             xp.multiply(g, 1.0 - b1, out=s)
             m *= b1
@@ -172,10 +178,10 @@ class Adam:
             # √v + eps_t
             xp.sqrt(v, out=s)
             s += eps_t
-            # θ − lr_t · m / (√v + eps_t): the step in the scratch, then θ minus it into the new buffer
+            # θ − lr_t · m / (√v + eps_t): the step, then θ minus it, in place in the new buffer
             xp.divide(m, s, out=s)
             s *= lr_t
-            xp.subtract(p_in[start:stop], s, out=out)
+            xp.subtract(p_in[start:stop], s, out=s)
 
     def state(self) -> dict:
         r"""A copy of the optimizer state ``{"t", "m", "v"}`` as a plain dict (for checkpoints)."""
