@@ -1,4 +1,5 @@
-"""minivae.train_setup: a resume refuses changed settings, naming each; float16 params are refused up front."""
+"""minivae.train_setup: a resume refuses changed settings, naming each; float16 params are refused up front; the guard's
+finiteness test is exact."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from minivae.models import VAE
 from minivae.objectives import iwae_objective, vae_objective
 from minivae.optim import SGD, Adam
 from minivae.train import RunFiles, TrainSettings, fit
-from minivae.train_setup import data_fingerprint
+from minivae.train_setup import all_finite, data_fingerprint
 from minivae.tree import tree_map
 
 
@@ -117,3 +118,21 @@ def test_float16_params_are_refused_up_front_naming_adams_eps():
     x = rng.random((50, 12)).astype(numpy.float16)
     with pytest.raises(ValueError, match=r"params are float16, in which Adam's eps \(1e-8\) .* train in float32"):
         fit(vae_objective(vae), params, x, settings=TrainSettings(epochs=1, progress=False))
+
+
+@pytest.mark.parametrize("dtype", [numpy.float32, numpy.float64])
+def test_all_finite_is_exact_at_nan_inf_and_at_squares_too_large_to_add(dtype):
+    rng = numpy.random.default_rng(0)
+    nest = {"w": rng.standard_normal((30, 7)).astype(dtype), "b": [numpy.zeros(0, dtype), rng.random(5).astype(dtype)]}
+    assert all_finite(nest)
+    big = numpy.finfo(dtype).max / 2
+    # finite entries whose squares overflow: the sum of squares is inf, and the exact test says finite
+    assert all_finite({"w": numpy.full((4, 3), big, dtype), "t": nest["w"].T})
+    for bad in (numpy.nan, numpy.inf, -numpy.inf):
+        for where in ((0, 0), (29, 6), (13, 2)):
+            broken = tree_map(lambda a: a.copy(), nest)
+            broken["w"][where] = bad
+            assert not all_finite(broken), (bad, where)
+            # a NaN next to values whose squares overflow, and in a transposed (non-contiguous) view
+            broken["w"][0, 1] = big
+            assert not all_finite({"t": broken["w"].T})
