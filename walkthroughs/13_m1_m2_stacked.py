@@ -188,7 +188,7 @@ from minivae.objectives import m1_objective, vae_objective
 from minivae.train import TrainSettings, fit
 from minivae.walkthrough import epoch_bar
 
-Z1_DIM, CODE_SHIFT = 16, 0
+Z1_DIM, Z2_DIM, CODE_SHIFT = 16, 10, 0  # chosen on validation (docs/semi_supervised.md)
 
 
 def train_m1(x_train, labelled, unlabelled, y_l, args, rng, binarize=None) -> tuple[M1, dict, list]:
@@ -312,7 +312,7 @@ def train_stack(m1: M1, pool: list, labelled, unlabelled, y_l, x_val_codes, y_va
         mean, log_var = pool[rng.integers(len(pool))]
         return (mean[i] + numpy.exp(0.5 * log_var[i]) * rng.standard_normal(mean[i].shape)).astype(numpy.float32)
 
-    stack = M2(Z1_DIM, [args.hidden], 10, likelihood="gaussian")
+    stack = M2(Z1_DIM, [args.hidden], Z2_DIM, likelihood="gaussian")
     params, history = train_m2(stack, stack.init(rng), draw_codes, labelled, unlabelled, y_l, x_val_codes, y_val,
                                args.stack_epochs, alpha, args, average=args.stack_average, weighting=weighting,
                                desc="M1+M2")

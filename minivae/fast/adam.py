@@ -12,8 +12,9 @@ stretch; the small ones (biases, narrow layers) lie next to each other, so after
 to each other too, one set of passes updates them all (a 784-400-20 VAE: 3 sets of passes per step, not 10).
 Each pass is one ufunc.
 
-Nothing a caller holds is changed. The last pass writes the new θ into another flat buffer than the old θ, and
-``step`` returns views of it; the next ``step`` reads those (when it is handed exactly them) without copying. The
+Nothing a caller holds is changed. The new θ goes into another flat buffer than the old θ, whose stretch
+of each array also serves as that array's scratch: the passes build the step there, and the last one subtracts
+it from the old θ in place, so the new buffer costs no extra stream of memory. ``step`` returns views of it; the next ``step`` reads those (when it is handed exactly them) without copying. The
 buffer it writes is the one of two steps ago when no array of it is alive any more (its reference count says so:
 every view counts), else a new one, so a snapshot a caller kept is never written. Any other arrays it is given
 are copied in first. ``state()`` copies.

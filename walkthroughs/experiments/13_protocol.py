@@ -72,7 +72,7 @@ def setup(w, seed: int, flags: list[str]):
 
 
 def select(w, seed: int, flags: list[str], out: Path) -> None:
-    """Validation errors only, for the grid that was run: M1+M2's alpha (equal means), and the paper's weighting."""
+    """Validation errors only (the first selection round, kept as history): M1+M2's alpha, equal means."""
     args, data, split, rng = setup(w, seed, flags)
     lab, unl, y_l = split.labelled, split.unlabelled, data.y_train[split.labelled]
     err = lambda model, p, x: w.error_rate(model.predict(p, x), data.y_val)  # noqa: E731
@@ -89,6 +89,177 @@ def select(w, seed: int, flags: list[str], out: Path) -> None:
         append(out, {**base, "model": "M1+M2", "weighting": weighting, "alpha": alpha,
                      "validation": history[-1]["validation_error"], "seconds": time.perf_counter() - tick,
                      "history": [h["validation_error"] for h in history]})
+
+
+# The second round: every setting of the table, one at a time around the earlier values, the others held.
+# (setting, values, flags or module constants for each value); the first value of each is the earlier choice.
+M1_GRID = (("z1", (16, 8, 32), "Z1_DIM"), ("m1_epochs", (50, 30, 80, 120), "--m1-epochs"),
+           ("hidden", (500, 250), "--hidden"), ("lr", (1e-3, 3e-4), "--lr"), ("batch_size", (100, 50), "--batch-size"))
+STACK_GRID = (("z2", (10, 4, 20), "Z2_DIM"), ("stack_alpha", (1.0, 3.0, 10.0), "--stack-alpha"),
+              ("stack_average", (0.9, 0.99), "--stack-average"), ("code_shift", (0, 1), "CODE_SHIFT"))
+PIXEL_GRID = (("m2_alpha", (50.0, 10.0, 200.0), "alpha"), ("m2_z", (4, 10), "z"), ("m2_hidden", (250, 500), "hidden"))
+CLASSIFIER_STEPS = (300, 1000, 3000)
+
+
+def _variant(w, setting: tuple, value, flags: list[str]) -> list[str]:
+    # the flags of one value of one setting; a module constant of the walkthrough is set in place
+    name, _, where = setting
+    if where.startswith("--"):
+        return [*flags, where, str(value)]
+    setattr(w, where, value)
+    return flags
+
+
+def select_round2(w, seed: int, stage: str, flags: list[str], out: Path) -> None:
+    """One stage of the second selection round: validation error of each value of each setting, others held.
+
+    ``m1``: M1's settings, judged by the M1+M2 stack trained on it (and M1 + MLP's own error); ``stack``: the
+    stack's settings on the M1 of ``flags``, each a 90-epoch run whose validation curve also gives the epochs and
+    the average's use (0 = the last epoch's params); ``pixels``: M2 on pixels, a 30-epoch curve each; and
+    ``classifiers``: the full-batch steps of the two classifiers. Every run starts from the same generator.
+    """
+    defaults = {"Z1_DIM": w.Z1_DIM, "Z2_DIM": w.Z2_DIM, "CODE_SHIFT": w.CODE_SHIFT}
+    args, data, split, _ = setup(w, seed, flags)
+    lab, unl, y_l = split.labelled, split.unlabelled, data.y_train[split.labelled]
+    err = lambda model, p, x: w.error_rate(model.predict(p, x), data.y_val)  # noqa: E731
+    base = {"round": 2, "stage": stage, "seed": seed, "shift": args.shift}
+    grids = {"m1": M1_GRID, "stack": STACK_GRID, "pixels": PIXEL_GRID, "classifiers": ()}
+    done = {(r.get("stage"), r["seed"], r.get("setting"), r.get("value")) for r in _records(out)}
+    for setting in grids[stage]:
+        for value in setting[1]:
+            if value == setting[1][0] and setting is not grids[stage][0]:
+                continue  # every earlier value at once is one run: the first value of the first setting
+            if (stage, seed, setting[0], value) in done:
+                continue  # a run cut short keeps what finished
+            for name, constant in defaults.items():
+                setattr(w, name, constant)
+            tick, record = time.perf_counter(), {**base, "setting": setting[0], "value": value}
+            if stage == "pixels":
+                record.update(_pixels(w, setting, value, args, data, split, numpy.random.default_rng([seed, 100])))
+            else:
+                extra = ["--stack-epochs", "90"] if stage == "stack" else []
+                vargs = setup(w, seed, _variant(w, setting, value, [*flags, *extra]))[0]
+                m1, m1p, pool = _m1(w, seed, vargs, data, split, numpy.random.default_rng([seed, 100]),
+                                    cache=stage == "stack" and out.parent)
+                val_codes = numpy.asarray(m1.features(m1p, data.x_val)[0])
+                _, _, history = w.train_stack(m1, pool, lab, unl, y_l, val_codes, data.y_val, vargs,
+                                              numpy.random.default_rng([seed, 101]), "equal_means",
+                                              vargs.stack_alpha)
+                record.update({"m1_validation": err(m1, m1p, data.x_val), "validation": history[-1]["validation_error"],
+                               "history": [h["validation_error"] for h in history],
+                               "history_last_params": [h.get("validation_error_last_params") for h in history]})
+            append(out, {**record, "seconds": time.perf_counter() - tick})
+    if stage == "classifiers":
+        for steps in CLASSIFIER_STEPS:
+            vargs = setup(w, seed, [*flags, "--classifier-steps", str(steps)])[0]
+            baseline, bp = w.train_baseline(data.x_train[lab], y_l, vargs, numpy.random.default_rng([seed, 102]))
+            m1, m1p, pool = _m1(w, seed, args, data, split, numpy.random.default_rng([seed, 100]), cache=out.parent)
+            m1p["classifier"] = w.m1_classifier(m1, m1p, pool, lab, y_l, vargs, numpy.random.default_rng([seed, 103]))
+            append(out, {**base, "setting": "classifier_steps", "value": steps,
+                         "labels_only_validation": err(baseline, bp, data.x_val),
+                         "m1_validation": err(m1, m1p, data.x_val)})
+
+
+def _records(out: Path) -> list:
+    return json.loads(out.read_text()) if out.exists() else []
+
+
+def _m1(w, seed: int, args, data, split, rng, cache):
+    # M1 for these settings; with ``cache`` (a folder), trained once per seed and kept for the later stages
+    path = cache and Path(cache) / f"select_m1_{seed}_shift{args.shift}.pickle"
+    if path and path.exists():
+        return pickle.loads(path.read_bytes())
+    lab, unl = split.labelled, split.unlabelled
+    trained = w.train_m1(data.x_train, lab, unl, data.y_train[lab], args, rng, data.fit_binarize)
+    if path:
+        path.write_bytes(pickle.dumps(trained))
+    return trained
+
+
+def _pixels(w, setting: tuple, value, args, data, split, rng) -> dict:
+    # M2 on pixels for 30 epochs, one setting changed from (alpha 50, z 4, hidden 250); its validation curve
+    chosen = {"alpha": args.alpha, "z": 4, "hidden": args.hidden // 2, setting[2]: value}
+    lab, unl, y_l = split.labelled, split.unlabelled, data.y_train[split.labelled]
+    m2 = M2(784, [chosen["hidden"]], chosen["z"])
+    _, history = w.train_m2(m2, m2.init(rng), lambda i: w.shifted(data.x_train[i], args.shift, rng), lab, unl, y_l,
+                            data.x_val, data.y_val, 30, chosen["alpha"], args, data.fit_binarize)
+    return {"validation": history[-1]["validation_error"], "history": [h["validation_error"] for h in history]}
+
+
+EPOCHS = {"stack": (30, 45, 60, 75, 90), "pixels": (10, 15, 20, 30)}
+
+
+def choose(paths: list[Path]) -> str:
+    """The second round's choices from its records, as the docs print them.
+
+    The rule, fixed before the runs: for each setting, the value with the lowest validation error, mean over the
+    selection seeds, wins (a tie keeps the earlier value). M1's settings are judged by the stack trained on each
+    M1 (after 60 epochs, averaged at 0.9, the earlier stack settings); the stack's epochs and its average by the
+    validation curves of the run with every earlier stack setting (and of the run with the average at 0.99),
+    then its other settings at the chosen epochs; M2 on pixels likewise, its epochs on the earlier settings' curve.
+    """
+    records = [r for path in paths for r in _records(path) if r.get("round") == 2]
+    lines = []
+    for stage in ("m1", "stack", "pixels"):
+        runs = [r for r in records if r["stage"] == stage]
+        if not runs:
+            continue
+        first = runs[0]["setting"]
+        base = [r for r in runs if r["setting"] == first and r["value"] == _earlier(first)]
+        at = None
+        if stage != "m1":
+            at = _choose_epochs(stage, base, [r for r in runs if r["setting"] == "stack_average"])
+            lines.append(f"{stage}: epochs and average by the curves: {at[2]}")
+        seeds = sorted({r["seed"] for r in base})
+        for name in dict.fromkeys(r["setting"] for r in runs):
+            if stage == "stack" and name == "stack_average":
+                continue  # chosen with the epochs, above
+            values = {_earlier(name): base}
+            for r in runs:
+                if r["setting"] == name and r["value"] != _earlier(name):
+                    values.setdefault(r["value"], []).append(r)
+            means = {v: _mean_error(rs, at) for v, rs in values.items() if {r["seed"] for r in rs} == set(seeds)}
+            best = min(means, key=lambda v: (means[v], v != _earlier(name)))
+            cells = ", ".join(f"{v}: {100 * e:.2f} %" for v, e in means.items())
+            lines.append(f"{stage} {name}: {cells} -> {best} (seeds {seeds})")
+    classifier = [r for r in records if r["stage"] == "classifiers"]
+    for key in ("labels_only_validation", "m1_validation"):
+        means = {}
+        for r in classifier:
+            means.setdefault(r["value"], []).append(r[key])
+        cells = ", ".join(f"{v}: {100 * sum(e) / len(e):.2f} % ({len(e)})" for v, e in means.items())
+        lines.append(f"classifier_steps by {key}: {cells}")
+    return "\n".join(lines)
+
+
+def _earlier(name: str):
+    # the value each setting had before the second round: the first of its grid
+    grid = {setting[0]: setting[1] for setting in (*M1_GRID, *STACK_GRID, *PIXEL_GRID)}
+    return grid[name][0]
+
+
+def _mean_error(runs: list, at) -> float:
+    # mean validation error over the runs: at the end (M1's stage), or at the chosen epoch and average
+    if at is None:
+        return sum(r["validation"] for r in runs) / len(runs)
+    epoch, curve, _ = at
+    return sum(r[curve][epoch - 1] for r in runs) / len(runs)
+
+
+def _choose_epochs(stage: str, base: list, averaged: list) -> tuple:
+    # (epoch, the curve's key, a description) with the lowest mean validation error over the earlier settings'
+    # runs: the stack's curves with the average at 0.9 ("history"), without ("history_last_params") and the
+    # average-at-0.99 runs' curves; M2 on pixels has one curve
+    curves = {"history": base} if stage == "pixels" else {"history": base, "history_last_params": base,
+                                                          "history@0.99": averaged}
+    scores = {}
+    for key, runs in curves.items():
+        for epoch in EPOCHS[stage]:
+            field = key.split("@")[0]
+            scores[(epoch, key)] = sum(r[field][epoch - 1] for r in runs) / len(runs)
+    (epoch, key), = [min(scores, key=scores.get)]
+    described = ", ".join(f"{k} @{e}: {100 * v:.2f} %" for (e, k), v in scores.items())
+    return epoch, key.split("@")[0], f"{described} -> {key} @{epoch}"
 
 
 PHASES = ("m1", "stack_equal_means", "stack_paper", "m2_equal_means", "m2_paper")
@@ -175,6 +346,9 @@ def _cell(values: list[float]) -> str:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["choose"]:
+        print(choose([Path(p) for p in sys.argv[2:]]))
+        raise SystemExit(0)
     if sys.argv[1:2] == ["table"]:
         paths = [Path(p) for p in sys.argv[2:]]
         if not paths or not all(p.is_file() for p in paths):
@@ -184,7 +358,9 @@ if __name__ == "__main__":
         print(table(paths))
         raise SystemExit(0)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("mode", choices=("select", "report"))
+    parser.add_argument("mode", choices=("select", "select2", "report"))
+    parser.add_argument("--stage", choices=("m1", "stack", "pixels", "classifiers"), default="m1",
+                        help="select2's stage (see select_round2)")
     parser.add_argument("--seeds", type=int, nargs="+", required=True)
     parser.add_argument("--json", type=Path, required=True)
     parser.add_argument("--shift", type=int, default=1)
@@ -196,5 +372,7 @@ if __name__ == "__main__":
     for seed in cli.seeds:
         if cli.mode == "select":
             select(module, seed, flags, cli.json)
+        elif cli.mode == "select2":
+            select_round2(module, seed, cli.stage, flags, cli.json)
         else:
             report(module, seed, flags, cli.json, cli.phases)
