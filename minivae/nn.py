@@ -36,8 +36,9 @@ def relu(a: Any) -> Any:
     Klushyn, "A brief introduction to (variational) autoencoders": the ReLU activation. Its derivative is
     [a > 0]; at the kink a = 0 this takes the subgradient 0, as PyTorch does, and it is 0 at a = −∞.
     """
-    # max(a, 0) as clip(a, 0, ∞): traced by autograd, its gradient is float32 for float32 a, and 0 at a = 0
-    return anp.clip(a, 0.0, None)
+    # max(a, 0) as clip(a, 0, ∞): a's dtype, 0 at −∞, NaN kept (an upper bound of ∞, not None: NumPy then runs its
+    # clip loop, three times faster than the maximum it runs for None)
+    return anp.clip(a, 0.0, anp.inf)
 
 
 def relu_vjp(ans: Any, a: Any) -> Any:

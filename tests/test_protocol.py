@@ -58,3 +58,27 @@ def test_spread_and_beside_print_the_numbers() -> None:
     assert spread([0.10, 0.12, 0.14]) == "12.00 ± 2.00 % (n = 3, 10.00–14.00)"
     reference = {"mean": 0.12, "sd": 0.02, "n": 10}
     assert beside(0.15, reference) == "15.00 % (full runs over 10 fresh label draws: 12.00 ± 2.00 %, +1.5 sd)"
+
+
+def _experiment():
+    # walkthroughs/experiments/13_protocol.py as a module (importing it trains nothing)
+    import importlib.util
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("protocol_13", root / "walkthroughs/experiments/13_protocol.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module, root
+
+
+def test_the_docs_print_the_tables_the_recorded_runs_give() -> None:
+    # every line of the full-run table and of the second round's choices, computed from the recorded runs, is in
+    # docs/semi_supervised.md exactly: the docs' numbers are the records', not numbers typed by hand
+    experiment, root = _experiment()
+    results = root / "walkthroughs/experiments/13_protocol_results.json"
+    docs = (root / "docs/semi_supervised.md").read_text()
+    lines = experiment.table([results]).splitlines() + experiment.choose([results]).splitlines()
+    assert len(lines) > 12  # both tables are there: the check is not vacuous
+    for line in lines:
+        assert line in docs, line

@@ -160,8 +160,10 @@ def select_round2(w, seed: int, stage: str, flags: list[str], out: Path) -> None
                          "m1_validation": err(m1, m1p, data.x_val)})
 
 
-def _records(out: Path) -> list:
-    return json.loads(out.read_text()) if out.exists() else []
+def _records(path: Path) -> list:
+    # the records of a run's JSON list, or of a results file {"about", "selection", "report"}
+    loaded = json.loads(path.read_text()) if path.exists() else []
+    return loaded["selection"] + loaded["report"] if isinstance(loaded, dict) else loaded
 
 
 def _m1(w, seed: int, args, data, split, rng, cache):
