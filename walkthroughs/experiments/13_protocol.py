@@ -92,13 +92,14 @@ def select(w, seed: int, flags: list[str], out: Path) -> None:
 
 
 # The second round: every setting of the table, one at a time around the earlier values, the others held.
-# (setting, values, flags or module constants for each value); the first value of each is the earlier choice.
+# (setting, values, flags or module constants for each value); the first value of each is the earlier choice. A
+# winner at the edge of its grid got the next value (M1's 120 epochs, after 80 won), where the run's time allowed.
 M1_GRID = (("z1", (16, 8, 32), "Z1_DIM"), ("m1_epochs", (50, 30, 80, 120), "--m1-epochs"),
            ("hidden", (500, 250), "--hidden"), ("lr", (1e-3, 3e-4), "--lr"), ("batch_size", (100, 50), "--batch-size"))
 STACK_GRID = (("z2", (10, 4, 20), "Z2_DIM"), ("stack_alpha", (1.0, 3.0, 10.0), "--stack-alpha"),
               ("stack_average", (0.9, 0.99), "--stack-average"), ("code_shift", (0, 1), "CODE_SHIFT"))
 PIXEL_GRID = (("m2_alpha", (50.0, 10.0, 200.0), "alpha"), ("m2_z", (4, 10), "z"), ("m2_hidden", (250, 500), "hidden"))
-CLASSIFIER_STEPS = (300, 1000, 3000)
+CLASSIFIER_STEPS = (300, 1000, 3000, 10000)  # 10000 added after 3000 won at the edge for the labels alone
 
 
 def _variant(w, setting: tuple, value, flags: list[str]) -> list[str]:
@@ -151,7 +152,9 @@ def select_round2(w, seed: int, stage: str, flags: list[str], out: Path) -> None
             append(out, {**record, "seconds": time.perf_counter() - tick})
     if stage == "classifiers":
         for steps in CLASSIFIER_STEPS:
-            vargs = setup(w, seed, [*flags, "--classifier-steps", str(steps)])[0]
+            if (stage, seed, "classifier_steps", steps) in done:
+                continue
+            vargs = setup(w, seed, [*flags, "--classifier-steps", str(steps), "--m1-classifier-steps", str(steps)])[0]
             baseline, bp = w.train_baseline(data.x_train[lab], y_l, vargs, numpy.random.default_rng([seed, 102]))
             m1, m1p, pool = _m1(w, seed, args, data, split, numpy.random.default_rng([seed, 100]), cache=out.parent)
             m1p["classifier"] = w.m1_classifier(m1, m1p, pool, lab, y_l, vargs, numpy.random.default_rng([seed, 103]))
@@ -179,8 +182,9 @@ def _m1(w, seed: int, args, data, split, rng, cache):
 
 
 def _pixels(w, setting: tuple, value, args, data, split, rng) -> dict:
-    # M2 on pixels for 30 epochs, one setting changed from (alpha 50, z 4, hidden 250); its validation curve
-    chosen = {"alpha": args.alpha, "z": 4, "hidden": args.hidden // 2, setting[2]: value}
+    # M2 on pixels for 30 epochs, one setting changed from the earlier (alpha 50, z 4, hidden 250); its validation
+    # curve
+    chosen = {"alpha": args.alpha, "z": 4, "hidden": 250, setting[2]: value}
     lab, unl, y_l = split.labelled, split.unlabelled, data.y_train[split.labelled]
     m2 = M2(784, [chosen["hidden"]], chosen["z"])
     _, history = w.train_m2(m2, m2.init(rng), lambda i: w.shifted(data.x_train[i], args.shift, rng), lab, unl, y_l,
@@ -189,10 +193,15 @@ def _pixels(w, setting: tuple, value, args, data, split, rng) -> dict:
 
 
 EPOCHS = {"stack": (30, 45, 60, 75, 90), "pixels": (10, 15, 20, 30)}
+CURVES = {"history": "average 0.9", "history_last_params": "last epoch's params", "history@0.99": "average 0.99"}
+NAMES = {"z1": "z₁", "m1_epochs": "epochs", "hidden": "hidden units", "lr": "learning rate", "batch_size": "batch",
+         "z2": "z₂", "stack_alpha": "α", "code_shift": "codes moved by", "m2_alpha": "α", "m2_z": "z",
+         "m2_hidden": "hidden units"}
+STAGES = {"m1": "M1 (judged by M1+M2)", "stack": "M1+M2", "pixels": "M2 on pixels"}
 
 
 def choose(paths: list[Path]) -> str:
-    """The second round's choices from its records, as the docs print them.
+    """The second round's choices from its records, as markdown tables, the way the docs print them.
 
     The rule, fixed before the runs: for each setting, the value with the lowest validation error, mean over the
     selection seeds, wins (a tie keeps the earlier value). M1's settings are judged by the stack trained on each
@@ -201,37 +210,43 @@ def choose(paths: list[Path]) -> str:
     then its other settings at the chosen epochs; M2 on pixels likewise, its epochs on the earlier settings' curve.
     """
     records = [r for path in paths for r in _records(path) if r.get("round") == 2]
-    lines = []
+    seeds = sorted({r["seed"] for r in records})
+    span = f"{seeds[0]}–{seeds[-1]}"
+    table = [f"| model | setting | validation error by value (mean of seeds {span}) | chosen |", "|---|---|---|---|"]
+    curves = [f"| validation curve (mean of seeds {span}) | error after so many epochs | chosen |", "|---|---|---|"]
     for stage in ("m1", "stack", "pixels"):
         runs = [r for r in records if r["stage"] == stage]
-        if not runs:
-            continue
         first = runs[0]["setting"]
         base = [r for r in runs if r["setting"] == first and r["value"] == _earlier(first)]
         at = None
         if stage != "m1":
-            at = _choose_epochs(stage, base, [r for r in runs if r["setting"] == "stack_average"])
-            lines.append(f"{stage}: epochs and average by the curves: {at[2]}")
-        seeds = sorted({r["seed"] for r in base})
+            at, rows = _choose_epochs(stage, base, [r for r in runs if r["setting"] == "stack_average"])
+            curves += rows
         for name in dict.fromkeys(r["setting"] for r in runs):
-            if stage == "stack" and name == "stack_average":
-                continue  # chosen with the epochs, above
+            if name == "stack_average":
+                continue  # chosen with the epochs, from the curves
             values = {_earlier(name): base}
             for r in runs:
                 if r["setting"] == name and r["value"] != _earlier(name):
                     values.setdefault(r["value"], []).append(r)
-            means = {v: _mean_error(rs, at) for v, rs in values.items() if {r["seed"] for r in rs} == set(seeds)}
-            best = min(means, key=lambda v: (means[v], v != _earlier(name)))
-            cells = ", ".join(f"{v}: {100 * e:.2f} %" for v, e in means.items())
-            lines.append(f"{stage} {name}: {cells} -> {best} (seeds {seeds})")
-    classifier = [r for r in records if r["stage"] == "classifiers"]
-    for key in ("labels_only_validation", "m1_validation"):
-        means = {}
-        for r in classifier:
-            means.setdefault(r["value"], []).append(r[key])
-        cells = ", ".join(f"{v}: {100 * sum(e) / len(e):.2f} % ({len(e)})" for v, e in means.items())
-        lines.append(f"classifier_steps by {key}: {cells}")
-    return "\n".join(lines)
+            means = {v: _mean_error(rs, at) for v, rs in values.items()}
+            table.append(_row(STAGES[stage], NAMES[name], means))
+    for key, name in (("labels_only_validation", "steps"), ("m1_validation", "steps")):
+        means: dict = {}
+        for r in records:
+            if r["stage"] == "classifiers":
+                means.setdefault(r["value"], []).append(r[key])
+        model = "classifier on the labels alone" if key.startswith("labels") else "M1's classifier (M1 + MLP)"
+        table.append(_row(model, name, {v: sum(e) / len(e) for v, e in means.items()}))
+    return "\n".join(table) + "\n\n" + "\n".join(curves)
+
+
+def _row(model: str, setting: str, means: dict) -> str:
+    # the first value is the earlier one, which a tie keeps
+    best = min(means, key=lambda v: (means[v], v != next(iter(means))))
+    cells = ", ".join(f"**{v:g}: {100 * e:.2f} %**" if v == best else f"{v:g}: {100 * e:.2f} %"
+                      for v, e in means.items())
+    return f"| {model} | {setting} | {cells} | {best:g} |"
 
 
 def _earlier(name: str):
@@ -241,30 +256,32 @@ def _earlier(name: str):
 
 
 def _mean_error(runs: list, at) -> float:
-    # mean validation error over the runs: at the end (M1's stage), or at the chosen epoch and average
+    # mean validation error over the runs: at the end (M1's stage), or at the chosen epoch and curve
     if at is None:
         return sum(r["validation"] for r in runs) / len(runs)
-    epoch, curve, _ = at
+    epoch, curve = at
     return sum(r[curve][epoch - 1] for r in runs) / len(runs)
 
 
 def _choose_epochs(stage: str, base: list, averaged: list) -> tuple:
-    # (epoch, the curve's key, a description) with the lowest mean validation error over the earlier settings'
-    # runs: the stack's curves with the average at 0.9 ("history"), without ("history_last_params") and the
+    # ((epoch, curve key), table rows): the lowest mean validation error over the earlier settings' runs, among
+    # the stack's curves averaged at 0.9 ("history"), not averaged ("history_last_params") and the
     # average-at-0.99 runs' curves; M2 on pixels has one curve
     curves = {"history": base} if stage == "pixels" else {"history": base, "history_last_params": base,
                                                           "history@0.99": averaged}
-    scores = {}
-    for key, runs in curves.items():
-        for epoch in EPOCHS[stage]:
-            field = key.split("@")[0]
-            scores[(epoch, key)] = sum(r[field][epoch - 1] for r in runs) / len(runs)
-    (epoch, key), = [min(scores, key=scores.get)]
-    described = ", ".join(f"{k} @{e}: {100 * v:.2f} %" for (e, k), v in scores.items())
-    return epoch, key.split("@")[0], f"{described} -> {key} @{epoch}"
+    scores = {(epoch, key): sum(r[key.split("@")[0]][epoch - 1] for r in runs) / len(runs)
+              for key, runs in curves.items() for epoch in EPOCHS[stage]}
+    best = min(scores, key=scores.get)
+    rows = []
+    for key in curves:
+        name = "M2 on pixels" if stage == "pixels" else f"M1+M2, {CURVES[key]}"
+        cells = ", ".join(f"**{e}: {100 * scores[(e, key)]:.2f} %**" if (e, key) == best else
+                          f"{e}: {100 * scores[(e, key)]:.2f} %" for e in EPOCHS[stage])
+        rows.append(f"| {name} | {cells} | {'**' + str(best[0]) + ' epochs**' if best[1] == key else ''} |")
+    return (best[0], best[1].split("@")[0]), rows
 
 
-PHASES = ("m1", "stack_equal_means", "stack_paper", "m2_equal_means", "m2_paper")
+PHASES = ("baseline", "m1", "stack_equal_means", "stack_paper", "m2_equal_means", "m2_paper")
 
 
 def report(w, seed: int, flags: list[str], out: Path, phases=PHASES) -> None:
@@ -286,10 +303,11 @@ def report(w, seed: int, flags: list[str], out: Path, phases=PHASES) -> None:
         rng = numpy.random.default_rng([seed, PHASES.index(phase)])
         if phase == "m1" and cache.exists():
             continue  # another process trained this M1 already
-        if phase == "m1":
-            cache.write_bytes(b"")  # claimed: no other process starts this M1
+        if phase == "baseline":
             baseline, bp = w.train_baseline(data.x_train[lab], y_l, args, rng)
             scored("labels only", baseline, bp, data.x_val, data.x_test)
+        elif phase == "m1":
+            cache.write_bytes(b"")  # claimed: no other process starts this M1
             m1, m1p, pool = w.train_m1(data.x_train, lab, unl, y_l, args, rng, data.fit_binarize)
             scored("M1", m1, m1p, data.x_val, data.x_test)
             cache.with_suffix(".part").write_bytes(pickle.dumps((m1, m1p, pool)))
@@ -307,7 +325,7 @@ def report(w, seed: int, flags: list[str], out: Path, phases=PHASES) -> None:
         else:
             weighting = phase[len("m2_"):]
             alpha = w.PAPER_ALPHA if weighting == "paper" else args.alpha
-            m2 = M2(784, [args.hidden // 2], 4)
+            m2 = w.pixel_m2(args)
             m2p, _ = w.train_m2(m2, m2.init(rng), lambda i, rng=rng: w.shifted(data.x_train[i], args.shift, rng),
                                 lab, unl, y_l, data.x_val, data.y_val, args.epochs, alpha, args, data.fit_binarize,
                                 weighting=weighting)
