@@ -29,18 +29,17 @@
 # As a notebook it runs quick, unless `MINIVAE_WALKTHROUGH_ARGS` holds other flags (`""` for the full run).
 
 # %%
-import numpy
-
 from minivae.walkthrough import decay, lesson_check, print_table, settings, whole_number_in
 
-VALUES = {  # name: (quick, full, what it is); a flag beats both. Chosen on validation: stack_alpha (docs)
+VALUES = {  # name: (quick, full, what it is); a flag beats both. The full values were chosen on validation (docs)
     "n_train": (5000, None, "training digits"), "n_test": (1000, None, "test digits, scored once at the end"),
-    "n_validation": (500, 500, "training digits set aside to choose settings"), "labels_per_class": (10, 10, "1-300"),
-    "shift": (0, 1, "move each training digit by up to this many pixels"), "lr": (1e-3, 1e-3, "Adam's step size"),
-    "batch_size": (100, 100, "digits per step"), "classifier_steps": (300, 1000, "full-batch steps of a classifier"),
-    "m1_epochs": (30, 50, "epochs of M1's VAE"), "hidden": (256, 500, "width of M1's and M1+M2's layers"),
-    "epochs": (2, 15, "epochs of M2 on pixels"), "alpha": (50.0, 50.0, "alpha of M2 (equal means)"),
-    "stack_epochs": (40, 60, "epochs of M1+M2"), "stack_alpha": (1.0, 1.0, "M1+M2's alpha: 1, 3, 10 on validation"),
+    "n_validation": (500, 500, "digits set aside to choose settings"), "labels_per_class": (10, 10, "1-300"),
+    "shift": (0, 1, "move training digits by up to this many pixels"), "lr": (1e-3, 1e-3, "Adam's step size"),
+    "batch_size": (100, 50, "digits per step"), "m1_epochs": (30, 120, "epochs of M1's VAE"),
+    "classifier_steps": (300, 3000, "steps of the labels-only classifier"), "m1_classifier_steps": (300, 1000,
+    "steps of M1's classifier"), "hidden": (256, 500, "width of M1, M1+M2"), "m2_hidden": (128, 500, "width of M2"),
+    "epochs": (2, 30, "epochs of M2 on pixels"), "alpha": (50.0, 50.0, "alpha of M2 on pixels (equal means)"),
+    "stack_epochs": (40, 90, "epochs of M1+M2"), "stack_alpha": (1.0, 1.0, "alpha of M1+M2 (equal means)"),
     "stack_average": (0.9, 0.9, "decay of M1+M2's moving average"), "weighting": ("equal_means", "equal_means", "")}
 S = settings(__name__, "13_m1_m2_stacked", VALUES, mnist=True, binarize="stochastic", types={"stack_average": decay,
     "weighting": ("equal_means", "paper"), "labels_per_class": whole_number_in(1, 300), "shift": whole_number_in(0, 4)})
@@ -55,6 +54,8 @@ S = settings(__name__, "13_m1_m2_stacked", VALUES, mnist=True, binarize="stochas
 
 # %%
 import sys
+
+import numpy
 
 from minivae.plotting import save_image_grid
 from minivae.protocol import split_labelled
@@ -222,7 +223,7 @@ def m1_classifier(m1: M1, params: dict, pool: list, labelled, y_l, args, rng) ->
         mean, log_var = pool[rng.integers(len(pool))]
         return pack_labelled(y_l, 10, mean[labelled], log_var[labelled])
 
-    return full_batch_steps(m1_objective(m1), params["classifier"], rows, args.classifier_steps, args.lr, rng,
+    return full_batch_steps(m1_objective(m1), params["classifier"], rows, args.m1_classifier_steps, args.lr, rng,
                             "M1's classifier")
 
 
@@ -251,6 +252,11 @@ from minivae.objectives import m2_objective
 from minivae.tree import tree_map
 
 PAPER_ALPHA = 0.1  # Kingma et al.'s alpha under their weighting of J^alpha (and in their released code)
+
+
+def pixel_m2(args) -> M2:
+    """M2 on pixels: one hidden layer of ``args.m2_hidden`` units, z of 4 (walkthrough 12's), a Bernoulli p(x|y, z)."""
+    return M2(784, [args.m2_hidden], 4)
 
 
 def train_m2(m2: M2, params: dict, draw, labelled, unlabelled, y_l, x_val, y_val, epochs: int, alpha: float,
@@ -284,7 +290,7 @@ def train_m2(m2: M2, params: dict, draw, labelled, unlabelled, y_l, x_val, y_val
 
 
 alpha, stack_alpha = (PAPER_ALPHA, PAPER_ALPHA) if S.weighting == "paper" else (S.alpha, S.stack_alpha)
-m2 = M2(784, [S.hidden // 2], 4)
+m2 = pixel_m2(S)
 m2_params, m2_history = train_m2(m2, m2.init(rng), lambda i: shifted(data.x_train[i], S.shift, rng), labelled,
                                  unlabelled, y_l, x_val, y_val, S.epochs, alpha, S, data.fit_binarize,
                                  weighting=S.weighting, desc="M2 on pixels")
