@@ -97,8 +97,10 @@ def select(w, seed: int, flags: list[str], out: Path) -> None:
 M1_GRID = (("z1", (16, 8, 32), "Z1_DIM"), ("m1_epochs", (50, 30, 80, 120), "--m1-epochs"),
            ("hidden", (500, 250), "--hidden"), ("lr", (1e-3, 3e-4), "--lr"), ("batch_size", (100, 50), "--batch-size"))
 STACK_GRID = (("z2", (10, 4, 20), "Z2_DIM"), ("stack_alpha", (1.0, 3.0, 10.0), "--stack-alpha"),
-              ("stack_average", (0.9, 0.99), "--stack-average"), ("code_shift", (0, 1), "CODE_SHIFT"))
-PIXEL_GRID = (("m2_alpha", (50.0, 10.0, 200.0), "alpha"), ("m2_z", (4, 10), "z"), ("m2_hidden", (250, 500), "hidden"))
+              ("stack_average", (0.9, 0.99), "--stack-average"), ("code_shift", (0, 1), "CODE_SHIFT"),
+              ("weighting", ("equal_means", "paper"), "--weighting"))
+PIXEL_GRID = (("m2_alpha", (50.0, 10.0, 200.0), "alpha"), ("m2_z", (4, 10), "z"), ("m2_hidden", (250, 500), "hidden"),
+              ("m2_weighting", ("equal_means", "paper"), "weighting"))
 CLASSIFIER_STEPS = (300, 1000, 3000, 10000)  # 10000 added after 3000 won at the edge for the labels alone
 
 
@@ -143,9 +145,10 @@ def select_round2(w, seed: int, stage: str, flags: list[str], out: Path) -> None
                 m1, m1p, pool = _m1(w, seed, vargs, data, split, numpy.random.default_rng([seed, 100]),
                                     cache=stage == "stack" and out.parent)
                 val_codes = numpy.asarray(m1.features(m1p, data.x_val)[0])
+                # the paper's weighting comes with the paper's alpha
+                alpha = w.PAPER_ALPHA if vargs.weighting == "paper" else vargs.stack_alpha
                 _, _, history = w.train_stack(m1, pool, lab, unl, y_l, val_codes, data.y_val, vargs,
-                                              numpy.random.default_rng([seed, 101]), "equal_means",
-                                              vargs.stack_alpha)
+                                              numpy.random.default_rng([seed, 101]), vargs.weighting, alpha)
                 record.update({"m1_validation": err(m1, m1p, data.x_val), "validation": history[-1]["validation_error"],
                                "history": [h["validation_error"] for h in history],
                                "history_last_params": [h.get("validation_error_last_params") for h in history]})
@@ -184,11 +187,14 @@ def _m1(w, seed: int, args, data, split, rng, cache):
 def _pixels(w, setting: tuple, value, args, data, split, rng) -> dict:
     # M2 on pixels for 30 epochs, one setting changed from the earlier (alpha 50, z 4, hidden 250); its validation
     # curve
-    chosen = {"alpha": args.alpha, "z": 4, "hidden": 250, setting[2]: value}
+    chosen = {"alpha": args.alpha, "z": 4, "hidden": 250, "weighting": "equal_means", setting[2]: value}
+    if chosen["weighting"] == "paper":
+        chosen["alpha"] = w.PAPER_ALPHA  # the paper's weighting comes with the paper's alpha
     lab, unl, y_l = split.labelled, split.unlabelled, data.y_train[split.labelled]
     m2 = M2(784, [chosen["hidden"]], chosen["z"])
     _, history = w.train_m2(m2, m2.init(rng), lambda i: w.shifted(data.x_train[i], args.shift, rng), lab, unl, y_l,
-                            data.x_val, data.y_val, 30, chosen["alpha"], args, data.fit_binarize)
+                            data.x_val, data.y_val, 30, chosen["alpha"], args, data.fit_binarize,
+                            weighting=chosen["weighting"])
     return {"validation": history[-1]["validation_error"], "history": [h["validation_error"] for h in history]}
 
 
@@ -196,7 +202,7 @@ EPOCHS = {"stack": (30, 45, 60, 75, 90), "pixels": (10, 15, 20, 30)}
 CURVES = {"history": "average 0.9", "history_last_params": "last epoch's params", "history@0.99": "average 0.99"}
 NAMES = {"z1": "z₁", "m1_epochs": "epochs", "hidden": "hidden units", "lr": "learning rate", "batch_size": "batch",
          "z2": "z₂", "stack_alpha": "α", "code_shift": "codes moved by", "m2_alpha": "α", "m2_z": "z",
-         "m2_hidden": "hidden units"}
+         "m2_hidden": "hidden units", "weighting": "weighting of J^α", "m2_weighting": "weighting of J^α"}
 STAGES = {"m1": "M1 (judged by M1+M2)", "stack": "M1+M2", "pixels": "M2 on pixels"}
 
 
@@ -244,9 +250,10 @@ def choose(paths: list[Path]) -> str:
 def _row(model: str, setting: str, means: dict) -> str:
     # the first value is the earlier one, which a tie keeps
     best = min(means, key=lambda v: (means[v], v != next(iter(means))))
-    cells = ", ".join(f"**{v:g}: {100 * e:.2f} %**" if v == best else f"{v:g}: {100 * e:.2f} %"
+    shown = {v: v.replace("_", " ") if isinstance(v, str) else f"{v:g}" for v in means}
+    cells = ", ".join(f"**{shown[v]}: {100 * e:.2f} %**" if v == best else f"{shown[v]}: {100 * e:.2f} %"
                       for v, e in means.items())
-    return f"| {model} | {setting} | {cells} | {best:g} |"
+    return f"| {model} | {setting} | {cells} | {shown[best]} |"
 
 
 def _earlier(name: str):
