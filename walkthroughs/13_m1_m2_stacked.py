@@ -21,7 +21,7 @@
 # than 3) below that of the classifier on the labels alone. docs/semi_supervised.md has the full runs (mean
 # ± sd over 10 fresh label draws, with and without the shifts, with both weightings of J^alpha) and what was tried.
 #
-# Run it as a script (about three and a half minutes on one core; `--quick` takes seconds and writes to
+# Run it as a script (about three minutes on one core; `--quick` takes seconds and writes to
 # `figures/13_m1_m2_stacked_quick`):
 #
 #     python walkthroughs/13_m1_m2_stacked.py --data-dir ~/mnist

@@ -13,11 +13,12 @@ to each other too, one set of passes updates them all (a 784-400-20 VAE: 3 sets 
 Each pass is one ufunc.
 
 Nothing a caller holds is changed. The new θ goes into another flat buffer than the old θ, whose stretch
-of each array also serves as that array's scratch: the passes build the step there, and the last one subtracts
-it from the old θ in place, so the new buffer costs no extra stream of memory. ``step`` returns views of it; the next ``step`` reads those (when it is handed exactly them) without copying. The
-buffer it writes is the one of two steps ago when no array of it is alive any more (its reference count says so:
-every view counts), else a new one, so a snapshot a caller kept is never written. Any other arrays it is given
-are copied in first. ``state()`` copies.
+of each array also serves as that array's scratch: the passes build the step there, and the last one writes the
+old θ minus the step over it, so the new buffer costs no extra stream of memory. ``step`` returns views of it;
+the next ``step`` reads those (when it is handed exactly them) without copying. The buffer it writes is the one
+of two steps ago when no array of it is alive any more (its reference count says so: every view counts), else a
+new one, so a snapshot a caller kept is never written. Any other arrays it is given are copied in first.
+``state()`` copies.
 """
 
 from __future__ import annotations
@@ -179,7 +180,7 @@ class Adam:
             # √v + eps_t
             xp.sqrt(v, out=s)
             s += eps_t
-            # θ − lr_t · m / (√v + eps_t): the step, then θ minus it, in place in the new buffer
+            # θ − lr_t · m / (√v + eps_t): the step, then the old θ minus it, over the step in the new buffer
             xp.divide(m, s, out=s)
             s *= lr_t
             xp.subtract(p_in[start:stop], s, out=s)
