@@ -1,13 +1,17 @@
 """Walkthrough 13 under the selection protocol: the runs behind docs/semi_supervised.md's tables.
 
     python walkthroughs/experiments/13_protocol.py select --seeds 1000 1001 --json /tmp/select.json --data-dir DIR
+    python walkthroughs/experiments/13_protocol.py select2 --stage m1 --seeds 1000 --json /tmp/m1.json --data-dir DIR
+    ... select2 --stage stack --m1-epochs 120 --batch-size 50 ...   (then pixels --batch-size 50, and classifiers
+    with the stack's flags), each for seeds 1000-1003; then: choose RESULTS.json
     python walkthroughs/experiments/13_protocol.py report --seeds 2000 ... --shift 1 --json /tmp/report.json ...
 
 ``table`` prints the docs' table from report records, e.g. from 13_protocol_results.json (the runs behind the
-docs). ``select`` trains on selection seeds (minivae.protocol.seeds("selection", n)) and records only errors on the
-validation digits, for a small grid of settings (M1+M2's alpha, 60 epochs of validation curve each); it never
-scores the test digits. ``report`` trains, with the
-frozen settings of the walkthrough's SETTINGS block, on report seeds, each a new label draw and random start,
+docs). ``select`` (round 1) and ``select2`` (round 2, stage by stage, starting from round 1's settings) train on
+selection seeds (minivae.protocol.seeds("selection", n)) and record only errors on the validation digits; they
+never score the test digits. ``choose`` prints round 2's choices from its records by the rule fixed beforehand.
+``report`` trains, with the frozen full settings of the walkthrough's VALUES, on report seeds, each a new label
+draw and random start,
 and scores the validation and test digits once per model, for both weightings of J^alpha. Each result is
 appended to the JSON file as soon as it is known, so a run cut short keeps what finished.
 """
@@ -73,7 +77,7 @@ def setup(w, seed: int, flags: list[str]):
 
 def select(w, seed: int, flags: list[str], out: Path) -> None:
     """Validation errors only (the first selection round, kept as history): M1+M2's alpha, equal means."""
-    args, data, split, rng = setup(w, seed, flags)
+    args, data, split, rng = setup(w, seed, [*ROUND_1, *flags])
     lab, unl, y_l = split.labelled, split.unlabelled, data.y_train[split.labelled]
     err = lambda model, p, x: w.error_rate(model.predict(p, x), data.y_val)  # noqa: E731
     base = {"seed": seed, "shift": args.shift, "code_shift": w.CODE_SHIFT}
@@ -102,6 +106,9 @@ STACK_GRID = (("z2", (10, 4, 20), "Z2_DIM"), ("stack_alpha", (1.0, 3.0, 10.0), "
 PIXEL_GRID = (("m2_alpha", (50.0, 10.0, 200.0), "alpha"), ("m2_z", (4, 10), "z"), ("m2_hidden", (250, 500), "hidden"),
               ("m2_weighting", ("equal_means", "paper"), "weighting"))
 CLASSIFIER_STEPS = (300, 1000, 3000, 10000)  # 10000 added after 3000 won at the edge for the labels alone
+# round 1's settings, where round 2 started: the flags of a stage's command line (and its varied value) come after
+ROUND_1 = ["--m1-epochs", "50", "--batch-size", "100", "--stack-epochs", "60", "--weighting", "equal_means",
+           "--classifier-steps", "1000", "--m1-classifier-steps", "1000", "--epochs", "15", "--m2-hidden", "250"]
 
 
 def _variant(w, setting: tuple, value, flags: list[str]) -> list[str]:
@@ -121,7 +128,7 @@ def select_round2(w, seed: int, stage: str, flags: list[str], out: Path) -> None
     the average's use (0 = the last epoch's params); ``pixels``: M2 on pixels, a 30-epoch curve each; and
     ``classifiers``: the full-batch steps of the two classifiers. Every run starts from the same generator.
     """
-    defaults = {"Z1_DIM": w.Z1_DIM, "Z2_DIM": w.Z2_DIM, "CODE_SHIFT": w.CODE_SHIFT}
+    defaults, flags = {"Z1_DIM": w.Z1_DIM, "Z2_DIM": w.Z2_DIM, "CODE_SHIFT": w.CODE_SHIFT}, [*ROUND_1, *flags]
     args, data, split, _ = setup(w, seed, flags)
     lab, unl, y_l = split.labelled, split.unlabelled, data.y_train[split.labelled]
     err = lambda model, p, x: w.error_rate(model.predict(p, x), data.y_val)  # noqa: E731
