@@ -259,6 +259,11 @@ from minivae.tree import tree_map
 PAPER_ALPHA = 0.1  # Kingma et al.'s alpha under their weighting of J^alpha (and in their released code)
 
 
+def alpha_for(weighting: str, alpha: float) -> float:
+    """The alpha of J^alpha under ``weighting``: the paper's weighting comes with the paper's alpha."""
+    return PAPER_ALPHA if weighting == "paper" else alpha
+
+
 def pixel_m2(args) -> M2:
     """M2 on pixels: one hidden layer of ``args.m2_hidden`` units, z of 4 (walkthrough 12's), a Bernoulli p(x|y, z)."""
     return M2(784, [args.m2_hidden], 4)
@@ -295,8 +300,8 @@ def train_m2(m2: M2, params: dict, draw, labelled, unlabelled, y_l, x_val, y_val
 
 
 # M2 on pixels with equal means (the paper's weighting failed there on validation: 67 % error); M1+M2 with
-# --weighting, and the paper's weighting comes with the paper's alpha
-stack_alpha = PAPER_ALPHA if S.weighting == "paper" else S.stack_alpha
+# --weighting
+stack_alpha = alpha_for(S.weighting, S.stack_alpha)
 m2 = pixel_m2(S)
 m2_params, m2_history = train_m2(m2, m2.init(rng), lambda i: shifted(data.x_train[i], S.shift, rng), labelled,
                                  unlabelled, y_l, x_val, y_val, S.epochs, S.alpha, S, data.fit_binarize,

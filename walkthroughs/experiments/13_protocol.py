@@ -152,8 +152,7 @@ def select_round2(w, seed: int, stage: str, flags: list[str], out: Path) -> None
                 m1, m1p, pool = _m1(w, seed, vargs, data, split, numpy.random.default_rng([seed, 100]),
                                     cache=stage == "stack" and out.parent)
                 val_codes = numpy.asarray(m1.features(m1p, data.x_val)[0])
-                # the paper's weighting comes with the paper's alpha
-                alpha = w.PAPER_ALPHA if vargs.weighting == "paper" else vargs.stack_alpha
+                alpha = w.alpha_for(vargs.weighting, vargs.stack_alpha)
                 _, _, history = w.train_stack(m1, pool, lab, unl, y_l, val_codes, data.y_val, vargs,
                                               numpy.random.default_rng([seed, 101]), vargs.weighting, alpha)
                 record.update({"m1_validation": err(m1, m1p, data.x_val), "validation": history[-1]["validation_error"],
@@ -192,11 +191,10 @@ def _m1(w, seed: int, args, data, split, rng, cache):
 
 
 def _pixels(w, setting: tuple, value, args, data, split, rng) -> dict:
-    # M2 on pixels for 30 epochs, one setting changed from the earlier (alpha 50, z 4, hidden 250); its validation
-    # curve
-    chosen = {"alpha": args.alpha, "z": 4, "hidden": 250, "weighting": "equal_means", setting[2]: value}
-    if chosen["weighting"] == "paper":
-        chosen["alpha"] = w.PAPER_ALPHA  # the paper's weighting comes with the paper's alpha
+    # M2 on pixels for 30 epochs, one setting changed from the earlier ones (each the first of its grid); its
+    # validation curve
+    chosen = {where: values[0] for _, values, where in PIXEL_GRID} | {setting[2]: value}
+    chosen["alpha"] = w.alpha_for(chosen["weighting"], chosen["alpha"])
     lab, unl, y_l = split.labelled, split.unlabelled, data.y_train[split.labelled]
     m2 = M2(784, [chosen["hidden"]], chosen["z"])
     _, history = w.train_m2(m2, m2.init(rng), lambda i: w.shifted(data.x_train[i], args.shift, rng), lab, unl, y_l,
@@ -331,14 +329,14 @@ def report(w, seed: int, flags: list[str], out: Path, phases=PHASES) -> None:
                 time.sleep(20)  # M1 is still being trained by another process
             m1, m1p, pool = pickle.loads(cache.read_bytes())
             weighting = phase[len("stack_"):]
-            alpha = w.PAPER_ALPHA if weighting == "paper" else args.stack_alpha
+            alpha = w.alpha_for(weighting, args.stack_alpha)
             val_codes, test_codes = (numpy.asarray(m1.features(m1p, x)[0]) for x in (data.x_val, data.x_test))
             stack, sp, _ = w.train_stack(m1, pool, lab, unl, y_l, val_codes, data.y_val, args, rng, weighting,
                                          alpha)
             scored("M1+M2", stack, sp, val_codes, test_codes, weighting=weighting)
         else:
             weighting = phase[len("m2_"):]
-            alpha = w.PAPER_ALPHA if weighting == "paper" else args.alpha
+            alpha = w.alpha_for(weighting, args.alpha)
             m2 = w.pixel_m2(args)
             m2p, _ = w.train_m2(m2, m2.init(rng), lambda i, rng=rng: w.shifted(data.x_train[i], args.shift, rng),
                                 lab, unl, y_l, data.x_val, data.y_val, args.epochs, alpha, args, data.fit_binarize,
