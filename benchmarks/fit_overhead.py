@@ -4,7 +4,8 @@ The 784-400-20 Bernoulli VAE of ``engines.py``, float32, batch 100, one BLAS thr
 CPU. One ``fit`` call runs ``--rounds`` + 1 epochs; its ``on_epoch`` runs, right after each of fit's epochs, one
 epoch of the bare loop (``minivae.grad.value_and_grad``, ``float(loss)``, ``minivae.fast.adam.Adam.step``) on
 the same batches and noise, drawn beforehand, untimed, from a generator that replays fit's stream. fit's epoch
-time is its own record (``seconds``: the epoch's data, shuffling, noise, the guard and the steps). The first
+time is its own record (``seconds``: the epoch's data, shuffling, noise, the guard and the steps; under Adam the
+guard checks the loss at every step and θ once, at the epoch's end, after keeping the optimizer's state). The first
 pair is a warm-up; the headline is the median over the others of the paired ratio fit / bare loop (target
 <= 1.05). Both runs start from the same parameters and take the same steps, so they end bit for bit equal,
 which is checked. Run from the repository root: ``python benchmarks/fit_overhead.py [--rounds 9]``.

@@ -106,7 +106,8 @@ def _stopped(what: str, loss: float, step: int, params: Any, epoch: int | None =
 
 
 def train_epoch(objective: Objective, params: Any, x: numpy.ndarray, optimizer: Any, rng: numpy.random.Generator,
-                batch_size: int = 100, *, progress: str | None = None) -> tuple[Any, float]:
+                batch_size: int = 100, *, progress: str | None = None,
+                guard_every_step: bool = True) -> tuple[Any, float]:
     r"""θ ← step(θ, ∇_θ L(θ; x_b, ε)) for each minibatch x_b of a shuffled ``x``, ε ~ p(ε); one epoch.
 
     Zhu, Deep Generative Models II (Kingma & Welling 2014, Algorithm 1). Returns ``(θ, (1/N) Σ_b n_b L_b)``, the
@@ -114,6 +115,8 @@ def train_epoch(objective: Objective, params: Any, x: numpy.ndarray, optimizer: 
     ``progress``: a description shows a tqdm bar with the running loss. The guard: a non-finite loss, gradient
     or updated θ raises :class:`NonFiniteLossError` handing back the θ before the last step (whose loss and
     gradient were finite; at step 1, ``params``), since ``optimizer.step`` returns new arrays.
+    ``guard_every_step=False`` checks only the loss at each step and leaves the arrays to the caller (:func:`fit`
+    does so under the fast Adam, and checks θ once per epoch).
     """
     check_count("batch_size", batch_size, "rows")
     if len(x) == 0:
@@ -130,14 +133,14 @@ def train_epoch(objective: Objective, params: Any, x: numpy.ndarray, optimizer: 
         loss, grads = grad_fn(params, xb, eps)
         loss = float(loss)
         # guard: a non-finite loss or gradient never reaches the parameters or the optimizer's state
-        if not (math.isfinite(loss) and all_finite(grads)):
+        if not math.isfinite(loss) or guard_every_step and not all_finite(grads):
             raise _stopped("loss" if not math.isfinite(loss) else "gradient", loss, step, good)
         # θ ← the optimizer's step along −g (θ is the last good one now; the one before it is let go first, so
         # the fast Adam can write into its buffer)
         good = params
         params = optimizer.step(params, grads)
         # guard: nor does a step that blew the parameters up
-        if not all_finite(params):
+        if guard_every_step and not all_finite(params):
             raise _stopped("updated parameters", loss, step, good)
         total += loss * len(xb)
         if progress:
@@ -181,7 +184,9 @@ def fit(objective: Objective | Callable[[int], Objective], params: Any, x_train:
       always that of the final objective ``objective(epochs)`` (called once up front), which metrics.json names.
     - ``x_train``: the rows, or a function ``epoch -> rows`` (called after the objective, each epoch).
     - The guard: a non-finite loss, gradient, updated parameter or test bound raises
-      :class:`NonFiniteLossError` naming the epoch and step, before anything of that epoch is written.
+      :class:`NonFiniteLossError` naming the epoch and step, before anything of that epoch is written. Under
+      Adam, θ is checked once per epoch and a failing epoch runs again with the check at every step (the same
+      error, one pass fewer over the gradients and θ per step: :func:`_guarded_epoch`).
     - ``files.checkpoint``: params, optimizer state, epoch, seed and RNG state after every epoch (atomically);
       ``files.resume`` continues from one bit for bit (same model, dtype, optimizer and seed; ``epochs`` must
       reach its epoch). ``files.metrics``: ``metrics.json`` (strict JSON): bounds, seconds, examples/s.
@@ -211,8 +216,8 @@ def fit(objective: Objective | Callable[[int], Objective], params: Any, x_train:
             started, start = time.perf_counter(), params
             current, x_epoch = epoch_data(schedule(epoch), x_train, run.binarize, run.seed, epoch, dtype)
             try:
-                params, loss = train_epoch(current, params, x_epoch, stepper, rng, run.batch_size,
-                                           progress=f"epoch {epoch}/{run.epochs}" if show else None)
+                params, loss = _guarded_epoch(current, params, x_epoch, stepper, rng, run.batch_size,
+                                              f"epoch {epoch}/{run.epochs}" if show else None)
             except NonFiniteLossError as err:
                 # the θ before the last step, which may have been the previous epoch's last
                 last_good = start if stepper.before is None else stepper.before
@@ -236,14 +241,42 @@ def fit(objective: Objective | Callable[[int], Objective], params: Any, x_train:
 # ------------------------------------------------------------------------------------------------ helpers
 
 class _Remembering:
-    r"""An optimizer that remembers the θ of its last step: the last good parameters, across epochs too."""
+    r"""An optimizer that remembers the θ it was given at its last step (the last good parameters, across epochs
+    too) and the θ it returned."""
 
     def __init__(self, optimizer: Any) -> None:
-        self.optimizer, self.before = optimizer, None
+        self.optimizer, self.before, self.after = optimizer, None, None
 
     def step(self, params: Any, grads: Any) -> Any:
         self.before = params
-        return self.optimizer.step(params, grads)
+        self.after = self.optimizer.step(params, grads)
+        return self.after
+
+
+def _guarded_epoch(objective: Objective, params: Any, x: Any, stepper: _Remembering, rng: numpy.random.Generator,
+                   batch_size: int, progress: str | None) -> tuple[Any, float]:
+    r""":func:`train_epoch` with the fast Adam's guard checked once, at the epoch's end, instead of twice per step.
+
+    Under Adam a NaN or ±inf in a gradient makes that entry of θ NaN (m/√v is NaN/NaN or ∞/∞), and θ − a
+    finite step keeps a NaN or ±inf, so a θ that is finite at the end proves every gradient and every update of
+    the epoch finite. When it is not, the epoch runs again from its start (the same stream, state and θ, so the
+    same steps, bit for bit) with the guard at every step, which names the step and the last good θ.
+    """
+    if type(stepper.optimizer) is not FastAdam:
+        return train_epoch(objective, params, x, stepper, rng, batch_size, progress=progress)
+    start = (rng.bit_generator.state, stepper.optimizer.state(), stepper.before, stepper.after)
+    try:
+        new, loss = train_epoch(objective, params, x, stepper, rng, batch_size, progress=progress,
+                                guard_every_step=False)
+        if all_finite(new):
+            return new, loss
+    except NonFiniteLossError:
+        # a non-finite loss at a finite θ: the steps before it were all good, so the error is exact as it stands
+        if all_finite(params if stepper.after is start[3] else stepper.after):
+            raise
+    rng.bit_generator.state, stepper.before, stepper.after = start[0], start[2], start[3]
+    stepper.optimizer.load_state(start[1])
+    return train_epoch(objective, params, x, stepper, rng, batch_size, progress=progress)
 
 
 def _faster(optimizer: Any) -> Any:

@@ -117,6 +117,58 @@ def test_nan_guard_catches_a_non_finite_gradient_under_a_finite_loss():
     numpy.testing.assert_array_equal(err.value.params["w"], w)
 
 
+def marked_row_objective(poisoned: str) -> Objective:
+    """A linear least-squares loss in w whose gradient is NaN (under a finite loss) in every entry of
+    ``p[poisoned]`` for a batch holding the marked row; ``p["u"]`` plays no other part in the loss."""
+
+    def loss(p, x, eps):
+        # sqrt(a·0 + 0) adds 0 to the loss, but its gradient ∞ · 0 is NaN
+        flag = float(numpy.max(x[:, 0]) < 4.0)
+        return anp.mean((x @ p["w"]) ** 2) + anp.sum(anp.sqrt(p[poisoned] * 0.0 + flag))
+
+    return Objective(loss, None, "neg_loss")
+
+
+@pytest.mark.parametrize("poisoned", ["w", "u"])
+def test_the_guard_checked_once_per_epoch_stops_where_the_guard_at_every_step_stops(monkeypatch, poisoned):
+    # fit checks the fast Adam's θ once per epoch and, when that finds a NaN, runs the epoch again with the guard
+    # at every step: the error must be the one the guard at every step gives (epoch, step, last good θ, state).
+    # Epoch 1 is clean; from epoch 2 on the batch holding row 37 (marked by x = 5) has a NaN gradient. A NaN in
+    # w makes the next loss NaN (found at that step); a NaN in u never reaches the loss (found at the epoch's end).
+    rng = numpy.random.default_rng(0)
+    x, w = rng.random((100, 3)).astype(numpy.float32), rng.standard_normal((3, 2)).astype(numpy.float32)
+    x[37, 0] = 5.0
+    start = {"w": w, "u": numpy.zeros(2, numpy.float32)}
+    clean, marked = Objective(lambda p, x, eps: anp.mean((x @ p["w"]) ** 2) + 0.0 * anp.sum(p["u"]), None,
+                              "neg_loss"), marked_row_objective(poisoned)
+    schedule = lambda epoch: clean if epoch == 1 else marked  # noqa: E731
+    optimizer, guards = Adam(1e-2), []
+
+    def spy(*args, guard_every_step=True, **kwargs):
+        guards.append(guard_every_step)
+        return train_epoch(*args, guard_every_step=guard_every_step, **kwargs)
+
+    monkeypatch.setattr("minivae.train.train_epoch", spy)
+    with pytest.raises(NonFiniteLossError) as err, numpy.errstate(divide="ignore", invalid="ignore"):
+        fit(schedule, start, x, optimizer=optimizer,
+            settings=TrainSettings(epochs=3, batch_size=10, seed=4, progress=False))
+    # the reference: train_epoch with its guard at every step, the fast Adam, fit's stream
+    stream, reference, params = numpy.random.default_rng(4), FastAdam(1e-2), start
+    params, _ = train_epoch(clean, params, x, reference, stream, 10)
+    with pytest.raises(NonFiniteLossError) as expected, numpy.errstate(divide="ignore", invalid="ignore"):
+        train_epoch(marked, params, x, reference, stream, 10)
+    # not vacuous: the failure is in the middle of epoch 2, after good steps of that epoch
+    assert err.value.what == "gradient" and (err.value.epoch, err.value.step) == (2, expected.value.step)
+    assert 1 < err.value.step < 10
+    # epoch 1 checked once; epoch 2 checked once, then run again with the guard at every step
+    assert guards == [False, False, True]
+    assert_same_tree(err.value.params, expected.value.params)
+    # the optimizer handed back holds the state of the last good step, not that of the NaN step
+    state, want = optimizer.state(), reference.state()
+    assert state["t"] == want["t"] == 10 + err.value.step - 1
+    assert_same_tree((state["m"], state["v"]), (want["m"], want["v"]))
+
+
 @pytest.mark.parametrize("bad, words", [(numpy.nan, "NaN or infinite"), (1.5, "Bernoulli")])
 def test_bad_data_is_refused_before_any_step(bad, words):
     vae, params, x, _ = tiny_bernoulli()
