@@ -264,18 +264,20 @@ def _guarded_epoch(objective: Objective, params: Any, x: Any, stepper: _Remember
     """
     if type(stepper.optimizer) is not FastAdam:
         return train_epoch(objective, params, x, stepper, rng, batch_size, progress=progress)
-    start = (rng.bit_generator.state, stepper.optimizer.state(), stepper.before, stepper.after)
+    # where the epoch starts: the training stream, the optimizer's state, the θ before and after its last step
+    stream, state, before, after = rng.bit_generator.state, stepper.optimizer.state(), stepper.before, stepper.after
     try:
         new, loss = train_epoch(objective, params, x, stepper, rng, batch_size, progress=progress,
                                 guard_every_step=False)
         if all_finite(new):
             return new, loss
     except NonFiniteLossError:
-        # a non-finite loss at a finite θ: the steps before it were all good, so the error is exact as it stands
-        if all_finite(params if stepper.after is start[3] else stepper.after):
+        # a non-finite loss at a finite θ: every step before it was good, so the error stands as it is
+        if all_finite(params if stepper.after is after else stepper.after):
             raise
-    rng.bit_generator.state, stepper.before, stepper.after = start[0], start[2], start[3]
-    stepper.optimizer.load_state(start[1])
+    # the same epoch again from its start, with the guard at every step
+    rng.bit_generator.state, stepper.before, stepper.after = stream, before, after
+    stepper.optimizer.load_state(state)
     return train_epoch(objective, params, x, stepper, rng, batch_size, progress=progress)
 
 
