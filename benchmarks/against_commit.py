@@ -7,7 +7,11 @@ of ``engines.py``, on one pinned CPU with one BLAS thread. On a shared machine o
 anything: the headline is the median over rounds of each paired ratio. Like every benchmark here it unsets
 ``OPENBLAS_CORETYPE`` / ``OPENBLAS_L2_SIZE`` for its own process and says so.
 
-Run from the repository root: ``python benchmarks/against_commit.py --commit e703dfb [--n 2000 --rounds 15]``.
+With ``--fit`` it times whole epochs of each package's ``fit`` instead (one ``fit`` call of one epoch per round,
+the epoch's own ``seconds`` record: shuffling, noise, the guard and the steps), now against ``--commit`` only.
+
+Run from the repository root: ``python benchmarks/against_commit.py --commit e703dfb [--n 2000 --rounds 15]
+[--fit]``.
 """
 
 from __future__ import annotations
@@ -77,12 +81,53 @@ def fit_step_epoch(package: str, x: numpy.ndarray, eps: numpy.ndarray) -> callab
     return epoch
 
 
+def fit_epoch(package: str, x: numpy.ndarray) -> callable:
+    """One epoch of ``package``'s own ``fit`` (batch 100, seed 0), each round going on from the last one's params;
+    returns the epoch's ``seconds`` record."""
+    train = importlib.import_module(f"{package}.train")
+    vae = importlib.import_module(f"{package}.models").VAE(784, [400], 20)
+    objective = importlib.import_module(f"{package}.objectives").vae_objective(vae)
+    state = {"params": vae.init(numpy.random.default_rng(1))}
+    how = {"epochs": 1, "batch_size": 100, "seed": 0, "progress": False}
+    # fit's settings as one value where the package has TrainSettings (issue 20), else as keywords
+    how = {"settings": train.TrainSettings(**how)} if hasattr(train, "TrainSettings") else how
+
+    def epoch() -> float:
+        result = train.fit(objective, state["params"], x, **how)
+        state["params"] = result.params
+        return result.history[0]["seconds"]
+
+    return epoch
+
+
+def fit_epochs(commit: str, n: int, rounds: int) -> None:
+    """``--fit``: whole epochs of fit, now against ``commit``, interleaved round by round."""
+    x = engines.load_x(n)
+    with tempfile.TemporaryDirectory() as folder, threadpool_limits(1, user_api="blas"):
+        contenders = {"now": fit_epoch("minivae", x), commit: fit_epoch(package_of(commit, Path(folder)), x)}
+        times: dict = {name: [] for name in contenders}
+        for r in range(rounds + 1):
+            for name in (list(contenders) if r % 2 else list(reversed(contenders))):
+                seconds = contenders[name]()
+                if r:  # round 0 warms up
+                    times[name].append(seconds)
+    print(f"CPU: {cpu_model()}; one pinned CPU, one BLAS thread; load {os.getloadavg()[0]:.1f}; "
+          f"unset for this process: {', '.join(removed) or 'nothing'}")
+    for name, seconds in times.items():
+        print(f"{name:>14}: {1000 * statistics.median(seconds):.1f} ms per fit epoch of {n} (median of {rounds})")
+    ratio = statistics.median(p / q for p, q in zip(times["now"], times[commit]))
+    print(f"fit epoch, now / {commit}: {ratio:.3f} (median paired ratio)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--commit", required=True, help="the commit to compare with, e.g. e703dfb")
     parser.add_argument("--n", type=int, default=2000, help="examples per epoch (default 2,000: 20 steps)")
     parser.add_argument("--rounds", type=int, default=15, help="timed rounds after a warm-up (default 15)")
+    parser.add_argument("--fit", action="store_true", help="time whole epochs of each package's fit instead")
     args = parser.parse_args()
+    if args.fit:
+        return fit_epochs(args.commit, args.n, args.rounds)
     import torch
 
     torch.set_num_threads(1)
