@@ -169,6 +169,25 @@ def test_the_guard_checked_once_per_epoch_stops_where_the_guard_at_every_step_st
     assert_same_tree((state["m"], state["v"]), (want["m"], want["v"]))
 
 
+def test_an_epoch_run_again_that_fails_at_its_first_step_hands_back_the_params_before_the_last_good_step():
+    # one step per epoch: epochs 1 and 2 are clean, epoch 3's only batch has a NaN gradient, so the last params
+    # whose gradient was finite are those after epoch 1 (epoch 2's step was taken from them). The run again must
+    # start from epoch 3's start, including which θ came before the last step.
+    rng = numpy.random.default_rng(0)
+    x, w = rng.random((100, 3)).astype(numpy.float32), rng.standard_normal((3, 2)).astype(numpy.float32)
+    x[37, 0] = 5.0
+    start = {"w": w, "u": numpy.zeros(2, numpy.float32)}
+    clean = Objective(lambda p, x, eps: anp.mean((x @ p["w"]) ** 2) + 0.0 * anp.sum(p["u"]), None, "neg_loss")
+    marked = marked_row_objective("w")
+    with pytest.raises(NonFiniteLossError, match="gradient.*epoch 3, step 1") as err, \
+            numpy.errstate(divide="ignore", invalid="ignore"):
+        fit(lambda epoch: clean if epoch <= 2 else marked, start, x, optimizer=Adam(1e-2),
+            settings=TrainSettings(epochs=3, batch_size=100, seed=4, progress=False))
+    after_epoch_1 = fit(clean, start, x, optimizer=Adam(1e-2),
+                        settings=TrainSettings(epochs=1, batch_size=100, seed=4, progress=False))
+    assert_same_tree(err.value.params, after_epoch_1.params)
+
+
 @pytest.mark.parametrize("bad, words", [(numpy.nan, "NaN or infinite"), (1.5, "Bernoulli")])
 def test_bad_data_is_refused_before_any_step(bad, words):
     vae, params, x, _ = tiny_bernoulli()
