@@ -257,10 +257,11 @@ def _guarded_epoch(objective: Objective, params: Any, x: Any, stepper: _Remember
                    batch_size: int, progress: str | None) -> tuple[Any, float]:
     r""":func:`train_epoch` with the fast Adam's guard checked once, at the epoch's end, instead of twice per step.
 
-    Under Adam a NaN or ±inf in a gradient makes that entry of θ NaN (m/√v is NaN/NaN or ∞/∞), and θ − a
-    finite step keeps a NaN or ±inf, so a θ that is finite at the end proves every gradient and every update of
-    the epoch finite. When it is not, the epoch runs again from its start (the same stream, state and θ, so the
-    same steps, bit for bit) with the guard at every step, which names the step and the last good θ.
+    Under Adam a NaN or ±inf in a gradient makes that entry of θ NaN (m/√v is NaN/NaN or ∞/∞), and an entry of
+    θ that is NaN or ±inf stays so whatever later steps subtract (∞ − ∞ is NaN), so a θ that is finite at the end
+    proves every gradient and every update of the epoch finite. When it is not, the epoch runs again from its
+    start (the same stream, state and θ, so the same steps, bit for bit) with the guard at every step, which
+    names the step and the last good θ.
     """
     if type(stepper.optimizer) is not FastAdam:
         return train_epoch(objective, params, x, stepper, rng, batch_size, progress=progress)
