@@ -100,23 +100,47 @@ def fit_epoch(package: str, x: numpy.ndarray) -> callable:
     return epoch
 
 
+def interleaved(contenders: dict, rounds: int) -> dict:
+    """Each contender (a function returning its seconds) once per round, the order reversed every other round;
+    round 0 warms up. Returns the seconds of each, round by round."""
+    times: dict = {name: [] for name in contenders}
+    for r in range(rounds + 1):
+        for name in (list(contenders) if r % 2 else list(reversed(contenders))):
+            seconds = contenders[name]()
+            if r:
+                times[name].append(seconds)
+    return times
+
+
+def timed(run: callable, steps: int) -> callable:
+    """``run`` as a function returning its seconds per step."""
+    def seconds() -> float:
+        start = time.perf_counter()
+        run()
+        return (time.perf_counter() - start) / steps
+
+    return seconds
+
+
+def ratio(times: dict, a: str, b: str) -> float:
+    return statistics.median(p / q for p, q in zip(times[a], times[b]))
+
+
+def machine() -> str:
+    return (f"CPU: {cpu_model()}; one pinned CPU, one BLAS thread; load {os.getloadavg()[0]:.1f}; "
+            f"unset for this process: {', '.join(removed) or 'nothing'}")
+
+
 def fit_epochs(commit: str, n: int, rounds: int) -> None:
     """``--fit``: whole epochs of fit, now against ``commit``, interleaved round by round."""
     x = engines.load_x(n)
     with tempfile.TemporaryDirectory() as folder, threadpool_limits(1, user_api="blas"):
         contenders = {"now": fit_epoch("minivae", x), commit: fit_epoch(package_of(commit, Path(folder)), x)}
-        times: dict = {name: [] for name in contenders}
-        for r in range(rounds + 1):
-            for name in (list(contenders) if r % 2 else list(reversed(contenders))):
-                seconds = contenders[name]()
-                if r:  # round 0 warms up
-                    times[name].append(seconds)
-    print(f"CPU: {cpu_model()}; one pinned CPU, one BLAS thread; load {os.getloadavg()[0]:.1f}; "
-          f"unset for this process: {', '.join(removed) or 'nothing'}")
+        times = interleaved(contenders, rounds)
+    print(machine())
     for name, seconds in times.items():
         print(f"{name:>14}: {1000 * statistics.median(seconds):.1f} ms per fit epoch of {n} (median of {rounds})")
-    ratio = statistics.median(p / q for p, q in zip(times["now"], times[commit]))
-    print(f"fit epoch, now / {commit}: {ratio:.3f} (median paired ratio)")
+    print(f"fit epoch, now / {commit}: {ratio(times, 'now', commit):.3f} (median paired ratio)")
 
 
 def main() -> None:
@@ -138,26 +162,16 @@ def main() -> None:
         vae = importlib.import_module("minivae.models").VAE(784, [400], 20)
         torch_epoch = engines.torch_engine(vae.init(numpy.random.default_rng(1)), None)
         by_hand = engines.numpy_by_hand(vae, vae.init(numpy.random.default_rng(1)), None)
-        contenders = {"now": fit_step_epoch("minivae", x, eps), args.commit: fit_step_epoch(then, x, eps),
-                      "PyTorch": lambda: torch_epoch(x, eps), "NumPy by hand": lambda: by_hand(x, eps)}
-        times: dict = {name: [] for name in contenders}
-        for r in range(args.rounds + 1):
-            for name in (list(contenders) if r % 2 else list(reversed(contenders))):
-                start = time.perf_counter()
-                contenders[name]()
-                if r:  # round 0 warms up
-                    times[name].append((time.perf_counter() - start) / len(eps))
-    print(f"CPU: {cpu_model()}; one pinned CPU, one BLAS thread; load {os.getloadavg()[0]:.1f}; "
-          f"unset for this process: {', '.join(removed) or 'nothing'}")
+        epochs = {"now": fit_step_epoch("minivae", x, eps), args.commit: fit_step_epoch(then, x, eps),
+                  "PyTorch": lambda: torch_epoch(x, eps), "NumPy by hand": lambda: by_hand(x, eps)}
+        times = interleaved({name: timed(run, len(eps)) for name, run in epochs.items()}, args.rounds)
+    print(machine())
     for name, seconds in times.items():
         print(f"{name:>14}: {1000 * statistics.median(seconds):.2f} ms per step (median of {args.rounds})")
-
-    def ratio(a: str, b: str) -> float:
-        return statistics.median(p / q for p, q in zip(times[a], times[b]))
-
     for other in ("PyTorch", "NumPy by hand"):
-        print(f"minivae / {other}: now {ratio('now', other):.3f}, {args.commit} {ratio(args.commit, other):.3f}")
-    print(f"now / {args.commit}: {ratio('now', args.commit):.3f} (median paired ratio)")
+        print(f"minivae / {other}: now {ratio(times, 'now', other):.3f}, "
+              f"{args.commit} {ratio(times, args.commit, other):.3f}")
+    print(f"now / {args.commit}: {ratio(times, 'now', args.commit):.3f} (median paired ratio)")
 
 
 if __name__ == "__main__":
