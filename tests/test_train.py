@@ -117,16 +117,24 @@ def test_nan_guard_catches_a_non_finite_gradient_under_a_finite_loss():
     numpy.testing.assert_array_equal(err.value.params["w"], w)
 
 
-def marked_row_objective(poisoned: str) -> Objective:
-    """A linear least-squares loss in w whose gradient is NaN (under a finite loss) in every entry of
-    ``p[poisoned]`` for a batch holding the marked row; ``p["u"]`` plays no other part in the loss."""
+def marked_row_problem(poisoned: str) -> tuple:
+    """``(x, params, clean, marked)``: 100 rows of which row 37 is marked (x = 5), params ``{"w", "u"}``, a linear
+    least-squares loss in w, and the same loss whose gradient is NaN (under a finite loss) in every entry of
+    ``p[poisoned]`` for a batch holding the marked row; u plays no other part in either loss."""
+    rng = numpy.random.default_rng(0)
+    x, w = rng.random((100, 3)).astype(numpy.float32), rng.standard_normal((3, 2)).astype(numpy.float32)
+    x[37, 0] = 5.0
 
-    def loss(p, x, eps):
+    def clean(p, x, eps):
+        return anp.mean((x @ p["w"]) ** 2) + 0.0 * anp.sum(p["u"])
+
+    def marked(p, x, eps):
         # sqrt(a·0 + 0) adds 0 to the loss, but its gradient ∞ · 0 is NaN
         flag = float(numpy.max(x[:, 0]) < 4.0)
         return anp.mean((x @ p["w"]) ** 2) + anp.sum(anp.sqrt(p[poisoned] * 0.0 + flag))
 
-    return Objective(loss, None, "neg_loss")
+    params = {"w": w, "u": numpy.zeros(2, numpy.float32)}
+    return x, params, Objective(clean, None, "neg_loss"), Objective(marked, None, "neg_loss")
 
 
 @pytest.mark.parametrize("poisoned", ["w", "u"])
@@ -135,12 +143,7 @@ def test_the_guard_checked_once_per_epoch_stops_where_the_guard_at_every_step_st
     # at every step: the error must be the one the guard at every step gives (epoch, step, last good θ, state).
     # Epoch 1 is clean; from epoch 2 on the batch holding row 37 (marked by x = 5) has a NaN gradient. A NaN in
     # w makes the next loss NaN (found at that step); a NaN in u never reaches the loss (found at the epoch's end).
-    rng = numpy.random.default_rng(0)
-    x, w = rng.random((100, 3)).astype(numpy.float32), rng.standard_normal((3, 2)).astype(numpy.float32)
-    x[37, 0] = 5.0
-    start = {"w": w, "u": numpy.zeros(2, numpy.float32)}
-    clean, marked = Objective(lambda p, x, eps: anp.mean((x @ p["w"]) ** 2) + 0.0 * anp.sum(p["u"]), None,
-                              "neg_loss"), marked_row_objective(poisoned)
+    x, start, clean, marked = marked_row_problem(poisoned)
     schedule = lambda epoch: clean if epoch == 1 else marked  # noqa: E731
     optimizer, guards = Adam(1e-2), []
 
@@ -173,12 +176,7 @@ def test_an_epoch_run_again_that_fails_at_its_first_step_hands_back_the_params_b
     # one step per epoch: epochs 1 and 2 are clean, epoch 3's only batch has a NaN gradient, so the last params
     # whose gradient was finite are those after epoch 1 (epoch 2's step was taken from them). The run again must
     # start from epoch 3's start, including which θ came before the last step.
-    rng = numpy.random.default_rng(0)
-    x, w = rng.random((100, 3)).astype(numpy.float32), rng.standard_normal((3, 2)).astype(numpy.float32)
-    x[37, 0] = 5.0
-    start = {"w": w, "u": numpy.zeros(2, numpy.float32)}
-    clean = Objective(lambda p, x, eps: anp.mean((x @ p["w"]) ** 2) + 0.0 * anp.sum(p["u"]), None, "neg_loss")
-    marked = marked_row_objective("w")
+    x, start, clean, marked = marked_row_problem("w")
     with pytest.raises(NonFiniteLossError, match="gradient.*epoch 3, step 1") as err, \
             numpy.errstate(divide="ignore", invalid="ignore"):
         fit(lambda epoch: clean if epoch <= 2 else marked, start, x, optimizer=Adam(1e-2),
