@@ -116,6 +116,16 @@ def test_the_reading_order_names_every_walkthrough() -> None:
         assert script.name in start, f"the README's Start here does not name {script.name}"
 
 
+def test_the_engine_layout_draws_every_module_and_package() -> None:
+    # docs/engine.md's layout is "a line per file": a module or package missing from it is a stale drawing
+    text = (ROOT / "docs" / "engine.md").read_text(encoding="utf-8")
+    layout = text.split("## The layout, a line per file", 1)[1].split("```text", 1)[1].split("```", 1)[0]
+    drawn = set(re.findall(r"^ +(\w+)(?:\.py\b|/)", layout, re.M))
+    assert drawn, "no file lines found in the layout block of docs/engine.md"
+    assert MODULES - drawn == set(), f"docs/engine.md's layout does not draw {sorted(MODULES - drawn)}"
+    assert drawn - MODULES == set(), f"docs/engine.md's layout draws files that do not exist: {sorted(drawn - MODULES)}"
+
+
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.relative_to(ROOT).as_posix())
 def test_no_page_names_the_projects_own_shared_folder(page: Path) -> None:
     text = page.read_text(encoding="utf-8")
