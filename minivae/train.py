@@ -186,7 +186,7 @@ def fit(objective: Objective | Callable[[int], Objective], params: Any, x_train:
     - The guard: a non-finite loss, gradient, updated parameter or test bound raises
       :class:`NonFiniteLossError` naming the epoch and step, before anything of that epoch is written. Under
       Adam, θ is checked once per epoch and a failing epoch runs again with the check at every step (the same
-      error, one pass fewer over the gradients and θ per step: :func:`_guarded_epoch`).
+      error, two passes fewer per step, one over the gradients and one over θ: :func:`_guarded_epoch`).
     - ``files.checkpoint``: params, optimizer state, epoch, seed and RNG state after every epoch (atomically);
       ``files.resume`` continues from one bit for bit (same model, dtype, optimizer and seed; ``epochs`` must
       reach its epoch). ``files.metrics``: ``metrics.json`` (strict JSON): bounds, seconds, examples/s.

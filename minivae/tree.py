@@ -94,15 +94,15 @@ def tree_items(tree: Any, path: str = "") -> Iterator[tuple[str, Any]]:
 
 def tree_unflatten(template: Any, leaves: list[Any]) -> Any:
     r"""The nest shaped like ``template`` holding ``leaves`` in :func:`tree_leaves` order."""
-    remaining, short = iter(leaves), False
+    remaining = iter(leaves)
     try:
         built = _rebuild(template, remaining)
+        if next(remaining, _END) is _END:
+            return built
     except StopIteration:
-        short = True
-    if short or next(remaining, _END) is not _END:
-        raise ValueError(f"leaves has {len(leaves)} arrays but template holds {len(tree_leaves(template))}; pass "
-                         "one leaf per array of template, in tree_leaves order.")
-    return built
+        pass
+    raise ValueError(f"leaves has {len(leaves)} arrays but template holds {len(tree_leaves(template))}; pass "
+                     "one leaf per array of template, in tree_leaves order.")
 
 
 _END = object()  # the end of the leaves, for tree_unflatten
